@@ -1,0 +1,1 @@
+//! shardcast engine (placeholder while the first modules land).
