@@ -1,1 +1,42 @@
-//! shardcast engine (placeholder while the first modules land).
+//! # shardcast-engine
+//!
+//! A thread-per-core broadcast engine for live tracking. One glommio executor per core
+//! ([`Engine`]), each owning a [`Shard`]. Rooms are sharded by hash ([`owner_of`]): the
+//! owner sequences a room's messages, keeps its history and snapshot ([`room::Room`]),
+//! and knows which shards have subscribers. A message is encoded **once** into a complete
+//! WebSocket frame ([`Message`], [`frame`], [`envelope`]) and that same buffer reaches every
+//! subscriber on every shard by reference count, queued in each subscriber's bounded
+//! [`Outbox`](outbox::Outbox) under its namespace's slow-consumer [`Policy`].
+//!
+//! Layout:
+//! - [`frame`], [`envelope`]: bytes on the wire (no I/O).
+//! - [`message`], [`room`], [`outbox`]: pure state machines, unit-tested with byte literals.
+//! - [`subscriber`], [`shard`]: per-core state, `Rc`/`RefCell`, no locks.
+//! - [`mesh`] + `outq`: typed, bounded cross-core messages; `runtime`: executors.
+//! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal.
+
+pub mod affinity;
+pub mod config;
+pub mod envelope;
+pub mod error;
+pub mod frame;
+pub mod mesh;
+pub mod message;
+pub mod outbox;
+mod outq;
+pub mod room;
+mod runtime;
+pub mod shard;
+pub mod stats;
+pub mod stop;
+pub mod subscriber;
+
+pub use config::{namespace, EngineConfig, Namespaces, Policy, RoomSettings};
+pub use error::EngineError;
+pub use mesh::{Reply, RoomInfo};
+pub use message::{DeliveryMode, Message};
+pub use runtime::Engine;
+pub use shard::{owner_of, Ack, Shard};
+pub use stats::Stats;
+pub use stop::StopFlag;
+pub use subscriber::Subscriber;

@@ -1,1 +1,34 @@
-//! placeholder
+//! # shardcast-server
+//!
+//! The `shardcast` binary's library: everything between the socket and the engine. The wire
+//! contract lives in DESIGN.md §3; this crate turns bytes from clients into typed requests and
+//! typed results back into bytes, and leaves rooms, sequencing and fan-out to `shardcast-engine`.
+//!
+//! ## Layout
+//!
+//! Pure modules — no sockets, no executor, so they are unit-tested with byte literals and can
+//! be fuzzed directly:
+//!
+//! * [`config`] — [`config::Config`], merged from flags, `SHARDCAST_*` env and a TOML file, and
+//!   validated once at start-up; per-namespace [`config::NamespaceSettings`].
+//! * [`http`] — HTTP/1.1 request heads ([`http::parse_request`]), the WebSocket upgrade check
+//!   ([`http::websocket_upgrade`]) and response builders.
+//! * [`protocol`] — client ops of the multiplexed `/ws` endpoint ([`protocol::ClientOp`]), room
+//!   name rules, and the raw-span scanner that keeps published data byte-exact.
+//! * [`auth`] — HS256 JWT [`auth::Verifier`], room-glob [`auth::Rights`], the HTTP [`auth::ApiKey`].
+//! * [`ratelimit`] — the per-connection publish [`ratelimit::TokenBucket`].
+//! * [`metrics`] — per-shard [`metrics::Counters`] and the Prometheus text [`metrics::render`].
+//! * [`demo`] — the simulated [`demo::DemoFleet`] that feeds `fleet:demo` out of the box.
+//! * [`page`] — the self-contained live map served at `GET /`.
+//!
+//! The I/O layer (connections, WebSocket framing, listeners, shutdown, the HTTP API) wires these
+//! into one glommio executor per shard.
+
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod metrics;
+pub mod page;
+pub mod protocol;
+pub mod ratelimit;

@@ -1,0 +1,181 @@
+//! Engine configuration: shard count, queue sizes, and per-namespace room settings.
+//!
+//! Validated once by [`EngineConfig::validate`] at start-up, like tungstenite's
+//! `WebSocketConfig`; nothing on the hot path re-checks it.
+
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::EngineError;
+
+/// What happens when a subscriber's outbox exceeds its byte budget.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Policy {
+    /// Close the connection with 1008 "slow consumer". Right when a client must see every
+    /// message or none.
+    Disconnect,
+    /// Skip messages that do not fit, then tell the client with a `gap` notice so it can
+    /// recover from history. Never silent.
+    Drop,
+    /// Keep only the newest queued message per room and key (GPS positions, sensor
+    /// readings: an old position is worthless once a newer one is queued). Messages without
+    /// a key fall back to `Drop`.
+    Conflate,
+}
+
+impl Policy {
+    /// Stable lower-case name used in config files and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Disconnect => "disconnect",
+            Policy::Drop => "drop",
+            Policy::Conflate => "conflate",
+        }
+    }
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "disconnect" => Ok(Policy::Disconnect),
+            "drop" => Ok(Policy::Drop),
+            "conflate" => Ok(Policy::Conflate),
+            other => Err(format!("unknown policy {other:?} (expected disconnect, drop or conflate)")),
+        }
+    }
+}
+
+/// Settings shared by every room of one namespace (the part of the room name before `:`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoomSettings {
+    /// Frames kept per room for `since` recovery. Default 100; 0 disables history.
+    pub history_size: usize,
+    /// Frames older than this are dropped from history and snapshot. Default: none.
+    pub history_ttl: Option<Duration>,
+    /// Top-level JSON field naming the entity (e.g. `"id"`): enables snapshots and
+    /// conflation. Default: none.
+    pub key: Option<String>,
+    /// Slow-consumer policy. Default [`Policy::Drop`].
+    pub policy: Policy,
+    /// Most keys a room's snapshot holds; the oldest entry is evicted past it. Default 100k,
+    /// which bounds a snapshot's memory even if publishers invent keys without end.
+    pub max_snapshot_keys: usize,
+}
+
+impl Default for RoomSettings {
+    fn default() -> Self {
+        RoomSettings {
+            history_size: 100,
+            history_ttl: None,
+            key: None,
+            policy: Policy::Drop,
+            max_snapshot_keys: 100_000,
+        }
+    }
+}
+
+/// Namespace name → settings, with a default for namespaces not listed.
+#[derive(Clone, Debug, Default)]
+pub struct Namespaces {
+    default: Arc<RoomSettings>,
+    by_name: FxHashMap<String, Arc<RoomSettings>>,
+}
+
+impl Namespaces {
+    /// A table where every namespace uses `default`.
+    pub fn new(default: RoomSettings) -> Self {
+        Namespaces { default: Arc::new(default), by_name: FxHashMap::default() }
+    }
+
+    /// Adds or replaces one namespace's settings.
+    pub fn insert(&mut self, namespace: impl Into<String>, settings: RoomSettings) {
+        self.by_name.insert(namespace.into(), Arc::new(settings));
+    }
+
+    /// Settings of the namespace `room` belongs to.
+    pub fn for_room(&self, room: &str) -> &Arc<RoomSettings> {
+        self.by_name.get(namespace(room)).unwrap_or(&self.default)
+    }
+}
+
+/// The namespace of a room: the part before the first `:`, or the whole name.
+pub fn namespace(room: &str) -> &str {
+    room.split_once(':').map_or(room, |(ns, _)| ns)
+}
+
+/// Configuration of an [`Engine`](crate::Engine).
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Number of shards (executors). Default: the CPUs this process may run on.
+    pub shards: usize,
+    /// Pin shard `i` to the `i`-th CPU of the process's affinity mask (so `taskset` is
+    /// honoured). Default true; tests turn it off to share cores.
+    pub pin: bool,
+    /// Capacity of each cross-shard queue, in messages. A full queue makes the sender wait:
+    /// that is the backpressure that reaches a fast publisher. Default 4096.
+    pub channel_capacity: usize,
+    /// Per-subscriber outbox budget in bytes. Default 1 MiB.
+    pub outbox_bytes: usize,
+    /// io_uring buffer memory per executor. Small by default (256 KiB) because the locked
+    /// memory limit on many machines is 8 MiB for the whole process.
+    pub io_memory: usize,
+    /// How long an idle executor spins before sleeping; spinning trades CPU for wake-up
+    /// latency of cross-shard messages. Default 0 (sleep at once).
+    pub spin_before_park: Option<Duration>,
+    /// Per-namespace room settings.
+    pub namespaces: Namespaces,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            shards: crate::affinity::allowed_cpus().len().max(1),
+            pin: true,
+            channel_capacity: 4096,
+            outbox_bytes: 1 << 20,
+            io_memory: 256 << 10,
+            spin_before_park: None,
+            namespaces: Namespaces::default(),
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the values once, at start-up.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        if self.shards == 0 || self.shards > 256 {
+            return Err(EngineError::Config(format!("shards must be 1..=256, got {}", self.shards)));
+        }
+        if self.channel_capacity < 2 {
+            return Err(EngineError::Config("channel_capacity must be at least 2".into()));
+        }
+        if self.outbox_bytes < 1024 {
+            return Err(EngineError::Config("outbox_bytes must be at least 1024".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_is_prefix_before_colon() {
+        assert_eq!(namespace("fleet:berlin"), "fleet");
+        assert_eq!(namespace("fleet:a:b"), "fleet");
+        assert_eq!(namespace("tracker/42"), "tracker/42");
+    }
+
+    #[test]
+    fn lookup_falls_back_to_default() {
+        let mut ns = Namespaces::new(RoomSettings::default());
+        ns.insert("fleet", RoomSettings { key: Some("id".into()), ..Default::default() });
+        assert_eq!(ns.for_room("fleet:x").key.as_deref(), Some("id"));
+        assert_eq!(ns.for_room("other:x").key, None);
+        assert_eq!("conflate".parse::<Policy>(), Ok(Policy::Conflate));
+        assert!("lossy".parse::<Policy>().is_err());
+    }
+}

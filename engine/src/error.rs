@@ -1,0 +1,19 @@
+//! Engine errors. Expected hot-path outcomes (a full outbox, a stopped peer) are cheap
+//! variants; nothing here allocates on the fast path.
+
+/// Errors the engine reports to its caller.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// A configuration value is out of range.
+    #[error("invalid engine configuration: {0}")]
+    Config(String),
+    /// An executor could not be started (io_uring unavailable, memlock too low, ...).
+    #[error("cannot start shard {shard}: {reason}")]
+    Start { shard: usize, reason: String },
+    /// The shard that owns the room has stopped; happens only during shutdown.
+    #[error("shard {0} has stopped")]
+    ShardStopped(usize),
+    /// A shard thread panicked.
+    #[error("shard {0} panicked")]
+    Panicked(usize),
+}

@@ -1,0 +1,80 @@
+//! The typed messages shards exchange, and the channel matrix that carries them.
+//!
+//! Two independent meshes: **requests** (to a room's owner: publish, subscribe, ...) and
+//! **events** (from an owner: deliveries, replies). Handling an event never waits on
+//! anything, so the event mesh always drains; handling a request may wait for event-queue
+//! space. With one mesh for both, two owners fanning out to each other could each wait on
+//! the other's full queue forever.
+
+use bytes::Bytes;
+use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
+use std::sync::Arc;
+
+use crate::message::Message;
+use crate::room::Replay;
+
+/// Who gets told the `seq` a publish was given.
+#[derive(Debug)]
+pub enum Reply {
+    /// Nobody (room-per-URL publishers get no acknowledgement).
+    None,
+    /// A connection on the publishing shard: it gets an `ok` frame with this `id`.
+    Conn { conn: u64, id: Option<Box<str>> },
+    /// A task awaiting the seq (HTTP publish).
+    Waiter(u64),
+}
+
+/// Public facts about a room, for `GET /api/rooms/<room>`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RoomInfo {
+    /// Last sequence number (0 if none).
+    pub seq: u64,
+    /// Subscribers on all shards.
+    pub subscribers: u64,
+    /// Messages held in history.
+    pub history_len: usize,
+}
+
+/// To a room's owner.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Publish { room: Box<str>, data: Bytes, key: Option<Box<str>>, origin: usize, reply: Reply },
+    Subscribe { room: Box<str>, origin: usize, token: u64, since: Option<u64>, snapshot: bool },
+    Unsubscribe { room: Box<str>, origin: usize },
+    Info { room: Box<str>, origin: usize, token: u64 },
+    Barrier,
+}
+
+/// From a room's owner.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Deliver(Arc<Message>),
+    SubReady { token: u64, replay: Replay },
+    PubAck { reply: Reply, room: Arc<str>, seq: u64 },
+    Info { token: u64, info: RoomInfo },
+    Barrier,
+}
+
+/// One shard's ends of the matrix: `tx[j]` sends to shard `j`, `rx[j]` receives from it
+/// (`None` on the diagonal).
+pub(crate) struct Ends<T: Send> {
+    pub tx: Vec<Option<SharedSender<T>>>,
+    pub rx: Vec<Option<SharedReceiver<T>>>,
+}
+
+/// Creates `n × n` bounded single-producer channels and hands each shard its ends.
+pub(crate) fn matrix<T: Send + 'static>(n: usize, capacity: usize) -> Vec<Ends<T>> {
+    let mut ends: Vec<Ends<T>> = (0..n)
+        .map(|_| Ends { tx: (0..n).map(|_| None).collect(), rx: (0..n).map(|_| None).collect() })
+        .collect();
+    for i in 0..n {
+        for j in 0..n {
+            if i != j {
+                let (s, r) = shared_channel::new_bounded(capacity);
+                ends[i].tx[j] = Some(s);
+                ends[j].rx[i] = Some(r);
+            }
+        }
+    }
+    ends
+}

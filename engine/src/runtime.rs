@@ -1,0 +1,165 @@
+//! Starting and stopping the shards: one pinned glommio executor per shard, the channel
+//! matrix between them, and the per-shard loops that drain it.
+
+use futures_lite::future;
+use glommio::channels::shared_channel::ConnectedReceiver;
+use glommio::{LocalExecutorBuilder, Placement};
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::affinity::allowed_cpus;
+use crate::config::EngineConfig;
+use crate::error::EngineError;
+use crate::mesh::{matrix, Event, Request};
+use crate::outq::OutQueue;
+use crate::shard::Shard;
+use crate::stats::{ShardStats, Stats};
+use crate::stop::StopFlag;
+
+/// How often a shard checks the process-wide stop flag and refreshes gauges.
+const HOUSEKEEPING: Duration = Duration::from_millis(20);
+
+/// A running engine: N shards on N threads.
+pub struct Engine {
+    threads: Vec<glommio::ExecutorJoinHandle<()>>,
+    stop: StopFlag,
+    stats: Arc<[Arc<ShardStats>]>,
+}
+
+impl Engine {
+    /// Starts `config.shards` executors. On each, once the shards are connected, runs
+    /// `main(shard)`; the shard's thread ends when that future completes. `main` is where a
+    /// server binds its per-shard listener.
+    pub fn start<F, Fut>(config: EngineConfig, stop: StopFlag, main: F) -> Result<Engine, EngineError>
+    where
+        F: Fn(Rc<Shard>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        config.validate()?;
+        let n = config.shards;
+        let cpus = allowed_cpus();
+        let stats: Arc<[Arc<ShardStats>]> = (0..n).map(|_| Arc::new(ShardStats::default())).collect();
+        let main = Arc::new(main);
+        let mut threads = Vec::with_capacity(n);
+        let req_ends = matrix::<Request>(n, config.channel_capacity);
+        let ev_ends = matrix::<Event>(n, config.channel_capacity);
+        for (id, (req, ev)) in req_ends.into_iter().zip(ev_ends).enumerate() {
+            let placement =
+                if config.pin { Placement::Fixed(cpus[id % cpus.len()]) } else { Placement::Unbound };
+            let mut builder =
+                LocalExecutorBuilder::new(placement).name(&format!("shard-{id}")).io_memory(config.io_memory);
+            if let Some(spin) = config.spin_before_park {
+                builder = builder.spin_before_park(spin);
+            }
+            let (config, stats, main, stop) = (config.clone(), stats.clone(), main.clone(), stop.clone());
+            let handle = builder
+                .spawn(move || async move {
+                    // Connect every channel end concurrently: a sequential connect could wait
+                    // on a peer that is itself waiting on us.
+                    let req_tx = connect_senders(req.tx);
+                    let ev_tx = connect_senders(ev.tx);
+                    let req_rx = connect_receivers(req.rx);
+                    let ev_rx = connect_receivers(ev.rx);
+                    let (req_tx, ev_tx) = (join_all(req_tx).await, join_all(ev_tx).await);
+                    let (req_rx, ev_rx) = (join_all(req_rx).await, join_all(ev_rx).await);
+                    let limit = config.channel_capacity;
+                    let req_q = req_tx.into_iter().map(|t| t.map(|t| OutQueue::new(t, limit))).collect();
+                    let ev_q = ev_tx.into_iter().map(|t| t.map(|t| OutQueue::new(t, limit))).collect();
+                    let shard =
+                        Rc::new(Shard::new(id, config.namespaces, config.outbox_bytes, req_q, ev_q, stats));
+                    for rx in req_rx.into_iter().flatten() {
+                        glommio::spawn_local(request_loop(shard.clone(), rx)).detach();
+                    }
+                    for rx in ev_rx.into_iter().flatten() {
+                        glommio::spawn_local(event_loop(shard.clone(), rx)).detach();
+                    }
+                    glommio::spawn_local(housekeeping(shard.clone(), stop)).detach();
+                    main(shard).await;
+                })
+                .map_err(|e| EngineError::Start { shard: id, reason: e.to_string() })?;
+            threads.push(handle);
+        }
+        Ok(Engine { threads, stop, stats })
+    }
+
+    /// Counters summed over all shards (readable from any thread).
+    pub fn stats(&self) -> Stats {
+        self.stats.iter().map(|s| s.snapshot()).fold(Stats::default(), |a, b| a + b)
+    }
+
+    /// Asks every shard to stop; each shard's `main` sees [`Shard::stopping`] complete.
+    pub fn stop(&self) {
+        self.stop.stop();
+    }
+
+    /// Waits for every shard thread to finish.
+    pub fn join(self) -> Result<(), EngineError> {
+        let mut result = Ok(());
+        for (i, t) in self.threads.into_iter().enumerate() {
+            if t.join().is_err() && result.is_ok() {
+                result = Err(EngineError::Panicked(i));
+            }
+        }
+        result
+    }
+}
+
+type Task<T> = glommio::Task<T>;
+
+fn connect_senders<T: Send + 'static>(
+    ends: Vec<Option<glommio::channels::shared_channel::SharedSender<T>>>,
+) -> Vec<Option<Task<glommio::channels::shared_channel::ConnectedSender<T>>>> {
+    ends.into_iter().map(|e| e.map(|s| glommio::spawn_local(s.connect()))).collect()
+}
+
+fn connect_receivers<T: Send + 'static>(
+    ends: Vec<Option<glommio::channels::shared_channel::SharedReceiver<T>>>,
+) -> Vec<Option<Task<ConnectedReceiver<T>>>> {
+    ends.into_iter().map(|e| e.map(|r| glommio::spawn_local(r.connect()))).collect()
+}
+
+async fn join_all<T>(tasks: Vec<Option<Task<T>>>) -> Vec<Option<T>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        out.push(match t {
+            Some(t) => Some(t.await),
+            None => None,
+        });
+    }
+    out
+}
+
+/// Requests from one peer, handled one at a time so their order (and the order of the
+/// events they cause) is the order the peer sent them in.
+async fn request_loop(shard: Rc<Shard>, rx: ConnectedReceiver<Request>) {
+    while let Some(req) = rx.recv().await {
+        shard.handle_request(req).await;
+    }
+}
+
+/// Events from one peer; handling never waits, so this loop always drains.
+async fn event_loop(shard: Rc<Shard>, rx: ConnectedReceiver<Event>) {
+    while let Some(ev) = rx.recv().await {
+        shard.handle_event(ev);
+        // Drain whatever else is already there before yielding.
+        while let Some(Some(ev)) = future::poll_once(rx.recv()).await {
+            shard.handle_event(ev);
+        }
+    }
+}
+
+async fn housekeeping(shard: Rc<Shard>, stop: StopFlag) {
+    let mut ticks = 0u32;
+    loop {
+        glommio::timer::sleep(HOUSEKEEPING).await;
+        if stop.is_set() && !shard.stop.fired() {
+            shard.stop.fire();
+        }
+        ticks = ticks.wrapping_add(1);
+        if ticks % 25 == 0 {
+            shard.refresh_queued_bytes();
+        }
+    }
+}

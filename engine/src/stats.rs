@@ -1,0 +1,71 @@
+//! Per-shard counters, summed across shards on demand (the stats map-reduce).
+//!
+//! Each shard writes only its own [`ShardStats`]; fields are atomics so any thread (the
+//! metrics endpoint on another shard, a test) can read them without a message round trip.
+//! Counters are bumped once per message or per batch, never per subscriber, so the relaxed
+//! atomic adds stay off the per-delivery path.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Counters of one shard.
+        #[derive(Debug, Default)]
+        pub struct ShardStats { $($(#[$doc])* pub $name: AtomicU64,)* /// Bytes queued in outboxes now.
+            pub queued_bytes: AtomicI64 }
+
+        /// A plain copy of the counters (of one shard, or summed over all).
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct Stats { $($(#[$doc])* pub $name: u64,)* /// Bytes queued in outboxes now.
+            pub queued_bytes: u64 }
+
+        impl ShardStats {
+            /// Reads the counters.
+            pub fn snapshot(&self) -> Stats {
+                Stats { $($name: self.$name.load(Relaxed),)* queued_bytes: self.queued_bytes.load(Relaxed).max(0) as u64 }
+            }
+        }
+
+        impl std::ops::Add for Stats {
+            type Output = Stats;
+            fn add(self, o: Stats) -> Stats {
+                Stats { $($name: self.$name + o.$name,)* queued_bytes: self.queued_bytes + o.queued_bytes }
+            }
+        }
+    };
+}
+
+counters! {
+    /// Rooms owned by this shard.
+    rooms,
+    /// Subscribers (connections) registered on this shard now.
+    subscribers,
+    /// Room subscriptions of this shard's connections now.
+    subscriptions,
+    /// Messages sequenced by this shard (as room owner).
+    published,
+    /// Frames queued to subscribers on this shard.
+    delivered,
+    /// Messages skipped under the `drop` policy (each announced by a gap notice).
+    dropped,
+    /// Queued messages removed as superseded under `conflate`.
+    conflated,
+    /// Connections closed as slow consumers.
+    slow_disconnects,
+    /// Cross-shard messages sent by this shard.
+    cross_shard_sent,
+    /// Times a sender had to wait because a peer's queue was full (backpressure).
+    backpressure_waits,
+}
+
+impl ShardStats {
+    #[inline]
+    pub(crate) fn add(c: &AtomicU64, n: u64) {
+        c.fetch_add(n, Relaxed);
+    }
+
+    #[inline]
+    pub(crate) fn sub(c: &AtomicU64, n: u64) {
+        c.fetch_sub(n, Relaxed);
+    }
+}

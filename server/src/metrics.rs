@@ -1,0 +1,268 @@
+//! Prometheus text exposition of server counters.
+//!
+//! Shards count locally (plain integers, no atomics on the hot path) and the server gathers a
+//! [`Counters`] per shard on scrape — the stats map-reduce of DESIGN §6. Totals are exposed as
+//! `shardcast_<name>` and per-shard values as separate `shardcast_shard_<name>{shard="N"}`
+//! families, so `sum()` over a family never double counts.
+
+use std::fmt::Write;
+use std::ops::AddAssign;
+
+/// Why a connection, handshake or message was refused (label `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    Auth,
+    Forbidden,
+    RateLimited,
+    BadRequest,
+    TooLarge,
+    MaxConnections,
+    MaxRooms,
+    Origin,
+    HandshakeTimeout,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 9] = [
+        RejectReason::Auth,
+        RejectReason::Forbidden,
+        RejectReason::RateLimited,
+        RejectReason::BadRequest,
+        RejectReason::TooLarge,
+        RejectReason::MaxConnections,
+        RejectReason::MaxRooms,
+        RejectReason::Origin,
+        RejectReason::HandshakeTimeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::Auth => "auth",
+            RejectReason::Forbidden => "forbidden",
+            RejectReason::RateLimited => "rate_limited",
+            RejectReason::BadRequest => "bad_request",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::MaxConnections => "max_connections",
+            RejectReason::MaxRooms => "max_rooms",
+            RejectReason::Origin => "origin",
+            RejectReason::HandshakeTimeout => "handshake_timeout",
+        }
+    }
+}
+
+/// One shard's counters and gauges (or their sum).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub connections_current: u64,
+    pub connections_total: u64,
+    pub rooms: u64,
+    pub subscriptions: u64,
+    pub published_total: u64,
+    pub delivered_total: u64,
+    /// Messages skipped by the `drop` policy.
+    pub dropped_drop_total: u64,
+    /// Messages replaced by a newer one under the `conflate` policy.
+    pub dropped_conflate_total: u64,
+    pub slow_disconnects_total: u64,
+    pub queued_bytes: u64,
+    /// Indexed like [`RejectReason::ALL`].
+    pub rejected_total: [u64; RejectReason::ALL.len()],
+}
+
+impl Counters {
+    pub fn reject(&mut self, reason: RejectReason) {
+        self.rejected_total[reason as usize] += 1;
+    }
+}
+
+impl AddAssign<&Counters> for Counters {
+    fn add_assign(&mut self, o: &Counters) {
+        self.connections_current += o.connections_current;
+        self.connections_total += o.connections_total;
+        self.rooms += o.rooms;
+        self.subscriptions += o.subscriptions;
+        self.published_total += o.published_total;
+        self.delivered_total += o.delivered_total;
+        self.dropped_drop_total += o.dropped_drop_total;
+        self.dropped_conflate_total += o.dropped_conflate_total;
+        self.slow_disconnects_total += o.slow_disconnects_total;
+        self.queued_bytes += o.queued_bytes;
+        for (a, b) in self.rejected_total.iter_mut().zip(o.rejected_total) {
+            *a += b;
+        }
+    }
+}
+
+/// Everything one scrape exposes: totals plus the per-shard breakdown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsSnapshot {
+    pub total: Counters,
+    pub shards: Vec<Counters>,
+}
+
+impl MetricsSnapshot {
+    /// Sums the shards into `total`.
+    pub fn from_shards(shards: Vec<Counters>) -> Self {
+        let mut total = Counters::default();
+        shards.iter().for_each(|s| total += s);
+        MetricsSnapshot { total, shards }
+    }
+}
+
+/// (name, type, help, accessor) of every unlabelled series.
+type Series = (&'static str, &'static str, &'static str, fn(&Counters) -> u64);
+const SERIES: [Series; 8] = [
+    ("connections_current", "gauge", "Open WebSocket connections.", |c| c.connections_current),
+    ("connections_total", "counter", "WebSocket connections accepted.", |c| c.connections_total),
+    ("rooms", "gauge", "Rooms with state on this server.", |c| c.rooms),
+    ("subscriptions", "gauge", "Active room subscriptions.", |c| c.subscriptions),
+    ("published_total", "counter", "Messages published into rooms.", |c| c.published_total),
+    ("delivered_total", "counter", "Messages queued to subscribers.", |c| c.delivered_total),
+    ("slow_disconnects_total", "counter", "Connections closed as slow consumers.", |c| {
+        c.slow_disconnects_total
+    }),
+    ("queued_bytes", "gauge", "Bytes waiting in connection outboxes.", |c| c.queued_bytes),
+];
+
+/// Counter families with one label: (name, help, label, values by label value).
+type Labelled = (&'static str, &'static str, &'static str, fn(&Counters) -> Vec<(&'static str, u64)>);
+const LABELLED: [Labelled; 2] = [
+    ("dropped_total", "Messages not delivered to a slow consumer, by policy.", "policy", |c| {
+        vec![("drop", c.dropped_drop_total), ("conflate", c.dropped_conflate_total)]
+    }),
+    ("rejected_total", "Refused connections, handshakes and messages, by reason.", "reason", |c| {
+        RejectReason::ALL.iter().map(|r| r.as_str()).zip(c.rejected_total).collect()
+    }),
+];
+
+/// Renders the snapshot in the Prometheus text format (version 0.0.4).
+pub fn render(m: &MetricsSnapshot) -> String {
+    let mut out = String::with_capacity(4096 + m.shards.len() * 2048);
+    let total = [(String::new(), &m.total)];
+    let shards: Vec<(String, &Counters)> =
+        m.shards.iter().enumerate().map(|(i, c)| (format!("shard=\"{i}\""), c)).collect();
+    for (prefix, scope, rows) in
+        [("shardcast_", "Total.", &total[..]), ("shardcast_shard_", "Per shard.", &shards)]
+    {
+        for (name, kind, help, get) in SERIES {
+            let _ = writeln!(out, "# HELP {prefix}{name} {scope} {help}\n# TYPE {prefix}{name} {kind}");
+            for (labels, c) in rows {
+                sample(&mut out, prefix, name, labels, ("", ""), get(c));
+            }
+        }
+        for (name, help, label, get) in LABELLED {
+            let _ = writeln!(out, "# HELP {prefix}{name} {scope} {help}\n# TYPE {prefix}{name} counter");
+            for (labels, c) in rows {
+                for (value, v) in get(c) {
+                    sample(&mut out, prefix, name, labels, (label, value), v);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn sample(out: &mut String, prefix: &str, name: &str, labels: &str, extra: (&str, &str), v: u64) {
+    let mut all = labels.to_owned();
+    if !extra.0.is_empty() {
+        let sep = if all.is_empty() { "" } else { "," };
+        let _ = write!(all, "{sep}{}=\"{}\"", extra.0, extra.1);
+    }
+    let braces = if all.is_empty() { String::new() } else { format!("{{{all}}}") };
+    let _ = writeln!(out, "{prefix}{name}{braces} {v}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> MetricsSnapshot {
+        let mut a = Counters {
+            connections_current: 3,
+            published_total: 10,
+            dropped_drop_total: 2,
+            ..Default::default()
+        };
+        a.reject(RejectReason::Auth);
+        let b = Counters {
+            connections_current: 4,
+            published_total: 5,
+            dropped_conflate_total: 7,
+            ..Default::default()
+        };
+        MetricsSnapshot::from_shards(vec![a, b])
+    }
+
+    /// Checks each line against the exposition grammar (the subset we emit).
+    fn valid_line(line: &str) -> bool {
+        let ident = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .enumerate()
+                    .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()))
+        };
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            return rest.split_once(' ').is_some_and(|(n, h)| ident(n) && !h.is_empty());
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            return rest.split_once(' ').is_some_and(|(n, t)| ident(n) && matches!(t, "counter" | "gauge"));
+        }
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            return false;
+        };
+        if value.parse::<f64>().is_err() {
+            return false;
+        }
+        match series.split_once('{') {
+            None => ident(series),
+            Some((name, labels)) => {
+                ident(name)
+                    && labels.strip_suffix('}').is_some_and(|l| {
+                        l.split(',').all(|kv| {
+                            kv.split_once('=').is_some_and(|(k, v)| {
+                                ident(k) && v.len() >= 2 && v.starts_with('"') && v.ends_with('"')
+                            })
+                        })
+                    })
+            }
+        }
+    }
+
+    #[test]
+    fn output_is_valid_exposition_format() {
+        let text = render(&snapshot());
+        assert!(text.ends_with('\n'));
+        for line in text.lines() {
+            assert!(valid_line(line), "invalid line: {line:?}");
+        }
+        // Every sample belongs to a family declared just before it.
+        let mut typed = std::collections::HashSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                typed.insert(rest.split(' ').next().unwrap().to_owned());
+            } else if !line.starts_with('#') {
+                let name = line.split(['{', ' ']).next().unwrap();
+                assert!(typed.contains(name), "{name} has no TYPE");
+            }
+        }
+    }
+
+    #[test]
+    fn totals_and_shard_labels() {
+        let text = render(&snapshot());
+        for expected in [
+            "shardcast_connections_current 7\n",
+            "shardcast_published_total 15\n",
+            "shardcast_dropped_total{policy=\"drop\"} 2\n",
+            "shardcast_dropped_total{policy=\"conflate\"} 7\n",
+            "shardcast_rejected_total{reason=\"auth\"} 1\n",
+            "shardcast_shard_connections_current{shard=\"1\"} 4\n",
+            "shardcast_shard_dropped_total{shard=\"0\",policy=\"drop\"} 2\n",
+            "shardcast_shard_rejected_total{shard=\"0\",reason=\"auth\"} 1\n",
+            "# TYPE shardcast_connections_total counter\n",
+            "# TYPE shardcast_queued_bytes gauge\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?}");
+        }
+    }
+}
