@@ -1,1 +1,386 @@
-fn main() {}
+//! `shardcast-loadgen` — command line. Parses flags and calls [`runner::run_once`] per
+//! measurement; see `--help` and results/LOADGEN.md.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use shardcast_loadgen::report;
+use shardcast_loadgen::runner::{self, RunOpts, Target};
+use shardcast_loadgen::scenario::{self, Overrides, Scenario};
+use shardcast_loadgen::stats::Summary;
+
+#[derive(Parser)]
+#[command(
+    name = "shardcast-loadgen",
+    version,
+    about = "Open-loop WebSocket load generator and latency meter for shardcast (and room-per-URL servers)",
+    long_about = "Simulates publishers (vehicles, flights, IoT sensors, orders) and subscribers over real \
+WebSocket connections from one process and measures delivery latency from each message's *intended* send \
+time (no coordinated omission), loss, duplicates, reordering and fan-out completion.\n\n\
+Targets: shardcast's multiplexed protocol (--url ws://HOST:PORT/ws, the default) or any room-per-URL server \
+(--url-template 'ws://HOST:PORT/ws/{room}/', one connection per client and room).\n\n\
+Presets: fanout-1k, fanout-5k, hot-100, fleet, iot, connections (or --scenario-file FILE.toml).\n\n\
+Example:\n  taskset -c 0 target/release/shardcast --listen 127.0.0.1:8080 --shards 1 --no-demo &\n  \
+shardcast-loadgen run --scenario fanout-1k --rate 100 --cpus 1 --duration 10s --record results"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a scenario at a fixed offered load and report latency, loss and CPU.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// Run the same scenario against two targets, interleaved A B A B ... (each a /ws URL
+        /// or a template containing {room}); prints B/A ratios of the medians over rounds.
+        #[arg(long, num_args = 2, value_names = ["TARGET_A", "TARGET_B"])]
+        compare: Option<Vec<String>>,
+        /// Rounds for --compare.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+    },
+    /// Step the offered load (per-publisher rate) up until p99 exceeds --slo-ms or anything is
+    /// lost; each step is a fresh measurement with new connections. Reports the highest passing step.
+    Capacity {
+        #[command(flatten)]
+        common: Common,
+        /// Explicit per-publisher rates in Hz, e.g. 50,100,200,400.
+        #[arg(long, value_delimiter = ',')]
+        rates: Option<Vec<f64>>,
+        /// Geometric steps: first rate (Hz) ...
+        #[arg(long, default_value_t = 50.0)]
+        start: f64,
+        /// ... multiplied by this factor per step ...
+        #[arg(long, default_value_t = 2.0)]
+        factor: f64,
+        /// ... for at most this many steps.
+        #[arg(long, default_value_t = 8)]
+        steps: usize,
+        /// Latency objective: a step passes if p99 <= this many milliseconds (and nothing is lost).
+        #[arg(long, default_value_t = 10.0)]
+        slo_ms: f64,
+    },
+    /// Open and hold N idle subscribers (one room each); with --server-pid, report the server's
+    /// RSS growth per connection (VmRSS from /proc/PID/status before and after).
+    Connections {
+        #[command(flatten)]
+        common: Common,
+        /// Idle connections to open.
+        #[arg(long, short = 'n', default_value_t = 50_000)]
+        connections: u32,
+    },
+}
+
+#[derive(Args, Clone)]
+struct Common {
+    /// shardcast multiplexed endpoint (used unless --url-template is given).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// Room-per-URL target: one connection per (client, room) to this URL with {room} replaced
+    /// by the room name; publishers send raw payloads, subscribers receive the exact bytes.
+    #[arg(long)]
+    url_template: Option<String>,
+    /// Built-in scenario: fanout-1k, fanout-5k, hot-100, fleet, iot, connections.
+    #[arg(long, default_value = "fanout-1k")]
+    scenario: String,
+    /// Scenario TOML file (overrides --scenario); format in results/LOADGEN.md.
+    #[arg(long)]
+    scenario_file: Option<PathBuf>,
+    /// Per-publisher rate in Hz for every publisher group (fanout-1k default 100, fanout-5k 20).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Number of clients in the scenario's first subscriber group.
+    #[arg(long)]
+    subscribers: Option<u32>,
+    /// Warm-up excluded from the figures (e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Measurement window after the warm-up (the run always ends by itself).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// After the window, wait at most this long for in-flight deliveries; later ones count as lost.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    drain: Duration,
+    /// Give up on connections not set up (handshake + subscriptions) within this time.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    connect_timeout: Duration,
+    /// Loadgen worker threads, one pinned per CPU: a count (the last N CPUs) or a list
+    /// (1,3 or 2-5). Default: CPUs not in the server's affinity (--server-pid), else the upper half.
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Spread client sockets over source addresses 127.0.0.1..N (each gives ~28k ports per
+    /// target). Default: one per 25,000 connections.
+    #[arg(long)]
+    source_ips: Option<u32>,
+    /// Server process id: its CPU use during the window, its RSS, and its CPU affinity (to
+    /// keep the loadgen off the server's cores).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// No progress line on stderr (it is also off when stderr is not a terminal).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Write the summary (all runs) as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Record the run into DIR/<date>-<scenario>/ (README.md with command, commit, machine;
+    /// summary.json; intervals.csv; latency.svg). Usually `--record results`.
+    #[arg(long)]
+    record: Option<PathBuf>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len()));
+    let v: f64 = num.parse().map_err(|_| format!("bad duration {s:?} (use e.g. 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "" | "s" => v,
+        "ms" => v / 1e3,
+        "us" | "µs" => v / 1e6,
+        "m" | "min" => v * 60.0,
+        _ => return Err(format!("bad duration unit in {s:?} (s, ms, us, m)")),
+    };
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,@".contains(c)) {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Common {
+    fn scenario(&self, extra: &Overrides) -> Result<Scenario> {
+        let o = Overrides {
+            rate: extra.rate.or(self.rate),
+            subscribers: self.subscribers,
+            connections: extra.connections,
+        };
+        match &self.scenario_file {
+            Some(f) => Scenario::from_file(&f.to_string_lossy(), &o),
+            None => scenario::preset(&self.scenario, &o),
+        }
+    }
+
+    fn target(&self) -> Target {
+        match &self.url_template {
+            Some(t) => Target::PerRoom(t.clone()),
+            None => Target::Mux(self.url.clone()),
+        }
+    }
+
+    fn opts(&self, target: Target, scenario: Scenario) -> Result<RunOpts> {
+        if let Target::PerRoom(t) = &target {
+            if !t.contains("{room}") {
+                bail!("--url-template must contain {{room}}");
+            }
+        }
+        let cpus = match &self.cpus {
+            Some(s) => runner::parse_cpus(s)?,
+            None => runner::default_cpus(self.server_pid),
+        };
+        Ok(RunOpts {
+            target,
+            scenario,
+            warmup: self.warmup,
+            duration: self.duration,
+            drain: self.drain,
+            connect_timeout: self.connect_timeout,
+            cpus,
+            source_ips: self.source_ips,
+            server_pid: self.server_pid,
+            progress: !self.quiet,
+            hold_only: false,
+        })
+    }
+
+    fn output(
+        &self,
+        scenario: &str,
+        runs: &[(String, &Summary)],
+        extra_md: &str,
+        json: serde_json::Value,
+    ) -> Result<()> {
+        if let Some(path) = &self.json {
+            std::fs::write(path, serde_json::to_string_pretty(&json)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(dir) = &self.record {
+            let out = report::record(dir, scenario, &command_line(), runs, extra_md, &json)?;
+            println!("recorded in {}", out.display());
+        }
+        Ok(())
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = real_main(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Run { common, compare, rounds } => {
+            let sc = common.scenario(&Overrides::default())?;
+            match compare {
+                None => {
+                    let s = runner::run_once(&common.opts(common.target(), sc.clone())?)?;
+                    print!("{}", report::human(&s));
+                    common.output(
+                        &sc.name,
+                        &[("run".into(), &s)],
+                        "",
+                        serde_json::json!({ "mode": "run", "runs": [&s] }),
+                    )
+                }
+                Some(t) => {
+                    compare_runs(&common, sc, Target::parse(&t[0]), Target::parse(&t[1]), rounds.max(1))
+                }
+            }
+        }
+        Cmd::Capacity { common, rates, start, factor, steps, slo_ms } => {
+            let rates = rates.unwrap_or_else(|| (0..steps).map(|i| start * factor.powi(i as i32)).collect());
+            if rates.is_empty() || rates.iter().any(|r| r.is_nan() || *r <= 0.0) {
+                bail!("capacity needs positive rates");
+            }
+            let mut results: Vec<(f64, Summary)> = Vec::new();
+            let mut best: Option<(f64, f64)> = None;
+            let mut name = String::new();
+            for &r in &rates {
+                let sc = common.scenario(&Overrides { rate: Some(r), ..Default::default() })?;
+                name.clone_from(&sc.name);
+                let s = runner::run_once(&common.opts(common.target(), sc)?)?;
+                let pass = s.ok(Some(slo_ms));
+                println!(
+                    "rate {r:>8.1} Hz/publisher: delivered {:>9.0}/s  p50 {:>8}  p99 {:>8}  max {:>8}  lost {}  {}{}",
+                    s.delivered_per_s,
+                    report::fmt_us(s.latency.p50_us),
+                    report::fmt_us(s.latency.p99_us),
+                    report::fmt_us(s.latency.max_us),
+                    s.lost,
+                    if pass { "PASS" } else { "FAIL" },
+                    if s.loadgen_saturated { "  (loadgen near saturation)" } else { "" }
+                );
+                results.push((r, s));
+                if pass {
+                    best = Some((r, results.last().map(|x| x.1.delivered_per_s).unwrap_or(0.0)));
+                } else {
+                    break;
+                }
+            }
+            let verdict = match best {
+                Some((r, d)) => format!("capacity: highest passing step {r} Hz/publisher = {d:.0} delivered msgs/s (p99 ≤ {slo_ms} ms, no loss)"),
+                None => format!("capacity: no step passed (p99 ≤ {slo_ms} ms, no loss)"),
+            };
+            println!("{verdict}");
+            let runs: Vec<(String, &Summary)> = results.iter().map(|(r, s)| (format!("{r} Hz"), s)).collect();
+            let json = serde_json::json!({
+                "mode": "capacity", "slo_ms": slo_ms,
+                "best_rate_hz": best.map(|b| b.0), "best_delivered_per_s": best.map(|b| b.1),
+                "steps": results.iter().map(|(r, s)| serde_json::json!({"rate_hz": r, "pass": s.ok(Some(slo_ms)), "summary": s})).collect::<Vec<_>>(),
+            });
+            common.output(&format!("capacity-{name}"), &runs, &format!("**{verdict}**\n"), json)
+        }
+        Cmd::Connections { common, connections } => {
+            let sc = if common.scenario_file.is_some()
+                || common.scenario != "fanout-1k" && common.scenario != "connections"
+            {
+                common.scenario(&Overrides { connections: Some(connections), ..Default::default() })?
+            } else {
+                scenario::preset(
+                    "connections",
+                    &Overrides { connections: Some(connections), ..Default::default() },
+                )?
+            };
+            let mut o = common.opts(common.target(), sc.clone())?;
+            o.hold_only = true;
+            let s = runner::run_once(&o)?;
+            print!("{}", report::human(&s));
+            if common.server_pid.is_none() {
+                println!("  (pass --server-pid PID to measure the server's RSS per connection)");
+            }
+            common.output(
+                &sc.name,
+                &[("connections".into(), &s)],
+                "",
+                serde_json::json!({ "mode": "connections", "runs": [&s] }),
+            )
+        }
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        return 0.0;
+    }
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn compare_runs(common: &Common, sc: Scenario, a: Target, b: Target, rounds: usize) -> Result<()> {
+    let mut ra: Vec<Summary> = Vec::new();
+    let mut rb: Vec<Summary> = Vec::new();
+    for round in 1..=rounds {
+        for (label, t, out) in [("A", &a, &mut ra), ("B", &b, &mut rb)] {
+            let s = runner::run_once(&common.opts(t.clone(), sc.clone())?)?;
+            println!(
+                "round {round} {label}: delivered {:.0}/s p50 {} p99 {} p99.9 {} lost {}{}",
+                s.delivered_per_s,
+                report::fmt_us(s.latency.p50_us),
+                report::fmt_us(s.latency.p99_us),
+                report::fmt_us(s.latency.p999_us),
+                s.lost,
+                if s.loadgen_saturated { " (loadgen near saturation)" } else { "" }
+            );
+            out.push(s);
+        }
+    }
+    type Metric = (&'static str, fn(&Summary) -> f64);
+    let metrics: [Metric; 8] = [
+        ("latency p50 µs", |s| s.latency.p50_us),
+        ("latency p99 µs", |s| s.latency.p99_us),
+        ("latency p99.9 µs", |s| s.latency.p999_us),
+        ("fan-out completion p99 µs", |s| s.fanout_completion.p99_us),
+        ("delivered msgs/s", |s| s.delivered_per_s),
+        ("lost", |s| s.lost as f64),
+        ("server CPU cores", |s| s.server_cpu_cores.unwrap_or(f64::NAN)),
+        ("loadgen µs CPU/delivery", |s| s.loadgen_cpu_us_per_delivery),
+    ];
+    let mut table = format!("\nmedians over {rounds} rounds\n  A = {}\n  B = {}\n", a.as_str(), b.as_str());
+    table.push_str(&format!("  {:<28} {:>12} {:>12} {:>8}\n", "metric", "A", "B", "B/A"));
+    let mut ratios = serde_json::Map::new();
+    for (name, f) in metrics {
+        let ma = median(ra.iter().map(f).collect());
+        let mb = median(rb.iter().map(f).collect());
+        let ratio = if ma != 0.0 { mb / ma } else { f64::NAN };
+        table.push_str(&format!("  {name:<28} {ma:>12.1} {mb:>12.1} {ratio:>8.3}\n"));
+        ratios.insert(name.into(), serde_json::json!({"a": ma, "b": mb, "b_over_a": ratio}));
+    }
+    print!("{table}");
+    let mut runs: Vec<(String, &Summary)> = Vec::new();
+    for (i, (x, y)) in ra.iter().zip(&rb).enumerate() {
+        runs.push((format!("A round {}", i + 1), x));
+        runs.push((format!("B round {}", i + 1), y));
+    }
+    let json = serde_json::json!({"mode": "compare", "a": a.as_str(), "b": b.as_str(), "rounds": rounds, "medians": ratios, "a_runs": ra, "b_runs": rb});
+    common.output(&format!("compare-{}", sc.name), &runs, &format!("```{table}```\n"), json)
+}

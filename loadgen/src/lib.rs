@@ -1,0 +1,28 @@
+//! shardcast-loadgen: an open-loop load generator and latency meter for WebSocket broadcast
+//! servers — shardcast's multiplexed `/ws` protocol or any room-per-URL server.
+//!
+//! Layout (one noun per module):
+//! - [`ws`]: RFC 6455 client pieces — handshake, masked frame encoding, server frame parser.
+//! - [`payload`]: finds the `t`/`p`/`s` measurement fields (and `/ws` envelopes) by scanning.
+//! - [`sim`]: publisher models (vehicles, flights, sensors, orders) producing JSON payloads.
+//! - [`scenario`]: TOML scenarios, built-in presets, and their expansion into a [`scenario::Plan`].
+//! - [`sys`]: Linux calls (epoll, timerfd, sockets, affinity, CPU time, /proc).
+//! - [`worker`]: one pinned thread running an epoll loop over many connections.
+//! - [`runner`]: one measurement (setup → warm-up → window → drain) → [`stats::Summary`].
+//! - [`stats`]: per-thread histograms and counters, merged into the summary.
+//! - [`report`]: human summary, JSON, recorded run folders with an SVG plot.
+//!
+//! Measuring follows DESIGN §5: publishers and subscribers share one process and one
+//! monotonic clock; each publisher sends on its own schedule and never waits, and latency is
+//! measured from the *intended* send time, so a stalled server (or loadgen) shows up as
+//! latency instead of silently lowering the offered load.
+
+pub mod payload;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+pub mod sim;
+pub mod stats;
+pub mod sys;
+pub mod worker;
+pub mod ws;

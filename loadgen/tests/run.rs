@@ -1,0 +1,296 @@
+//! End-to-end: the real `shardcast-loadgen` binary against small in-test servers on port 0
+//! (a room-per-URL broadcast server and a minimal multiplexed `/ws` server, both plain std
+//! threads), and against the `baseline` binary when it has been built. No timing assertions.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use shardcast_loadgen::ws::accept_key;
+
+type Rooms = Arc<Mutex<HashMap<String, Vec<TcpStream>>>>;
+
+fn server_frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x81];
+    let n = payload.len();
+    if n < 126 {
+        f.push(n as u8);
+    } else if n <= 65535 {
+        f.push(126);
+        f.extend_from_slice(&(n as u16).to_be_bytes());
+    } else {
+        f.push(127);
+        f.extend_from_slice(&(n as u64).to_be_bytes());
+    }
+    f.extend_from_slice(payload);
+    f
+}
+
+/// Reads one masked client frame: (opcode, payload).
+fn read_client_frame(r: &mut impl Read) -> Option<(u8, Vec<u8>)> {
+    let mut h = [0u8; 2];
+    r.read_exact(&mut h).ok()?;
+    let mut len = (h[1] & 0x7f) as u64;
+    if len == 126 {
+        let mut b = [0u8; 2];
+        r.read_exact(&mut b).ok()?;
+        len = u16::from_be_bytes(b) as u64;
+    } else if len == 127 {
+        let mut b = [0u8; 8];
+        r.read_exact(&mut b).ok()?;
+        len = u64::from_be_bytes(b);
+    }
+    assert!(h[1] & 0x80 != 0, "client frames must be masked");
+    let mut mask = [0u8; 4];
+    r.read_exact(&mut mask).ok()?;
+    let mut p = vec![0u8; len as usize];
+    r.read_exact(&mut p).ok()?;
+    for (i, b) in p.iter_mut().enumerate() {
+        *b ^= mask[i & 3];
+    }
+    Some((h[0] & 0x0f, p))
+}
+
+/// Thread-per-connection server: `/ws/<room>/` = room-per-URL, `/ws` = multiplexed.
+fn start_server() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let rooms: Rooms = Arc::default();
+    let seqs: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let (rooms, seqs) = (rooms.clone(), seqs.clone());
+            std::thread::spawn(move || serve(s, rooms, seqs));
+        }
+    });
+    port
+}
+
+fn broadcast(rooms: &Rooms, room: &str, frame: &[u8]) {
+    let mut map = rooms.lock().unwrap();
+    if let Some(v) = map.get_mut(room) {
+        v.retain_mut(|s| s.write_all(frame).is_ok());
+    }
+}
+
+fn serve(s: TcpStream, rooms: Rooms, seqs: Arc<Mutex<HashMap<String, u64>>>) {
+    s.set_nodelay(true).ok();
+    let mut r = BufReader::new(s.try_clone().unwrap());
+    let mut w = s;
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut key = String::new();
+    loop {
+        line.clear();
+        if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("sec-websocket-key") {
+                key = v.trim().to_string();
+            }
+        }
+    }
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\n\r\n",
+        accept_key(&key)
+    );
+    w.write_all(resp.as_bytes()).unwrap();
+    let per_room = path.strip_prefix("/ws/").map(|r| r.trim_end_matches('/').to_string());
+    if let Some(room) = &per_room {
+        rooms.lock().unwrap().entry(room.clone()).or_default().push(w.try_clone().unwrap());
+    }
+    while let Some((op, payload)) = read_client_frame(&mut r) {
+        match op {
+            1 => match &per_room {
+                Some(room) => broadcast(&rooms, room, &server_frame(&payload)),
+                None => {
+                    #[derive(serde::Deserialize)]
+                    struct Op<'a> {
+                        op: &'a str,
+                        room: String,
+                        #[serde(borrow)]
+                        data: Option<&'a serde_json::value::RawValue>,
+                        id: Option<u64>,
+                    }
+                    let m: Op = serde_json::from_slice(&payload).expect("valid op");
+                    let mut seqs = seqs.lock().unwrap();
+                    let seq = seqs.entry(m.room.clone()).or_insert(0);
+                    if m.op == "sub" {
+                        rooms.lock().unwrap().entry(m.room.clone()).or_default().push(w.try_clone().unwrap());
+                    } else if m.op == "pub" {
+                        *seq += 1;
+                        let env = format!(
+                            r#"{{"room":"{}","seq":{},"data":{}}}"#,
+                            m.room,
+                            seq,
+                            m.data.unwrap().get()
+                        );
+                        broadcast(&rooms, &m.room, &server_frame(env.as_bytes()));
+                    }
+                    let ok = format!(
+                        r#"{{"op":"ok","id":{},"room":"{}","seq":{}}}"#,
+                        m.id.unwrap_or(0),
+                        m.room,
+                        seq
+                    );
+                    drop(seqs);
+                    let _ = w.write_all(&server_frame(ok.as_bytes()));
+                }
+            },
+            8 => break,
+            _ => {}
+        }
+    }
+}
+
+fn run_loadgen(args: &[&str]) -> serde_json::Value {
+    let dir =
+        std::env::temp_dir().join(format!("loadgen-test-{}-{}", std::process::id(), args.join("_").len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join(format!("out-{}.json", rand_suffix()));
+    let out = Command::new(env!("CARGO_BIN_EXE_shardcast-loadgen"))
+        .args(args)
+        .args(["--quiet", "--cpus", "1", "--json", json.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    println!("{stdout}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    v["runs"][0].clone()
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+}
+
+const SCENARIO: &str = r#"
+name = "mini"
+[[publishers]]
+kind = "vehicle"
+count = 3
+rate = 20.0
+rooms = ["vehicle:{id}", "fleet:test/all"]
+[[subscribers]]
+count = 6
+room = "vehicle:{id}"
+ids = 3
+per_client = 1
+stride = 1
+[[subscribers]]
+count = 4
+room = "fleet:test/all"
+"#;
+
+fn scenario_file() -> String {
+    let p = std::env::temp_dir().join(format!("loadgen-mini-{}.toml", rand_suffix()));
+    std::fs::write(&p, SCENARIO).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn assert_clean(s: &serde_json::Value) {
+    let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {s}"));
+    assert!(n("sent") > 0, "{s}");
+    assert_eq!(n("received"), n("expected"), "{s}");
+    assert_eq!(n("lost"), 0);
+    assert_eq!(n("duplicated"), 0);
+    assert_eq!(n("connect_failures"), 0);
+    // 3 vehicles × (2 watchers of their room + 4 dashboards on the shared room).
+    assert_eq!(n("expected"), n("sent") * 6);
+}
+
+#[test]
+fn per_room_template_against_test_server() {
+    let port = start_server();
+    let url = format!("ws://127.0.0.1:{port}/ws/{{room}}/");
+    let f = scenario_file();
+    let s = run_loadgen(&[
+        "run",
+        "--url-template",
+        &url,
+        "--scenario-file",
+        &f,
+        "--warmup",
+        "500ms",
+        "--duration",
+        "1500ms",
+    ]);
+    assert_clean(&s);
+}
+
+#[test]
+fn multiplexed_ws_against_test_server() {
+    let port = start_server();
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let f = scenario_file();
+    let s = run_loadgen(&[
+        "run",
+        "--url",
+        &url,
+        "--scenario-file",
+        &f,
+        "--warmup",
+        "500ms",
+        "--duration",
+        "1500ms",
+    ]);
+    assert_clean(&s);
+}
+
+#[test]
+fn unreachable_server_is_a_clean_error() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    let out = Command::new(env!("CARGO_BIN_EXE_shardcast-loadgen"))
+        .args(["run", "--quiet", "--url", &format!("ws://127.0.0.1:{port}/ws"), "--duration", "1s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the server"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// Against the real `baseline` binary if it was built (`cargo build -p shardcast-benches
+/// --bin baseline`); skipped otherwise, since cargo does not build other packages' binaries
+/// for this test.
+#[test]
+fn per_room_template_against_baseline_if_built() {
+    let exe = std::path::PathBuf::from(env!("CARGO_BIN_EXE_shardcast-loadgen"));
+    let Some(baseline) = exe.parent().map(|d| d.join("baseline")).filter(|p| p.exists()) else {
+        eprintln!("baseline binary not built; skipping");
+        return;
+    };
+    let mut child = Command::new(baseline)
+        .args(["--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
+    let url = format!("ws://{addr}/ws/{{room}}/");
+    let f = scenario_file();
+    let s = run_loadgen(&[
+        "run",
+        "--url-template",
+        &url,
+        "--scenario-file",
+        &f,
+        "--warmup",
+        "500ms",
+        "--duration",
+        "1500ms",
+    ]);
+    child.kill().ok();
+    child.wait().ok();
+    assert_clean(&s);
+}
