@@ -21,14 +21,27 @@
 //! * [`demo`] — the simulated [`demo::DemoFleet`] that feeds `fleet:demo` out of the box.
 //! * [`page`] — the self-contained live map served at `GET /`.
 //!
-//! The I/O layer (connections, WebSocket framing, listeners, shutdown, the HTTP API) wires these
-//! into one glommio executor per shard.
+//! The I/O layer wires these into one glommio executor per shard:
+//!
+//! * [`server`] — `run(config, stop)`: listeners, engine start, accept loops, ordered shutdown.
+//! * [`listener`] — one `SO_REUSEPORT` socket per shard. [`conn`] — HTTP head, upgrade checks.
+//! * [`ws`] — a WebSocket session (tungstenite decodes inbound frames, the engine's frames go out).
+//! * [`writer`] — coalesced vectored writes of every queued frame. [`api`] — the HTTP endpoints.
+//! * [`state`] — process-wide settings/counters and per-shard registries. [`shutdown`] — signals.
 
+pub mod api;
 pub mod auth;
 pub mod config;
+pub mod conn;
 pub mod demo;
 pub mod http;
+pub mod listener;
 pub mod metrics;
 pub mod page;
 pub mod protocol;
 pub mod ratelimit;
+pub mod server;
+pub mod shutdown;
+pub mod state;
+pub mod writer;
+pub mod ws;

@@ -1,0 +1,110 @@
+//! The small HTTP API: backend publishing (`POST /api/publish`, the `group_send` of a
+//! Django view), room facts, health, Prometheus metrics and the live map page.
+
+use bytes::Bytes;
+
+use crate::http::{self, Conn, Request};
+use crate::metrics::{self, RejectReason};
+use crate::page;
+use crate::protocol::{self, Fields};
+use crate::state::ShardCtx;
+
+/// Answers one plain HTTP request with a complete response.
+pub async fn respond(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<u8> {
+    let path = req.path.split('?').next().unwrap_or("");
+    match (req.method.as_str(), path) {
+        ("GET", "/health") => http::json(200, br#"{"status":"ok"}"#, conn),
+        ("GET", "/metrics") => {
+            let text = metrics::render(&ctx.shared.metrics(&ctx.shard.stats_per_shard()));
+            http::response(200, "text/plain; version=0.0.4", text.as_bytes(), conn)
+        }
+        ("GET", "/") | ("GET", "/index.html") => {
+            http::response(200, page::MAP_CONTENT_TYPE, page::MAP_HTML.as_bytes(), conn)
+        }
+        ("POST", "/api/publish") => publish(ctx, req, body, conn).await,
+        ("GET", p) if p.starts_with("/api/rooms/") => room_info(ctx, &p["/api/rooms/".len()..], conn).await,
+        (_, "/health" | "/metrics" | "/" | "/api/publish") => http::error_json(
+            405,
+            "method_not_allowed",
+            &format!("{} is not allowed on {path}", req.method),
+            conn,
+        ),
+        _ => http::error_json(404, "not_found", &format!("no such endpoint: {path}"), conn),
+    }
+}
+
+async fn room_info(ctx: &ShardCtx, room: &str, conn: Conn) -> Vec<u8> {
+    if let Err(e) = protocol::validate_room(room) {
+        return http::error_json(400, e.code(), &e.to_string(), conn);
+    }
+    match ctx.shard.room_info(room).await {
+        Ok(i) => {
+            let body = format!(
+                r#"{{"room":"{room}","seq":{},"subscribers":{},"history":{}}}"#,
+                i.seq, i.subscribers, i.history_len
+            );
+            http::json(200, body.as_bytes(), conn)
+        }
+        Err(e) => http::error_json(503, "unavailable", &e.to_string(), conn),
+    }
+}
+
+/// Who may publish over HTTP: with an API key configured, whoever presents it (Bearer or
+/// `X-Api-Key`); else, with JWT auth on, a token with the publish right; else anyone (an
+/// open server on loopback).
+fn authorized(ctx: &ShardCtx, req: &Request, room: &str) -> Result<(), (u16, &'static str, String)> {
+    let shared = &ctx.shared;
+    let presented = req.header("x-api-key").or_else(|| req.bearer_token());
+    if let Some(key) = &shared.api_key {
+        return match presented {
+            Some(p) if key.check(p) => Ok(()),
+            Some(_) => Err((401, "unauthorized", "wrong API key".into())),
+            None => Err((401, "unauthorized", "missing API key (Authorization: Bearer or X-Api-Key)".into())),
+        };
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let rights =
+        shared.auth.authorize(req.bearer_token(), now).map_err(|e| (401, "unauthorized", e.to_string()))?;
+    if rights.can_publish(room) {
+        Ok(())
+    } else {
+        Err((403, "forbidden", format!("no publish right on {room}")))
+    }
+}
+
+async fn publish(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<u8> {
+    let bad = |code: &str, msg: &str| http::error_json(400, code, msg, conn);
+    let mut copy = body.to_vec();
+    if let Err(e) = simd_json::to_borrowed_value(&mut copy) {
+        ctx.reject(RejectReason::BadRequest);
+        return bad("bad_json", &format!("body is not valid JSON: {e}"));
+    }
+    let (mut room, mut data) = (None, None);
+    for member in Fields::new(body) {
+        let Ok((k, v)) = member else {
+            return bad("bad_json", "body must be a JSON object {\"room\":..,\"data\":..}");
+        };
+        match &body[k] {
+            b"\"room\"" => {
+                room = std::str::from_utf8(&body[v]).ok().and_then(|s| s.strip_prefix('"')?.strip_suffix('"'))
+            }
+            b"\"data\"" => data = Some(&body[v]),
+            _ => {}
+        }
+    }
+    let Some(room) = room else { return bad("missing_field", "\"room\" (a string) is required") };
+    let Some(data) = data else { return bad("missing_field", "\"data\" is required") };
+    if let Err(e) = protocol::validate_room(room) {
+        return bad(e.code(), &e.to_string());
+    }
+    if let Err((status, code, msg)) = authorized(ctx, req, room) {
+        ctx.reject(if status == 401 { RejectReason::Auth } else { RejectReason::Forbidden });
+        return http::error_json(status, code, &msg, conn);
+    }
+    let key =
+        ctx.shared.rules(room).key.as_deref().and_then(|f| protocol::extract_key(data, f)).map(Into::into);
+    match ctx.shard.publish_wait(room, Bytes::copy_from_slice(data), key).await {
+        Ok(seq) => http::json(200, format!(r#"{{"seq":{seq}}}"#).as_bytes(), conn),
+        Err(e) => http::error_json(503, "unavailable", &e.to_string(), conn),
+    }
+}

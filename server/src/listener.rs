@@ -1,0 +1,38 @@
+//! One listening socket per shard on the same address (`SO_REUSEPORT`), so the kernel
+//! spreads new connections over the shards without any user-space hand-off.
+//!
+//! All sockets are bound here, before the shards start: with `--listen 127.0.0.1:0` the
+//! first bind picks the port and the others reuse it, and a bind error is reported before
+//! anything else runs.
+
+use socket2::{Domain, Protocol, Socket, Type};
+use std::net::{SocketAddr, TcpListener};
+
+/// Binds `n` listeners on `addr` with `SO_REUSEPORT`; returns them and the bound address.
+pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<(Vec<TcpListener>, SocketAddr)> {
+    let mut out = Vec::with_capacity(n);
+    let mut bound = addr;
+    for _ in 0..n {
+        let s = Socket::new(Domain::for_address(bound), Type::STREAM, Some(Protocol::TCP))?;
+        s.set_reuse_address(true)?;
+        s.set_reuse_port(true)?;
+        // Accepted sockets inherit it: every frame goes out at once, never held by Nagle.
+        s.set_tcp_nodelay(true)?;
+        s.bind(&bound.into())?;
+        s.listen(4096)?;
+        let l: TcpListener = s.into();
+        bound = l.local_addr()?;
+        out.push(l);
+    }
+    Ok((out, bound))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn port_zero_binds_every_shard_to_one_port() {
+        let (ls, addr) = super::bind_reuseport("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        assert_ne!(addr.port(), 0);
+        assert!(ls.iter().all(|l| l.local_addr().unwrap() == addr));
+    }
+}

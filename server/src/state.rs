@@ -1,0 +1,160 @@
+//! State the server keeps beside the engine: process-wide settings and counters
+//! ([`Shared`], one `Arc` for all shards) and each shard's connection registry
+//! ([`ShardCtx`], `Rc`, core-local).
+
+use rustc_hash::FxHashMap;
+use shardcast_engine::{RoomSettings, Shard, Stats, Subscriber};
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+
+use crate::auth::{ApiKey, Auth};
+use crate::config::{Config, Policy};
+use crate::metrics::{Counters, MetricsSnapshot, RejectReason};
+
+/// Size of the one read buffer a shard shares between all its connections: a socket is read
+/// into it and the bytes handed to the frame decoder at once, so an idle connection holds no
+/// read buffer of its own.
+pub const SHARD_READ_BUF: usize = 64 << 10;
+
+/// What a namespace allows clients to do, and its key field, looked up per op.
+#[derive(Debug, Clone, Default)]
+pub struct NsRules {
+    pub client_publish: bool,
+    pub client_subscribe: bool,
+    pub key: Option<String>,
+}
+
+/// Per-shard counters the engine does not keep (connections, rejections).
+#[derive(Debug, Default)]
+pub struct ServerCounters {
+    pub connections_current: AtomicU64,
+    pub connections_total: AtomicU64,
+    pub rejected: [AtomicU64; RejectReason::ALL.len()],
+}
+
+/// Settings and counters every shard reads.
+pub struct Shared {
+    pub config: Config,
+    pub auth: Auth,
+    pub api_key: Option<ApiKey>,
+    /// Open connections across all shards, for `max_connections`.
+    pub connections: AtomicUsize,
+    pub counters: Vec<ServerCounters>,
+    ns_rules: FxHashMap<String, NsRules>,
+    default_rules: NsRules,
+}
+
+impl Shared {
+    pub fn new(config: Config) -> Self {
+        let auth = Auth::new(config.jwt_secret.as_deref());
+        let api_key = config.api_key.as_deref().map(ApiKey::new);
+        let rules = |ns: &str| {
+            let s = config.namespace(ns);
+            NsRules { client_publish: s.client_publish, client_subscribe: s.client_subscribe, key: s.key }
+        };
+        let ns_rules = config.namespaces.keys().map(|ns| (ns.clone(), rules(ns))).collect();
+        let default_rules = rules("");
+        let counters = (0..config.shards).map(|_| ServerCounters::default()).collect();
+        Shared { auth, api_key, connections: AtomicUsize::new(0), counters, ns_rules, default_rules, config }
+    }
+
+    /// Rules of the namespace `room` belongs to.
+    pub fn rules(&self, room: &str) -> &NsRules {
+        self.ns_rules.get(crate::protocol::namespace(room)).unwrap_or(&self.default_rules)
+    }
+
+    /// The engine's view of the namespaces.
+    pub fn engine_namespaces(&self) -> shardcast_engine::Namespaces {
+        let c = &self.config;
+        let settings = |ns: &str| {
+            let s = c.namespace(ns);
+            RoomSettings {
+                history_size: s.history_size,
+                history_ttl: s.history_ttl,
+                key: s.key,
+                policy: engine_policy(s.policy),
+                ..RoomSettings::default()
+            }
+        };
+        let mut table = shardcast_engine::Namespaces::new(settings(""));
+        for ns in c.namespaces.keys() {
+            table.insert(ns.clone(), settings(ns));
+        }
+        table
+    }
+
+    /// Counts a refused request or connection on `shard`.
+    pub fn reject(&self, shard: usize, reason: RejectReason) {
+        self.counters[shard].rejected[reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Engine and server counters, per shard and summed.
+    pub fn metrics(&self, engine: &[Stats]) -> MetricsSnapshot {
+        let shards = engine
+            .iter()
+            .zip(&self.counters)
+            .map(|(e, s)| {
+                let mut c = Counters {
+                    connections_current: s.connections_current.load(Relaxed),
+                    connections_total: s.connections_total.load(Relaxed),
+                    rooms: e.rooms,
+                    subscriptions: e.subscriptions,
+                    published_total: e.published,
+                    delivered_total: e.delivered,
+                    dropped_drop_total: e.dropped,
+                    dropped_conflate_total: e.conflated,
+                    slow_disconnects_total: e.slow_disconnects,
+                    queued_bytes: e.queued_bytes,
+                    ..Counters::default()
+                };
+                for (i, r) in s.rejected.iter().enumerate() {
+                    c.rejected_total[i] = r.load(Relaxed);
+                }
+                c
+            })
+            .collect();
+        MetricsSnapshot::from_shards(shards)
+    }
+}
+
+/// The config's policy as the engine's.
+pub fn engine_policy(p: Policy) -> shardcast_engine::Policy {
+    match p {
+        Policy::Disconnect => shardcast_engine::Policy::Disconnect,
+        Policy::Drop => shardcast_engine::Policy::Drop,
+        Policy::Conflate => shardcast_engine::Policy::Conflate,
+    }
+}
+
+/// One shard's server-side state.
+pub struct ShardCtx {
+    pub shared: Arc<Shared>,
+    pub shard: Rc<Shard>,
+    /// Every connection task enters this gate; shutdown waits for it to empty.
+    pub gate: glommio::sync::Gate,
+    /// Open WebSocket sessions, to close them with 1001 at shutdown.
+    pub live: RefCell<FxHashMap<u64, Rc<Subscriber>>>,
+    pub read_buf: RefCell<Box<[u8]>>,
+}
+
+impl ShardCtx {
+    pub fn new(shared: Arc<Shared>, shard: Rc<Shard>) -> Rc<Self> {
+        Rc::new(ShardCtx {
+            shared,
+            shard,
+            gate: glommio::sync::Gate::new(),
+            live: RefCell::default(),
+            read_buf: RefCell::new(vec![0u8; SHARD_READ_BUF].into_boxed_slice()),
+        })
+    }
+
+    pub fn counters(&self) -> &ServerCounters {
+        &self.shared.counters[self.shard.id()]
+    }
+
+    pub fn reject(&self, reason: RejectReason) {
+        self.shared.reject(self.shard.id(), reason);
+    }
+}

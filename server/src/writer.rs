@@ -1,0 +1,107 @@
+//! The connection's writer: takes every frame queued in the outbox and writes them with one
+//! vectored `sendmsg` — the lever that matters most, since the kernel costs ~6 µs per write
+//! call but well under 1 µs per frame when many frames share a call.
+//!
+//! The frames are the engine's shared buffers: the iovecs point straight into them, so
+//! nothing is copied in user space. The fast path is a non-blocking `sendmsg`
+//! (`MSG_DONTWAIT`); only when the socket buffer is full does the writer fall back to
+//! glommio's `poll_write`, which waits for writability through io_uring.
+
+use futures_lite::future::poll_fn;
+use futures_lite::AsyncWrite;
+use glommio::net::TcpStream;
+use shardcast_engine::outbox::Entry;
+use shardcast_engine::{DeliveryMode, Subscriber};
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+
+/// Most frames one `sendmsg` carries (the kernel's IOV_MAX).
+const MAX_IOV: usize = 1024;
+
+/// Writes until the outbox is closed and drained (Ok) or the socket fails (Err).
+pub async fn run(stream: &RefCell<TcpStream>, sub: &Subscriber) -> io::Result<()> {
+    let mode = sub.mode();
+    let fd = stream.borrow().as_raw_fd();
+    let mut batch: Vec<Entry> = Vec::new();
+    let mut iov: Vec<libc::iovec> = Vec::new();
+    loop {
+        batch.clear();
+        if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
+            return Ok(());
+        }
+        let (mut idx, mut off) = (0usize, 0usize);
+        while idx < batch.len() {
+            iov.clear();
+            for (i, e) in batch[idx..].iter().enumerate() {
+                let b = &e.bytes(mode)[if i == 0 { off } else { 0 }..];
+                iov.push(libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() });
+            }
+            let n = match send_vectored(fd, &iov) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // Socket buffer full: wait for writability (glommio tries a send first).
+                    let chunk = &batch[idx].bytes(mode)[off..];
+                    poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, chunk)).await?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            advance(&batch, mode, &mut idx, &mut off, n);
+        }
+    }
+}
+
+/// Moves the (frame, offset) cursor forward by `n` written bytes.
+fn advance(batch: &[Entry], mode: DeliveryMode, idx: &mut usize, off: &mut usize, mut n: usize) {
+    while n > 0 && *idx < batch.len() {
+        let left = batch[*idx].bytes(mode).len() - *off;
+        if n >= left {
+            n -= left;
+            *idx += 1;
+            *off = 0;
+        } else {
+            *off += n;
+            n = 0;
+        }
+    }
+}
+
+fn send_vectored(fd: i32, iov: &[libc::iovec]) -> io::Result<usize> {
+    // SAFETY: the iovecs point into `Bytes` the caller keeps alive for the whole call; the
+    // msghdr names no address and no control data.
+    let r = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = iov.as_ptr() as *mut libc::iovec;
+        msg.msg_iovlen = iov.len() as _;
+        libc::sendmsg(fd, &msg, libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn advance_walks_across_frames() {
+        let batch: Vec<Entry> =
+            [&b"abc"[..], b"de", b"fghi"].iter().map(|b| Entry::Ctrl(Bytes::copy_from_slice(b))).collect();
+        let (mut i, mut o) = (0, 0);
+        advance(&batch, DeliveryMode::Envelope, &mut i, &mut o, 4);
+        assert_eq!((i, o), (1, 1));
+        advance(&batch, DeliveryMode::Envelope, &mut i, &mut o, 1);
+        assert_eq!((i, o), (2, 0));
+        advance(&batch, DeliveryMode::Envelope, &mut i, &mut o, 4);
+        assert_eq!((i, o), (3, 0));
+    }
+}

@@ -1,0 +1,347 @@
+//! A WebSocket session after the handshake: inbound frames decoded by tungstenite, ops
+//! dispatched to the engine, outbound frames written by [`crate::writer`].
+//!
+//! tungstenite's `WebSocketContext` keeps the protocol state (masking, fragmentation,
+//! control frames, UTF-8, limits) apart from I/O: we read the socket into the shard's shared
+//! buffer, hand those bytes to the context through [`Feed`], and collect whatever it wants
+//! to send back (pongs) into the outbox. Server→client data never goes through tungstenite:
+//! it is the engine's once-encoded frames.
+//!
+//! One task runs three futures: the writer, the reader, and the keep-alive timer. The
+//! session ends when the writer has sent everything including a close frame, or the socket
+//! fails. Every bad input gets an explicit answer: an `error` op, or a close code + reason.
+
+use bytes::Bytes;
+use futures_lite::future::{or, pending, poll_fn};
+use futures_lite::AsyncRead;
+use glommio::net::TcpStream;
+use shardcast_engine::{envelope, frame, Ack, Reply, Subscriber};
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read, Write};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
+use std::time::Instant;
+use tungstenite::error::{CapacityError, Error as WsError};
+use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::Message;
+
+use crate::auth::Rights;
+use crate::metrics::RejectReason;
+use crate::protocol::{self, ClientOp};
+use crate::ratelimit::TokenBucket;
+use crate::state::ShardCtx;
+use crate::writer;
+
+/// Which endpoint the client connected to.
+#[derive(Debug, Clone)]
+pub enum Endpoint {
+    /// `GET /ws`: the multiplexed JSON protocol.
+    Mux,
+    /// `GET /ws/<room>`: joined to one room; frames in and out are the raw payloads.
+    Room(String),
+}
+
+/// Input bytes for tungstenite, and a sink for what it writes (pong and close replies).
+struct Feed<'a> {
+    input: &'a [u8],
+    output: Vec<u8>,
+}
+
+impl Read for Feed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input = &self.input[n..];
+        Ok(n)
+    }
+}
+
+impl Write for Feed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Session {
+    ctx: Rc<ShardCtx>,
+    sub: Rc<Subscriber>,
+    endpoint: Endpoint,
+    rights: Rights,
+    bucket: RefCell<TokenBucket>,
+    last_rx: Cell<Instant>,
+}
+
+/// Runs a session to its end. `early` holds bytes that arrived with the handshake.
+pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint: Endpoint, rights: Rights) {
+    let mode = match endpoint {
+        Endpoint::Mux => shardcast_engine::DeliveryMode::Envelope,
+        Endpoint::Room(_) => shardcast_engine::DeliveryMode::Raw,
+    };
+    let sub = ctx.shard.new_subscriber(mode);
+    ctx.live.borrow_mut().insert(sub.id(), sub.clone());
+    let cfg = &ctx.shared.config;
+    let s = Rc::new(Session {
+        bucket: RefCell::new(TokenBucket::new(cfg.publish_rate, cfg.publish_burst)),
+        last_rx: Cell::new(Instant::now()),
+        ctx: ctx.clone(),
+        sub: sub.clone(),
+        endpoint,
+        rights,
+    });
+    if let Endpoint::Room(room) = &s.endpoint {
+        ctx.shard.subscribe(&sub, room, None, false, Ack::Silent).await;
+    }
+    let stream = RefCell::new(stream);
+    let writer = async {
+        if let Err(e) = writer::run(&stream, &sub).await {
+            tracing::debug!(conn = sub.id(), "write failed: {e}");
+        }
+    };
+    let reader = async {
+        s.read_loop(&stream, early).await;
+        pending::<()>().await
+    };
+    let keepalive = async {
+        s.keepalive().await;
+        pending::<()>().await
+    };
+    or(writer, or(reader, keepalive)).await;
+    ctx.live.borrow_mut().remove(&sub.id());
+    ctx.shard.remove_subscriber(&sub).await;
+}
+
+impl Session {
+    fn ws_config(&self) -> WebSocketConfig {
+        let max = self.ctx.shared.config.max_frame;
+        let mut c = WebSocketConfig::default();
+        // Small: tungstenite allocates this per connection up front; it grows on demand.
+        c.read_buffer_size = 512;
+        c.write_buffer_size = 0;
+        c.max_message_size = Some(max);
+        c.max_frame_size = Some(max);
+        c
+    }
+
+    /// Reads until the client goes away, breaks the protocol, or the server stops. Before
+    /// returning it has closed the outbox (so the writer finishes), except on shutdown,
+    /// where the server closes every session after draining the engine.
+    async fn read_loop(&self, stream: &RefCell<TcpStream>, early: Vec<u8>) {
+        let mut ws = WebSocketContext::new(Role::Server, Some(self.ws_config()));
+        let mut msgs: Vec<Message> = Vec::new();
+        let mut end = self.decode(&mut ws, &early, &mut msgs);
+        loop {
+            for m in msgs.drain(..) {
+                if let Some(close) = self.handle(m).await {
+                    end = end.or(Some(close));
+                    break;
+                }
+            }
+            if let Some((code, reason)) = end {
+                self.sub.close(code, &reason, false);
+                return;
+            }
+            if self.sub.is_closed() {
+                return;
+            }
+            let read = poll_fn(|cx| {
+                let mut buf = self.ctx.read_buf.borrow_mut();
+                match Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf) {
+                    Poll::Ready(Ok(0)) => Poll::Ready(Some(None)),
+                    Poll::Ready(Ok(n)) => Poll::Ready(Some(Some(self.decode(&mut ws, &buf[..n], &mut msgs)))),
+                    Poll::Ready(Err(_)) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            });
+            let stop = async {
+                self.ctx.shard.stopping().await;
+                None
+            };
+            match or(read, stop).await {
+                Some(Some(e)) => end = e,
+                Some(None) | None if !self.ctx.shard.is_stopping() => {
+                    // Peer closed the socket or it failed: nothing more can be sent.
+                    self.sub.close(1000, "", true);
+                    return;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Feeds bytes to tungstenite, collecting complete messages; queues its replies
+    /// (pongs). Returns the close code and reason if the input breaks the protocol.
+    fn decode(
+        &self,
+        ws: &mut WebSocketContext,
+        input: &[u8],
+        msgs: &mut Vec<Message>,
+    ) -> Option<(u16, String)> {
+        if !input.is_empty() {
+            self.last_rx.set(Instant::now());
+        }
+        let mut feed = Feed { input, output: Vec::new() };
+        let end = loop {
+            match ws.read(&mut feed) {
+                Ok(m) => msgs.push(m),
+                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break None,
+                Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => break None,
+                Err(WsError::Capacity(c)) => {
+                    self.ctx.reject(RejectReason::TooLarge);
+                    let why = match c {
+                        CapacityError::MessageTooLong { size, max_size } => {
+                            format!("message of {size} bytes exceeds the limit of {max_size}")
+                        }
+                        other => other.to_string(),
+                    };
+                    break Some((1009, why));
+                }
+                Err(WsError::Utf8(_)) => break Some((1007, "invalid UTF-8 in text frame".into())),
+                Err(WsError::Protocol(p)) => break Some((1002, p.to_string())),
+                Err(e) => break Some((1002, e.to_string())),
+            }
+        };
+        if !feed.output.is_empty() && end.is_none() {
+            self.sub.push_ctrl(Bytes::from(feed.output));
+        }
+        end
+    }
+
+    /// Handles one message; returns a close (code, reason) if the session must end.
+    async fn handle(&self, m: Message) -> Option<(u16, String)> {
+        match m {
+            Message::Text(t) => {
+                match &self.endpoint {
+                    Endpoint::Mux => self.handle_op(t.as_bytes().to_vec()).await,
+                    Endpoint::Room(room) => self.handle_room_text(room, Bytes::from(t)).await,
+                }
+                None
+            }
+            Message::Binary(_) => Some((1003, "binary frames are not supported; send JSON text".into())),
+            Message::Close(c) => Some((c.map_or(1000, |c| u16::from(c.code)), String::new())),
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+        }
+    }
+
+    fn error(&self, id: Option<&str>, code: &str, message: &str) {
+        self.sub.push_ctrl(envelope::error_frame(id, code, message));
+    }
+
+    async fn handle_op(&self, mut text: Vec<u8>) {
+        let op = match protocol::parse_client_op(&mut text) {
+            Ok(op) => op,
+            Err(e) => {
+                self.ctx.reject(RejectReason::BadRequest);
+                return self.error(e.error_id(), e.code(), &e.to_string());
+            }
+        };
+        let shard = &self.ctx.shard;
+        match op {
+            ClientOp::Ping { id } => self.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
+            ClientOp::Sub { room, since, snapshot, id } => {
+                if !self.may_subscribe(&room, id.as_deref()) {
+                    return;
+                }
+                let max = self.ctx.shared.config.max_rooms_per_conn;
+                if !self.sub.follows(&room) && self.sub.room_count() >= max {
+                    self.ctx.reject(RejectReason::MaxRooms);
+                    let msg = format!("a connection may follow at most {max} rooms");
+                    return self.error(id.as_deref(), "too_many_rooms", &msg);
+                }
+                shard.subscribe(&self.sub, &room, since, snapshot, Ack::Ok(id)).await;
+            }
+            ClientOp::Unsub { room, id } => {
+                if shard.unsubscribe(&self.sub, &room).await {
+                    self.sub.push_ctrl(envelope::ok_frame(id.as_deref(), Some(&room), None));
+                } else {
+                    self.error(id.as_deref(), "not_subscribed", &format!("not subscribed to {room}"));
+                }
+            }
+            ClientOp::Pub { room, data, id } => {
+                if self.may_publish(&room, id.as_deref()) {
+                    let key = self.key_of(&room, &data);
+                    let reply = Reply::Conn { conn: self.sub.id(), id };
+                    shard.publish(&room, Bytes::from(data), key, reply).await;
+                }
+            }
+        }
+    }
+
+    async fn handle_room_text(&self, room: &str, data: Bytes) {
+        let mut copy = data.to_vec();
+        if let Err(e) = simd_json::to_borrowed_value(&mut copy) {
+            self.ctx.reject(RejectReason::BadRequest);
+            return self.error(None, "bad_json", &format!("frame is not valid JSON: {e}"));
+        }
+        if self.may_publish(room, None) {
+            let key = self.key_of(room, &data);
+            self.ctx.shard.publish(room, data, key, Reply::None).await;
+        }
+    }
+
+    fn may_subscribe(&self, room: &str, id: Option<&str>) -> bool {
+        if !self.rights.can_subscribe(room) || !self.ctx.shared.rules(room).client_subscribe {
+            self.ctx.reject(RejectReason::Forbidden);
+            self.error(id, "forbidden", &format!("no subscribe right on {room}"));
+            return false;
+        }
+        true
+    }
+
+    fn may_publish(&self, room: &str, id: Option<&str>) -> bool {
+        if !self.rights.can_publish(room) || !self.ctx.shared.rules(room).client_publish {
+            self.ctx.reject(RejectReason::Forbidden);
+            self.error(id, "forbidden", &format!("no publish right on {room}"));
+            return false;
+        }
+        if !self.bucket.borrow_mut().try_take(Instant::now()) {
+            self.ctx.reject(RejectReason::RateLimited);
+            let c = &self.ctx.shared.config;
+            let msg = format!("over the publish rate of {}/s (burst {})", c.publish_rate, c.publish_burst);
+            self.error(id, "rate_limited", &msg);
+            return false;
+        }
+        true
+    }
+
+    fn key_of(&self, room: &str, data: &[u8]) -> Option<Box<str>> {
+        let field = self.ctx.shared.rules(room).key.as_deref()?;
+        protocol::extract_key(data, field).map(String::into_boxed_str)
+    }
+
+    /// Pings the client every `ping_interval`; closes an idle session after `idle_timeout`
+    /// without any inbound byte (a pong counts).
+    async fn keepalive(&self) {
+        let cfg = &self.ctx.shared.config;
+        loop {
+            let stop = self.ctx.shard.stopping();
+            let tick = glommio::timer::sleep(cfg.ping_interval);
+            if or(
+                async {
+                    tick.await;
+                    false
+                },
+                async {
+                    stop.await;
+                    true
+                },
+            )
+            .await
+            {
+                return;
+            }
+            if self.last_rx.get().elapsed() >= cfg.idle_timeout {
+                self.sub.close(1001, "idle timeout", false);
+                return;
+            }
+            self.sub.push_ctrl(frame::ping_frame(b""));
+        }
+    }
+}
