@@ -211,9 +211,7 @@ impl Shard {
         }
         let owner = owner_of(room, self.n);
         if owner == self.id {
-            if let Some(r) = self.owned.borrow_mut().get_mut(room) {
-                r.unsubscribe(self.id);
-            }
+            self.owner_unsubscribe(room, self.id);
         } else {
             self.send_req(owner, Request::Unsubscribe { room: room.into(), origin: self.id }).await;
         }
@@ -383,6 +381,19 @@ impl Shard {
         self.with_room(room, |r| r.subscribe(origin, since, snapshot, Instant::now()))
     }
 
+    /// One subscriber of `origin` left. A room that never had a message and has no
+    /// subscribers left is forgotten, so subscribe/unsubscribe cycles over invented names
+    /// cannot grow memory; a room with messages stays, to keep its `seq` and history.
+    fn owner_unsubscribe(&self, room: &str, origin: usize) {
+        let mut owned = self.owned.borrow_mut();
+        let Some(r) = owned.get_mut(room) else { return };
+        r.unsubscribe(origin);
+        if r.last_seq() == 0 && r.subscribers() == 0 {
+            owned.remove(room);
+            ShardStats::sub(&self.stats.rooms, 1);
+        }
+    }
+
     fn owner_info(&self, room: &str) -> RoomInfo {
         self.owned.borrow().get(room).map_or(RoomInfo::default(), |r| RoomInfo {
             seq: r.last_seq(),
@@ -400,11 +411,7 @@ impl Shard {
                 let replay = self.owner_subscribe(&room, origin, since, snapshot);
                 self.send_ev(origin, Event::SubReady { token, replay }).await;
             }
-            Request::Unsubscribe { room, origin } => {
-                if let Some(r) = self.owned.borrow_mut().get_mut(&*room) {
-                    r.unsubscribe(origin);
-                }
-            }
+            Request::Unsubscribe { room, origin } => self.owner_unsubscribe(&room, origin),
             Request::Info { room, origin, token } => {
                 let info = self.owner_info(&room);
                 self.send_ev(origin, Event::Info { token, info }).await;

@@ -297,3 +297,36 @@ fn a_full_cross_shard_queue_pushes_back_on_the_publisher() {
     });
     assert!(waits.load(Ordering::SeqCst) > 0, "publisher waited on the full queue");
 }
+
+#[test]
+fn rooms_that_never_had_a_message_are_forgotten_when_left() {
+    let done = Arc::new(AtomicUsize::new(0));
+    let done2 = done.clone();
+    run_on(config(2), move |shard: Rc<Shard>| {
+        let done = done2.clone();
+        Some(async move {
+            if shard.id() != 0 {
+                return;
+            }
+            let sub = shard.new_subscriber(DeliveryMode::Envelope);
+            for i in 0..200 {
+                let room = format!("spam:{i}");
+                shard.subscribe(&sub, &room, None, false, Ack::Silent).await;
+                assert!(shard.unsubscribe(&sub, &room).await);
+            }
+            // A room with a message keeps its seq after everyone left.
+            shard.subscribe(&sub, "kept:1", None, false, Ack::Silent).await;
+            shard.publish_wait("kept:1", Bytes::from_static(b"1"), None).await.unwrap();
+            shard.unsubscribe(&sub, "kept:1").await;
+            // Requests are handled in order, so the info answer comes after every unsubscribe.
+            for s in 0..2 {
+                let probe = room_owned_by(s, 2, "probe");
+                shard.room_info(&probe).await.unwrap();
+            }
+            assert_eq!(shard.stats().rooms, 1);
+            assert_eq!(shard.room_info("kept:1").await.unwrap().seq, 1);
+            done.fetch_add(1, Ordering::SeqCst);
+        })
+    });
+    assert_eq!(done.load(Ordering::SeqCst), 1);
+}

@@ -78,8 +78,9 @@ pub struct Args {
     /// flags are visible to other users in `ps`.
     #[arg(long, env = "SHARDCAST_JWT_SECRET", value_name = "SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// Key (at least 16 bytes) required as `Authorization: Bearer` on POST /api/publish.
-    /// Default: none (HTTP publish open when no JWT secret is set, else disabled).
+    /// Key (at least 16 bytes) required on POST /api/publish, as `Authorization: Bearer` or
+    /// `X-Api-Key`. Default: none — then HTTP publish needs a JWT with the publish right when
+    /// a JWT secret is set, and is open otherwise.
     #[arg(long, env = "SHARDCAST_API_KEY", value_name = "KEY", hide_env_values = true)]
     pub api_key: Option<String>,
     /// Allowed browser origins for WebSocket handshakes, comma-separated

@@ -137,6 +137,7 @@ impl Session {
         let mut ws = WebSocketContext::new(Role::Server, Some(self.ws_config()));
         let mut msgs: Vec<Message> = Vec::new();
         let mut end = self.decode(&mut ws, &early, &mut msgs);
+        drop(early); // an idle session keeps no buffer of its own
         loop {
             for m in msgs.drain(..) {
                 if let Some(close) = self.handle(m).await {
@@ -208,7 +209,10 @@ impl Session {
                 Err(e) => break Some((1002, e.to_string())),
             }
         };
-        if !feed.output.is_empty() && end.is_none() {
+        // After a peer's Close, tungstenite's output holds its automatic close reply; the
+        // session sends exactly one close (see `handle`), so that reply is not queued.
+        let peer_closed = msgs.iter().any(|m| matches!(m, Message::Close(_)));
+        if !feed.output.is_empty() && end.is_none() && !peer_closed {
             self.sub.push_ctrl(Bytes::from(feed.output));
         }
         end
