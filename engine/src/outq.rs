@@ -44,7 +44,9 @@ impl<T: Send + 'static> OutQueue<T> {
             return false;
         }
         ShardStats::add(&stats.cross_shard_sent, 1);
-        if self.pending.borrow().is_empty() {
+        // Straight into the channel only when nothing is ahead of this item: not in
+        // `pending`, and not in the flusher's hands (it pops an item, then waits for room).
+        if !self.flushing.get() && self.pending.borrow().is_empty() {
             match self.tx.try_send(item) {
                 Ok(()) => return true,
                 Err(glommio::GlommioError::WouldBlock(glommio::ResourceType::Channel(item))) => {

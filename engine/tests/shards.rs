@@ -76,6 +76,17 @@ fn room_owned_by(owner: usize, shards: usize, tag: &str) -> String {
 
 #[test]
 fn every_subscriber_on_every_shard_gets_every_message_once_in_order() {
+    ordering_with_capacity(4096);
+}
+
+/// Tiny cross-shard queues: the flusher and new sends interleave constantly, which is where
+/// a later message could overtake an earlier one held by the flusher.
+#[test]
+fn order_holds_when_cross_shard_queues_are_full() {
+    ordering_with_capacity(2);
+}
+
+fn ordering_with_capacity(capacity: usize) {
     const SHARDS: usize = 3;
     const PER_PUBLISHER: u64 = 300;
     const SUBS_PER_SHARD: usize = 4;
@@ -84,7 +95,8 @@ fn every_subscriber_on_every_shard_gets_every_message_once_in_order() {
     let frames: Arc<Mutex<HashMap<(String, u64), usize>>> = Arc::default();
     let checked = Arc::new(AtomicUsize::new(0));
     let (rooms2, frames2, checked2) = (rooms.clone(), frames.clone(), checked.clone());
-    let engine = Engine::start(config(SHARDS), StopFlag::new(), move |shard: Rc<Shard>| {
+    let cfg = EngineConfig { channel_capacity: capacity, ..config(SHARDS) };
+    let engine = Engine::start(cfg, StopFlag::new(), move |shard: Rc<Shard>| {
         let (rooms, ready, frames, checked) =
             (rooms2.clone(), ready.clone(), frames2.clone(), checked2.clone());
         async move {

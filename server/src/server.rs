@@ -58,6 +58,7 @@ async fn shard_main(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
     if shard.id() == 0 && !ctx.shared.config.no_demo {
         glommio::spawn_local(demo(ctx.clone())).detach();
     }
+    glommio::spawn_local(keepalive(ctx.clone())).detach();
     loop {
         let accepted = or(async { Some(listener.accept().await) }, async {
             shard.stopping().await;
@@ -81,8 +82,8 @@ async fn shard_main(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
     drop(listener);
     shard.drain().await;
     let live: Vec<_> = ctx.live.borrow().values().cloned().collect();
-    for sub in &live {
-        sub.close(1001, "server shutting down", false);
+    for l in &live {
+        l.sub.close(1001, "server shutting down", false);
     }
     drop(live);
     let closed = or(async { ctx.gate.close().await.is_ok() }, async {
@@ -92,6 +93,38 @@ async fn shard_main(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
     .await;
     if !closed {
         tracing::warn!(shard = shard.id(), "some connections did not finish within {:?}", SHUTDOWN_GRACE);
+    }
+}
+
+/// One sweep per shard every `ping_interval`: ping every session, and close (1001) those
+/// that sent nothing for `idle_timeout`. One timer per shard instead of one per
+/// connection keeps idle connections cheap.
+async fn keepalive(ctx: Rc<ShardCtx>) {
+    let cfg = &ctx.shared.config;
+    let ping = shardcast_engine::frame::ping_frame(b"");
+    loop {
+        let stopped = or(
+            async {
+                glommio::timer::sleep(cfg.ping_interval).await;
+                false
+            },
+            async {
+                ctx.shard.stopping().await;
+                true
+            },
+        )
+        .await;
+        if stopped {
+            return;
+        }
+        let live: Vec<_> = ctx.live.borrow().values().cloned().collect();
+        for l in live {
+            if l.last_rx.get().elapsed() >= cfg.idle_timeout {
+                l.sub.close(1001, "idle timeout", false);
+            } else {
+                l.sub.push_ctrl(ping.clone());
+            }
+        }
     }
 }
 

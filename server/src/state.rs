@@ -4,10 +4,11 @@
 
 use rustc_hash::FxHashMap;
 use shardcast_engine::{RoomSettings, Shard, Stats, Subscriber};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::auth::{ApiKey, Auth};
 use crate::config::{Config, Policy};
@@ -128,14 +129,22 @@ pub fn engine_policy(p: Policy) -> shardcast_engine::Policy {
     }
 }
 
+/// A session as the shard's sweeps see it.
+pub struct Live {
+    pub sub: Rc<Subscriber>,
+    /// When the client last sent anything (a pong counts).
+    pub last_rx: Cell<Instant>,
+}
+
 /// One shard's server-side state.
 pub struct ShardCtx {
     pub shared: Arc<Shared>,
     pub shard: Rc<Shard>,
     /// Every connection task enters this gate; shutdown waits for it to empty.
     pub gate: glommio::sync::Gate,
-    /// Open WebSocket sessions, to close them with 1001 at shutdown.
-    pub live: RefCell<FxHashMap<u64, Rc<Subscriber>>>,
+    /// Open WebSocket sessions: pinged and idle-checked by one sweep per shard, closed
+    /// with 1001 at shutdown.
+    pub live: RefCell<FxHashMap<u64, Rc<Live>>>,
     pub read_buf: RefCell<Box<[u8]>>,
 }
 

@@ -7,15 +7,15 @@
 //! to send back (pongs) into the outbox. Server→client data never goes through tungstenite:
 //! it is the engine's once-encoded frames.
 //!
-//! One task runs three futures: the writer, the reader, and the keep-alive timer. The
-//! session ends when the writer has sent everything including a close frame, or the socket
-//! fails. Every bad input gets an explicit answer: an `error` op, or a close code + reason.
+//! One task runs two futures, the writer and the reader; pings and idle timeouts come from
+//! one sweep per shard ([`crate::server`]), not a timer per connection. The session ends
+//! when the writer has sent everything including a close frame, or the socket fails. Every bad input gets an explicit answer: an `error` op, or a close code + reason.
 
 use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
 use futures_lite::AsyncRead;
 use glommio::net::TcpStream;
-use shardcast_engine::{envelope, frame, Ack, Reply, Subscriber};
+use shardcast_engine::{envelope, Ack, Reply, Subscriber};
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -30,7 +30,7 @@ use crate::auth::Rights;
 use crate::metrics::RejectReason;
 use crate::protocol::{self, ClientOp};
 use crate::ratelimit::TokenBucket;
-use crate::state::ShardCtx;
+use crate::state::{Live, ShardCtx};
 use crate::writer;
 
 /// Which endpoint the client connected to.
@@ -73,10 +73,10 @@ impl Write for Feed<'_> {
 struct Session {
     ctx: Rc<ShardCtx>,
     sub: Rc<Subscriber>,
+    live: Rc<Live>,
     endpoint: Endpoint,
     rights: Rights,
     bucket: RefCell<TokenBucket>,
-    last_rx: Cell<Instant>,
 }
 
 /// Runs a session to its end. `early` holds bytes that arrived with the handshake.
@@ -86,11 +86,12 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
         Endpoint::Room(_) => shardcast_engine::DeliveryMode::Raw,
     };
     let sub = ctx.shard.new_subscriber(mode);
-    ctx.live.borrow_mut().insert(sub.id(), sub.clone());
+    let live = Rc::new(Live { sub: sub.clone(), last_rx: Cell::new(Instant::now()) });
+    ctx.live.borrow_mut().insert(sub.id(), live.clone());
     let cfg = &ctx.shared.config;
     let s = Rc::new(Session {
         bucket: RefCell::new(TokenBucket::new(cfg.publish_rate, cfg.publish_burst)),
-        last_rx: Cell::new(Instant::now()),
+        live,
         ctx: ctx.clone(),
         sub: sub.clone(),
         endpoint,
@@ -109,11 +110,9 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
         s.read_loop(&stream, early).await;
         pending::<()>().await
     };
-    let keepalive = async {
-        s.keepalive().await;
-        pending::<()>().await
-    };
-    or(writer, or(reader, keepalive)).await;
+    // Shutdown and idle timeouts end a session through its outbox (a close frame), so
+    // the session itself waits on nothing but its socket and its outbox.
+    or(writer, reader).await;
     ctx.live.borrow_mut().remove(&sub.id());
     ctx.shard.remove_subscriber(&sub).await;
 }
@@ -155,24 +154,23 @@ impl Session {
             let read = poll_fn(|cx| {
                 let mut buf = self.ctx.read_buf.borrow_mut();
                 match Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf) {
-                    Poll::Ready(Ok(0)) => Poll::Ready(Some(None)),
-                    Poll::Ready(Ok(n)) => Poll::Ready(Some(Some(self.decode(&mut ws, &buf[..n], &mut msgs)))),
+                    Poll::Ready(Ok(0)) => Poll::Ready(None),
+                    Poll::Ready(Ok(n)) => Poll::Ready(Some(self.decode(&mut ws, &buf[..n], &mut msgs))),
                     Poll::Ready(Err(_)) => Poll::Ready(None),
                     Poll::Pending => Poll::Pending,
                 }
             });
-            let stop = async {
-                self.ctx.shard.stopping().await;
-                None
-            };
-            match or(read, stop).await {
-                Some(Some(e)) => end = e,
-                Some(None) | None if !self.ctx.shard.is_stopping() => {
+            match read.await {
+                Some(e) => end = e,
+                None => {
                     // Peer closed the socket or it failed: nothing more can be sent.
                     self.sub.close(1000, "", true);
                     return;
                 }
-                _ => return,
+            }
+            if self.ctx.shard.is_stopping() {
+                // Shutting down: accept no more input; the shard closes us after draining.
+                return;
             }
         }
     }
@@ -186,7 +184,7 @@ impl Session {
         msgs: &mut Vec<Message>,
     ) -> Option<(u16, String)> {
         if !input.is_empty() {
-            self.last_rx.set(Instant::now());
+            self.live.last_rx.set(Instant::now());
         }
         let mut feed = Feed { input, output: Vec::new() };
         let end = loop {
@@ -318,34 +316,5 @@ impl Session {
     fn key_of(&self, room: &str, data: &[u8]) -> Option<Box<str>> {
         let field = self.ctx.shared.rules(room).key.as_deref()?;
         protocol::extract_key(data, field).map(String::into_boxed_str)
-    }
-
-    /// Pings the client every `ping_interval`; closes an idle session after `idle_timeout`
-    /// without any inbound byte (a pong counts).
-    async fn keepalive(&self) {
-        let cfg = &self.ctx.shared.config;
-        loop {
-            let stop = self.ctx.shard.stopping();
-            let tick = glommio::timer::sleep(cfg.ping_interval);
-            if or(
-                async {
-                    tick.await;
-                    false
-                },
-                async {
-                    stop.await;
-                    true
-                },
-            )
-            .await
-            {
-                return;
-            }
-            if self.last_rx.get().elapsed() >= cfg.idle_timeout {
-                self.sub.close(1001, "idle timeout", false);
-                return;
-            }
-            self.sub.push_ctrl(frame::ping_frame(b""));
-        }
     }
 }
