@@ -52,6 +52,8 @@ pub enum Pushed {
     Disconnected,
     /// The outbox is closed; nothing more is queued.
     Closed,
+    /// Written straight to the socket (the subscriber was idle); nothing queued.
+    Written,
 }
 
 /// See the module documentation.

@@ -143,7 +143,9 @@ async fn request_loop(shard: Rc<Shard>, rx: ConnectedReceiver<Request>) {
 async fn event_loop(shard: Rc<Shard>, rx: ConnectedReceiver<Event>) {
     while let Some(ev) = rx.recv().await {
         shard.handle_event(ev);
-        // Drain whatever else is already there before yielding.
+        // Drain whatever else is already there before yielding, corked: a burst of
+        // deliveries leaves as one write per subscriber.
+        let _cork = shard.cork();
         while let Some(Some(ev)) = future::poll_once(rx.recv()).await {
             shard.handle_event(ev);
         }

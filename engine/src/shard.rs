@@ -47,6 +47,15 @@ enum Waiting {
     Info(local_channel::LocalSender<RoomInfo>),
 }
 
+/// Undoes one [`Shard::cork`] when dropped.
+pub struct Cork(Rc<Shard>);
+
+impl Drop for Cork {
+    fn drop(&mut self) {
+        self.0.cork.set(self.0.cork.get() - 1);
+    }
+}
+
 /// Which shard owns `room`: a stable hash, the same on every shard.
 pub fn owner_of(room: &str, shards: usize) -> usize {
     // FxHasher with a fixed seed: identical on every core and every run.
@@ -70,6 +79,9 @@ pub struct Shard {
     req: Vec<Option<Rc<OutQueue<Request>>>>,
     ev: Vec<Option<Rc<OutQueue<Event>>>>,
     barriers: Cell<(usize, usize)>,
+    /// While non-zero, fan-out queues instead of writing through, so a burst of messages
+    /// leaves as one write per subscriber (see [`Shard::cork`]).
+    cork: Cell<u32>,
     barrier_wake: RefCell<Vec<std::task::Waker>>,
     stats: Arc<ShardStats>,
     all_stats: Arc<[Arc<ShardStats>]>,
@@ -100,6 +112,7 @@ impl Shard {
             req,
             ev,
             barriers: Cell::new((0, 0)),
+            cork: Cell::new(0),
             barrier_wake: RefCell::default(),
             stats: all_stats[id].clone(),
             all_stats,
@@ -436,18 +449,29 @@ impl Shard {
         }
     }
 
-    /// Fan-out on this shard: one refcount increment and one queue push per subscriber.
+    /// Fan-out on this shard: per subscriber, a write-through to an idle socket, or one
+    /// refcount increment and one queue push.
     pub(crate) fn deliver_local(&self, msg: &Arc<Message>) {
         let local = self.local.borrow();
         let Some(subs) = local.get(&*msg.room) else { return };
-        self.count_pushes(subs.iter().map(|s| s.push_msg(msg)));
+        let direct = self.cork.get() == 0;
+        self.count_pushes(subs.iter().map(|s| s.deliver(msg, direct)));
+    }
+
+    /// Batches fan-out until the guard drops: messages are queued, not written through,
+    /// and each writer later sends all of its queue in one call. Whoever holds a burst
+    /// (several inbound messages or cross-shard events at hand) corks around it; the
+    /// first message of a burst may go through uncorked.
+    pub fn cork(self: &Rc<Self>) -> Cork {
+        self.cork.set(self.cork.get() + 1);
+        Cork(self.clone())
     }
 
     fn count_pushes(&self, pushes: impl Iterator<Item = Pushed>) {
         let (mut delivered, mut dropped, mut conflated, mut slow) = (0u64, 0u64, 0u64, 0u64);
         for p in pushes {
             match p {
-                Pushed::Queued { .. } => delivered += 1,
+                Pushed::Queued { .. } | Pushed::Written => delivered += 1,
                 Pushed::Conflated { removed, .. } => {
                     delivered += 1;
                     conflated += removed as u64;

@@ -21,12 +21,20 @@ pub(crate) enum SubState {
     Live,
 }
 
+/// Writes bytes to the connection's socket now, without waiting: `Some(n)` bytes went out
+/// (maybe fewer than offered), `None` if nothing could be written (full buffer, error).
+pub type DirectWrite = Box<dyn Fn(&[u8]) -> Option<usize>>;
+
 /// See the module documentation.
 pub struct Subscriber {
     id: u64,
     mode: DeliveryMode,
     outbox: RefCell<Outbox>,
     waker: Cell<Option<Waker>>,
+    /// Set while the writer holds a batch it has not finished writing: then a direct write
+    /// would overtake it.
+    writing: Cell<bool>,
+    direct: RefCell<Option<DirectWrite>>,
     pub(crate) rooms: RefCell<FxHashMap<Arc<str>, SubState>>,
 }
 
@@ -46,6 +54,8 @@ impl Subscriber {
             mode,
             outbox: RefCell::new(Outbox::new(budget, mode)),
             waker: Cell::new(None),
+            writing: Cell::new(false),
+            direct: RefCell::new(None),
             rooms: RefCell::new(FxHashMap::default()),
         }
     }
@@ -80,8 +90,48 @@ impl Subscriber {
         self.outbox.borrow().is_closed()
     }
 
+    /// Lets fan-out write straight to the socket when this subscriber has nothing queued
+    /// (write-through, as uWebSockets does): an idle subscriber then costs one `send` and
+    /// no task wake-up. The connection must call [`Subscriber::clear_direct`] before its
+    /// socket is closed.
+    pub fn set_direct(&self, write: DirectWrite) {
+        *self.direct.borrow_mut() = Some(write);
+    }
+
+    /// Stops direct writes (the socket is about to close, and its fd number may be reused).
+    pub fn clear_direct(&self) {
+        self.direct.borrow_mut().take();
+    }
+
+    /// Fan-out's entry point: writes the frame at once when the subscriber is idle and
+    /// `direct_ok` (the shard is not batching), else queues it like [`Subscriber::push_msg`].
+    #[inline]
+    pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool) -> Pushed {
+        if direct_ok && !self.writing.get() {
+            if let Some(write) = &*self.direct.borrow() {
+                let mut ob = self.outbox.borrow_mut();
+                if ob.is_empty() && !ob.is_closed() {
+                    let frame = msg.frame_for(self.mode);
+                    match write(frame) {
+                        Some(n) if n == frame.len() => return Pushed::Written,
+                        Some(n) if n > 0 => {
+                            // The rest goes first in the queue: a slice of the shared frame,
+                            // not a copy.
+                            ob.push_ctrl(frame.slice(n..));
+                            drop(ob);
+                            self.wake();
+                            return Pushed::Written;
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        self.push_msg(msg)
+    }
+
     /// Queues a room message (one refcount increment and a queue push) and wakes the
-    /// writer if it was idle. This is the whole per-subscriber cost of fan-out.
+    /// writer if it was idle.
     #[inline]
     pub fn push_msg(&self, msg: &Arc<Message>) -> Pushed {
         let p = self.outbox.borrow_mut().push_msg(msg);
@@ -128,6 +178,91 @@ impl Subscriber {
             return Poll::Pending;
         }
         ob.take(out, max);
+        self.writing.set(true);
         Poll::Ready(true)
+    }
+
+    /// For the writer: the batch from [`Subscriber::poll_take`] is fully written.
+    pub fn batch_written(&self) {
+        self.writing.set(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Policy;
+    use std::rc::Rc;
+    use std::task::Wake;
+    use std::time::Instant;
+
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+
+    fn msg(seq: u64) -> Arc<Message> {
+        let data = Bytes::from(format!("{{\"seq\":{seq}}}"));
+        Arc::new(Message::new("r".into(), seq, data, None, Policy::Drop, Instant::now()))
+    }
+
+    /// A subscriber whose "socket" accepts up to `accept` bytes per call (None: refuses).
+    fn with_socket(accept: Option<usize>) -> (Subscriber, Rc<RefCell<Vec<u8>>>) {
+        let sub = Subscriber::new(1, DeliveryMode::Envelope, 1 << 20);
+        let wire = Rc::new(RefCell::new(Vec::new()));
+        let w = wire.clone();
+        sub.set_direct(Box::new(move |b: &[u8]| {
+            let n = b.len().min(accept?);
+            w.borrow_mut().extend_from_slice(&b[..n]);
+            Some(n)
+        }));
+        (sub, wire)
+    }
+
+    fn take(sub: &Subscriber) -> Vec<Entry> {
+        let waker = Waker::from(Arc::new(Noop));
+        let mut out = vec![];
+        let _ = sub.poll_take(&mut Context::from_waker(&waker), &mut out, 1024);
+        out
+    }
+
+    #[test]
+    fn an_idle_subscriber_is_written_through() {
+        let (sub, wire) = with_socket(Some(usize::MAX));
+        let m = msg(1);
+        assert_eq!(sub.deliver(&m, true), Pushed::Written);
+        assert_eq!(&wire.borrow()[..], &m.frame[..]);
+        assert_eq!(sub.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn a_partial_write_queues_the_rest_as_a_slice_of_the_shared_frame() {
+        let (sub, wire) = with_socket(Some(5));
+        let m = msg(1);
+        assert_eq!(sub.deliver(&m, true), Pushed::Written);
+        assert_eq!(wire.borrow().len(), 5);
+        let rest = take(&sub);
+        let b = rest[0].bytes(DeliveryMode::Envelope);
+        assert_eq!(b.as_ptr(), m.frame[5..].as_ptr(), "no copy");
+        // A later message must queue behind the remainder, never overtake it.
+        sub.batch_written();
+        assert_eq!(sub.deliver(&msg(2), true), Pushed::Written);
+    }
+
+    #[test]
+    fn queued_in_flight_corked_or_refused_means_queue() {
+        let (sub, wire) = with_socket(Some(usize::MAX));
+        assert!(matches!(sub.deliver(&msg(1), false), Pushed::Queued { .. }), "corked");
+        assert!(matches!(sub.deliver(&msg(2), true), Pushed::Queued { .. }), "behind a queue");
+        assert_eq!(take(&sub).len(), 2);
+        assert!(matches!(sub.deliver(&msg(3), true), Pushed::Queued { .. }), "batch in flight");
+        sub.batch_written();
+        assert_eq!(take(&sub).len(), 1);
+        sub.batch_written();
+        assert!(wire.borrow().is_empty());
+        let (refusing, _) = with_socket(None);
+        assert!(matches!(refusing.deliver(&msg(1), true), Pushed::Queued { .. }));
+        sub.clear_direct();
+        assert!(matches!(sub.deliver(&msg(4), true), Pushed::Queued { .. }), "hook cleared");
     }
 }

@@ -53,7 +53,19 @@ pub async fn run(stream: &RefCell<TcpStream>, sub: &Subscriber) -> io::Result<()
             }
             advance(&batch, mode, &mut idx, &mut off, n);
         }
+        sub.batch_written();
     }
+}
+
+/// The subscriber's write-through: one non-blocking `send` of a frame on `fd`, taking what
+/// the socket buffer accepts. Never waits; `None` when nothing went out.
+pub fn direct(fd: i32) -> shardcast_engine::subscriber::DirectWrite {
+    Box::new(move |b: &[u8]| {
+        // SAFETY: `b` is a live slice; the session clears this hook before closing `fd`.
+        let r =
+            unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        (r > 0).then_some(r as usize)
+    })
 }
 
 /// Moves the (frame, offset) cursor forward by `n` written bytes.

@@ -100,6 +100,7 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
     if let Endpoint::Room(room) = &s.endpoint {
         ctx.shard.subscribe(&sub, room, None, false, Ack::Silent).await;
     }
+    sub.set_direct(writer::direct(std::os::fd::AsRawFd::as_raw_fd(&stream)));
     let stream = RefCell::new(stream);
     let writer = async {
         if let Err(e) = writer::run(&stream, &sub).await {
@@ -113,6 +114,8 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
     // Shutdown and idle timeouts end a session through its outbox (a close frame), so
     // the session itself waits on nothing but its socket and its outbox.
     or(writer, reader).await;
+    // Before the socket closes: its fd number may soon belong to another connection.
+    sub.clear_direct();
     ctx.live.borrow_mut().remove(&sub.id());
     ctx.shard.remove_subscriber(&sub).await;
 }
@@ -138,7 +141,9 @@ impl Session {
         let mut end = self.decode(&mut ws, &early, &mut msgs);
         drop(early); // an idle session keeps no buffer of its own
         loop {
-            for m in msgs.drain(..) {
+            for (i, m) in msgs.drain(..).enumerate() {
+                // A burst of inbound messages fans out corked: one write per subscriber.
+                let _cork = (i > 0).then(|| self.ctx.shard.cork());
                 if let Some(close) = self.handle(m).await {
                     end = end.or(Some(close));
                     break;
