@@ -124,6 +124,9 @@ pub struct EngineConfig {
     /// How long an idle executor spins before sleeping; spinning trades CPU for wake-up
     /// latency of cross-shard messages. Default 0 (sleep at once).
     pub spin_before_park: Option<Duration>,
+    /// Longest coalescing window: while a shard is busy, writes to one connection are at
+    /// least this far apart so bursts leave in one call. Default 5 ms; zero disables.
+    pub coalesce: Duration,
     /// Per-namespace room settings.
     pub namespaces: Namespaces,
 }
@@ -137,6 +140,7 @@ impl Default for EngineConfig {
             outbox_bytes: 1 << 20,
             io_memory: 256 << 10,
             spin_before_park: None,
+            coalesce: Duration::from_millis(5),
             namespaces: Namespaces::default(),
         }
     }

@@ -67,8 +67,15 @@ impl Engine {
                     let limit = config.channel_capacity;
                     let req_q = req_tx.into_iter().map(|t| t.map(|t| OutQueue::new(t, limit))).collect();
                     let ev_q = ev_tx.into_iter().map(|t| t.map(|t| OutQueue::new(t, limit))).collect();
-                    let shard =
-                        Rc::new(Shard::new(id, config.namespaces, config.outbox_bytes, req_q, ev_q, stats));
+                    let shard = Rc::new(Shard::new(
+                        id,
+                        config.namespaces,
+                        config.outbox_bytes,
+                        config.coalesce,
+                        req_q,
+                        ev_q,
+                        stats,
+                    ));
                     for rx in req_rx.into_iter().flatten() {
                         glommio::spawn_local(request_loop(shard.clone(), rx)).detach();
                     }
@@ -160,6 +167,9 @@ async fn housekeeping(shard: Rc<Shard>, stop: StopFlag) {
             shard.stop.fire();
         }
         ticks = ticks.wrapping_add(1);
+        if ticks % 5 == 0 {
+            shard.adapt_coalescing();
+        }
         if ticks % 25 == 0 {
             shard.refresh_queued_bytes();
         }

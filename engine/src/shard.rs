@@ -13,7 +13,7 @@ use std::cell::{Cell, RefCell};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::Namespaces;
 use crate::envelope;
@@ -45,6 +45,14 @@ struct PendingSub {
 enum Waiting {
     Seq(local_channel::LocalSender<u64>),
     Info(local_channel::LocalSender<RoomInfo>),
+}
+
+/// CPU time consumed by the calling thread (user + system).
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: a valid out-pointer for a clock the kernel always provides.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Undoes one [`Shard::cork`] when dropped.
@@ -82,6 +90,11 @@ pub struct Shard {
     /// While non-zero, fan-out queues instead of writing through, so a burst of messages
     /// leaves as one write per subscriber (see [`Shard::cork`]).
     cork: Cell<u32>,
+    /// The coalescing window in force: `coalesce_max` while this shard is busy, else zero
+    /// (see [`Shard::adapt_coalescing`]).
+    coalesce: Cell<Duration>,
+    coalesce_max: Duration,
+    cpu_sample: Cell<Option<(Instant, Duration)>>,
     barrier_wake: RefCell<Vec<std::task::Waker>>,
     stats: Arc<ShardStats>,
     all_stats: Arc<[Arc<ShardStats>]>,
@@ -94,6 +107,7 @@ impl Shard {
         id: usize,
         namespaces: Namespaces,
         outbox_bytes: usize,
+        coalesce_max: Duration,
         req: Vec<Option<Rc<OutQueue<Request>>>>,
         ev: Vec<Option<Rc<OutQueue<Event>>>>,
         all_stats: Arc<[Arc<ShardStats>]>,
@@ -113,6 +127,9 @@ impl Shard {
             ev,
             barriers: Cell::new((0, 0)),
             cork: Cell::new(0),
+            coalesce: Cell::new(Duration::ZERO),
+            coalesce_max,
+            cpu_sample: Cell::new(None),
             barrier_wake: RefCell::default(),
             stats: all_stats[id].clone(),
             all_stats,
@@ -454,8 +471,33 @@ impl Shard {
     pub(crate) fn deliver_local(&self, msg: &Arc<Message>) {
         let local = self.local.borrow();
         let Some(subs) = local.get(&*msg.room) else { return };
-        let direct = self.cork.get() == 0;
-        self.count_pushes(subs.iter().map(|s| s.deliver(msg, direct)));
+        let (direct, window) = (self.cork.get() == 0, self.coalesce.get());
+        self.count_pushes(subs.iter().map(|s| s.deliver(msg, direct, window)));
+    }
+
+    /// The coalescing window writers should respect now (zero when the shard is not busy).
+    pub fn coalesce_window(&self) -> Duration {
+        self.coalesce.get()
+    }
+
+    /// Opens the coalescing window while this shard's thread is busy (≥ 50% of a core over
+    /// the last sample) and closes it when it is quiet again (< 25%). A quiet shard writes
+    /// every frame at once, for latency; a busy one spends its CPU on frames, not on
+    /// per-call kernel overhead, which also keeps it from falling behind.
+    pub(crate) fn adapt_coalescing(&self) {
+        let now = Instant::now();
+        let cpu = thread_cpu_time();
+        if let Some((t0, c0)) = self.cpu_sample.replace(Some((now, cpu))) {
+            let wall = now.saturating_duration_since(t0).as_secs_f64();
+            if wall > 0.0 {
+                let busy = cpu.saturating_sub(c0).as_secs_f64() / wall;
+                if busy >= 0.5 {
+                    self.coalesce.set(self.coalesce_max);
+                } else if busy < 0.25 {
+                    self.coalesce.set(Duration::ZERO);
+                }
+            }
+        }
     }
 
     /// Batches fan-out until the guard drops: messages are queued, not written through,

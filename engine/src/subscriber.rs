@@ -7,6 +7,7 @@ use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use crate::message::{DeliveryMode, Message};
 use crate::outbox::{Entry, Outbox, Pushed};
@@ -35,6 +36,8 @@ pub struct Subscriber {
     /// would overtake it.
     writing: Cell<bool>,
     direct: RefCell<Option<DirectWrite>>,
+    /// When this socket was last written, for the shard's coalescing window.
+    last_write: Cell<Instant>,
     pub(crate) rooms: RefCell<FxHashMap<Arc<str>, SubState>>,
 }
 
@@ -56,6 +59,7 @@ impl Subscriber {
             waker: Cell::new(None),
             writing: Cell::new(false),
             direct: RefCell::new(None),
+            last_write: Cell::new(Instant::now()),
             rooms: RefCell::new(FxHashMap::default()),
         }
     }
@@ -98,21 +102,39 @@ impl Subscriber {
         *self.direct.borrow_mut() = Some(write);
     }
 
+    /// For the writer: how long to wait before the next write so that writes to this
+    /// socket are at least `window` apart (zero: write now). Within the window frames
+    /// queue and leave together: the kernel charges per call, not per frame.
+    pub fn write_delay(&self, now: Instant, window: Duration) -> Duration {
+        if window.is_zero() {
+            return window;
+        }
+        window.saturating_sub(now.saturating_duration_since(self.last_write.get()))
+    }
+
     /// Stops direct writes (the socket is about to close, and its fd number may be reused).
     pub fn clear_direct(&self) {
         self.direct.borrow_mut().take();
     }
 
-    /// Fan-out's entry point: writes the frame at once when the subscriber is idle and
-    /// `direct_ok` (the shard is not batching), else queues it like [`Subscriber::push_msg`].
+    /// Fan-out's entry point: writes the frame at once when the subscriber is idle,
+    /// `direct_ok` (the shard is not batching) and its last write is at least `window` ago;
+    /// else queues it like [`Subscriber::push_msg`].
     #[inline]
-    pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool) -> Pushed {
-        if direct_ok && !self.writing.get() {
+    pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool, window: Duration) -> Pushed {
+        if direct_ok
+            && !self.writing.get()
+            && (window.is_zero() || self.write_delay(Instant::now(), window).is_zero())
+        {
             if let Some(write) = &*self.direct.borrow() {
                 let mut ob = self.outbox.borrow_mut();
                 if ob.is_empty() && !ob.is_closed() {
                     let frame = msg.frame_for(self.mode);
-                    match write(frame) {
+                    let written = write(frame);
+                    if written.is_some() && !window.is_zero() {
+                        self.last_write.set(Instant::now());
+                    }
+                    match written {
                         Some(n) if n == frame.len() => return Pushed::Written,
                         Some(n) if n > 0 => {
                             // The rest goes first in the queue: a slice of the shared frame,
@@ -165,6 +187,20 @@ impl Subscriber {
         }
     }
 
+    /// For the writer: Ready(true) once there is something to send, Ready(false) once the
+    /// outbox is closed and drained; Pending (waker stored) otherwise.
+    pub fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let ob = self.outbox.borrow();
+        if !ob.is_empty() {
+            return Poll::Ready(true);
+        }
+        if ob.is_closed() {
+            return Poll::Ready(false);
+        }
+        self.waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+
     /// For the connection's writer: moves up to `max` queued frames into `out`. Pending
     /// (with the waker stored) while there is nothing to send. Ready(false) once the outbox
     /// is closed and fully drained: the connection should end.
@@ -185,6 +221,7 @@ impl Subscriber {
     /// For the writer: the batch from [`Subscriber::poll_take`] is fully written.
     pub fn batch_written(&self) {
         self.writing.set(false);
+        self.last_write.set(Instant::now());
     }
 }
 
@@ -227,10 +264,21 @@ mod tests {
     }
 
     #[test]
+    fn within_the_coalescing_window_frames_queue() {
+        let (sub, wire) = with_socket(Some(usize::MAX));
+        let minute = Duration::from_secs(60);
+        sub.batch_written(); // "just wrote"
+        assert!(matches!(sub.deliver(&msg(1), true, minute), Pushed::Queued { .. }));
+        assert!(wire.borrow().is_empty());
+        assert!(sub.write_delay(Instant::now(), minute) > Duration::from_secs(59));
+        assert_eq!(sub.write_delay(Instant::now(), Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
     fn an_idle_subscriber_is_written_through() {
         let (sub, wire) = with_socket(Some(usize::MAX));
         let m = msg(1);
-        assert_eq!(sub.deliver(&m, true), Pushed::Written);
+        assert_eq!(sub.deliver(&m, true, Duration::ZERO), Pushed::Written);
         assert_eq!(&wire.borrow()[..], &m.frame[..]);
         assert_eq!(sub.queued_bytes(), 0);
     }
@@ -239,30 +287,36 @@ mod tests {
     fn a_partial_write_queues_the_rest_as_a_slice_of_the_shared_frame() {
         let (sub, wire) = with_socket(Some(5));
         let m = msg(1);
-        assert_eq!(sub.deliver(&m, true), Pushed::Written);
+        assert_eq!(sub.deliver(&m, true, Duration::ZERO), Pushed::Written);
         assert_eq!(wire.borrow().len(), 5);
         let rest = take(&sub);
         let b = rest[0].bytes(DeliveryMode::Envelope);
         assert_eq!(b.as_ptr(), m.frame[5..].as_ptr(), "no copy");
         // A later message must queue behind the remainder, never overtake it.
         sub.batch_written();
-        assert_eq!(sub.deliver(&msg(2), true), Pushed::Written);
+        assert_eq!(sub.deliver(&msg(2), true, Duration::ZERO), Pushed::Written);
     }
 
     #[test]
     fn queued_in_flight_corked_or_refused_means_queue() {
         let (sub, wire) = with_socket(Some(usize::MAX));
-        assert!(matches!(sub.deliver(&msg(1), false), Pushed::Queued { .. }), "corked");
-        assert!(matches!(sub.deliver(&msg(2), true), Pushed::Queued { .. }), "behind a queue");
+        assert!(matches!(sub.deliver(&msg(1), false, Duration::ZERO), Pushed::Queued { .. }), "corked");
+        assert!(
+            matches!(sub.deliver(&msg(2), true, Duration::ZERO), Pushed::Queued { .. }),
+            "behind a queue"
+        );
         assert_eq!(take(&sub).len(), 2);
-        assert!(matches!(sub.deliver(&msg(3), true), Pushed::Queued { .. }), "batch in flight");
+        assert!(
+            matches!(sub.deliver(&msg(3), true, Duration::ZERO), Pushed::Queued { .. }),
+            "batch in flight"
+        );
         sub.batch_written();
         assert_eq!(take(&sub).len(), 1);
         sub.batch_written();
         assert!(wire.borrow().is_empty());
         let (refusing, _) = with_socket(None);
-        assert!(matches!(refusing.deliver(&msg(1), true), Pushed::Queued { .. }));
+        assert!(matches!(refusing.deliver(&msg(1), true, Duration::ZERO), Pushed::Queued { .. }));
         sub.clear_direct();
-        assert!(matches!(sub.deliver(&msg(4), true), Pushed::Queued { .. }), "hook cleared");
+        assert!(matches!(sub.deliver(&msg(4), true, Duration::ZERO), Pushed::Queued { .. }), "hook cleared");
     }
 }

@@ -130,6 +130,13 @@ pub struct Args {
     /// Default slow-consumer policy of namespaces without their own. Default: drop.
     #[arg(long, env = "SHARDCAST_POLICY", value_enum)]
     pub policy: Option<Policy>,
+    /// Coalescing window used while a shard is busy (≥50% of its core): writes to one
+    /// connection are then at least this far apart, so a client receiving many messages gets
+    /// them in one write (the kernel charges ~6 µs per write, far less per frame). A quiet
+    /// shard writes every frame at once. Trades up to this much latency on busy servers for
+    /// CPU; "0ms" turns it off. Default: 5ms.
+    #[arg(long, env = "SHARDCAST_COALESCE", value_name = "DURATION", value_parser = parse_duration)]
+    pub coalesce: Option<Duration>,
 }
 
 /// A history TTL that may be explicitly "off" (so a flag can switch off a file's TTL).
@@ -186,6 +193,7 @@ pub struct Config {
     pub history_size: usize,
     pub history_ttl: Option<Duration>,
     pub policy: Policy,
+    pub coalesce: Duration,
     pub namespaces: BTreeMap<String, NamespaceConfig>,
 }
 
@@ -210,6 +218,7 @@ impl Default for Config {
             ping_interval: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             outbox_bytes: 1024 * 1024,
+            coalesce: Duration::from_millis(5),
             history_size: 100,
             history_ttl: None,
             policy: Policy::Drop,
@@ -252,6 +261,7 @@ struct FileConfig {
     ping_interval: Option<Human>,
     idle_timeout: Option<Human>,
     outbox_bytes: Option<Size>,
+    coalesce: Option<Human>,
     history_size: Option<usize>,
     history_ttl: Option<Ttl>,
     policy: Option<Policy>,
@@ -281,7 +291,7 @@ impl Config {
         let a = args;
         overlay!(cfg, a, |v| v; listen, shards, no_demo, allow_anonymous, origins, log, max_frame,
             max_rooms_per_conn, max_connections, publish_rate, publish_burst, handshake_timeout,
-            ping_interval, idle_timeout, outbox_bytes, history_size, policy);
+            ping_interval, idle_timeout, outbox_bytes, history_size, policy, coalesce);
         overlay!(cfg, a, Some; jwt_secret, api_key);
         overlay!(cfg, a, |t: Ttl| t.0; history_ttl);
         cfg.validate()?;
@@ -303,7 +313,7 @@ impl Config {
             max_rooms_per_conn, max_connections, publish_rate, publish_burst, history_size, policy);
         overlay!(cfg, f, Some; jwt_secret, api_key);
         overlay!(cfg, f, |s: Size| s.0; max_frame, outbox_bytes);
-        overlay!(cfg, f, |h: Human| h.0; handshake_timeout, ping_interval, idle_timeout);
+        overlay!(cfg, f, |h: Human| h.0; handshake_timeout, ping_interval, idle_timeout, coalesce);
         overlay!(cfg, f, |t: Ttl| t.0; history_ttl);
         cfg.namespaces.extend(f.namespaces);
         Ok(())
@@ -338,7 +348,7 @@ impl Config {
         let secret_ok = |s: &Option<String>| !matches!(s, Some(s) if s.len() < 16);
         let origin_ok = |o: &String| o == "*"
             || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/'));
-        let rules: [(bool, &str, &str); 13] = [
+        let rules: [(bool, &str, &str); 14] = [
             ((1..=256).contains(&self.shards), "shards", "must be within 1..=256"),
             ((128..=16 << 20).contains(&self.max_frame), "max_frame", "must be within 128 B..=16 MiB"),
             (self.outbox_bytes >= self.max_frame, "outbox_bytes", "must be at least max_frame"),
@@ -348,6 +358,7 @@ impl Config {
             (self.publish_rate >= 1, "publish_rate", "must be at least 1 per second"),
             (self.publish_burst >= 1, "publish_burst", "must be at least 1"),
             (!self.handshake_timeout.is_zero(), "handshake_timeout", "must be positive"),
+            (self.coalesce <= Duration::from_secs(1), "coalesce", "must be at most 1s"),
             (!self.ping_interval.is_zero(), "ping_interval", "must be positive"),
             (self.idle_timeout > self.ping_interval, "idle_timeout", "must exceed ping_interval, or healthy idle clients get closed"),
             (self.policy != Policy::Conflate, "policy", "conflate needs a key; set it per namespace with `key`"),
@@ -499,6 +510,7 @@ handshake_timeout = "5s"
 ping_interval = "20s"
 idle_timeout = "60s"
 outbox_bytes = "1MiB"
+coalesce = "5ms"
 history_size = 100
 history_ttl = "off"
 policy = "drop"

@@ -49,7 +49,10 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream) {
         match http::websocket_upgrade(&req) {
             Ok(Some(accept)) => {
                 buf.drain(..head_len);
-                return upgrade(ctx, stream, req, accept, buf).await;
+                buf.shrink_to_fit();
+                // Boxed: the session's state is allocated on its own, so this task is not
+                // sized for the handshake's and the session's locals together.
+                return Box::pin(upgrade(ctx, stream, req, accept, buf)).await;
             }
             Ok(None) => {}
             Err(e) => {
@@ -65,7 +68,8 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream) {
             return;
         }
         while buf.len() < head_len + body_len {
-            let mut chunk = [0u8; 8192];
+            // Heap, not stack: a future holds its locals for the connection's whole life.
+            let mut chunk = vec![0u8; 8192];
             match with_timeout(cfg.idle_timeout, stream.read(&mut chunk), &ctx).await {
                 Some(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
                 _ => return,
@@ -104,7 +108,7 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<(
                 return Ok(Some(h));
             }
         }
-        let mut chunk = [0u8; 4096];
+        let mut chunk = vec![0u8; 4096];
         match stream.read(&mut chunk).await {
             Ok(0) | Err(_) if buf.is_empty() => return Ok(None),
             Ok(0) | Err(_) => {

@@ -30,6 +30,7 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
     let engine_cfg = EngineConfig {
         shards: cfg.shards,
         outbox_bytes: cfg.outbox_bytes,
+        coalesce: cfg.coalesce,
         namespaces: shared.engine_namespaces(),
         ..EngineConfig::default()
     };

@@ -11,7 +11,7 @@ use futures_lite::future::poll_fn;
 use futures_lite::AsyncWrite;
 use glommio::net::TcpStream;
 use shardcast_engine::outbox::Entry;
-use shardcast_engine::{DeliveryMode, Subscriber};
+use shardcast_engine::{DeliveryMode, Shard, Subscriber};
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -21,13 +21,22 @@ use std::pin::Pin;
 const MAX_IOV: usize = 1024;
 
 /// Writes until the outbox is closed and drained (Ok) or the socket fails (Err).
-pub async fn run(stream: &RefCell<TcpStream>, sub: &Subscriber) -> io::Result<()> {
+pub async fn run(stream: &RefCell<TcpStream>, sub: &Subscriber, shard: &Shard) -> io::Result<()> {
     let mode = sub.mode();
     let fd = stream.borrow().as_raw_fd();
     let mut batch: Vec<Entry> = Vec::new();
     let mut iov: Vec<libc::iovec> = Vec::new();
     loop {
         batch.clear();
+        // Wait for something to send, then (if this connection wrote less than the
+        // coalescing window ago) for the window to pass, so the rest of the burst joins.
+        if !poll_fn(|cx| sub.poll_ready(cx)).await {
+            return Ok(());
+        }
+        let delay = sub.write_delay(std::time::Instant::now(), shard.coalesce_window());
+        if !delay.is_zero() {
+            glommio::timer::sleep(delay).await;
+        }
         if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
             return Ok(());
         }

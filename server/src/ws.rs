@@ -103,7 +103,7 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
     sub.set_direct(writer::direct(std::os::fd::AsRawFd::as_raw_fd(&stream)));
     let stream = RefCell::new(stream);
     let writer = async {
-        if let Err(e) = writer::run(&stream, &sub).await {
+        if let Err(e) = writer::run(&stream, &sub, &ctx.shard).await {
             tracing::debug!(conn = sub.id(), "write failed: {e}");
         }
     };
