@@ -20,8 +20,27 @@ fn max_body(ctx: &ShardCtx) -> usize {
     ctx.shared.config.max_frame + 1024
 }
 
+/// A connection that asked for a WebSocket and passed the header checks so far.
+struct Upgrade {
+    stream: TcpStream,
+    req: Request,
+    accept: String,
+    early: Vec<u8>,
+}
+
 /// Serves one accepted connection until it closes.
-pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream) {
+///
+/// The HTTP phase and the WebSocket session are separate boxed futures: this task lives as
+/// long as the connection, and a future is as large as its largest state, so keeping the
+/// short-lived HTTP state out of the long-lived session keeps idle connections small.
+pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
+    if let Some(u) = Box::pin(http_phase(ctx.clone(), stream)).await {
+        Box::pin(upgrade(ctx, u.stream, u.req, u.accept, u.early)).await;
+    }
+}
+
+/// Plain HTTP requests (keep-alive) until the connection closes (None) or asks to upgrade.
+async fn http_phase(ctx: Rc<ShardCtx>, mut stream: TcpStream) -> Option<Upgrade> {
     let _ = stream.set_nodelay(true);
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut first = true;
@@ -32,16 +51,16 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream) {
         let limit = if first { cfg.handshake_timeout } else { cfg.idle_timeout };
         let head = match with_timeout(limit, read_head(&mut stream, &mut buf), &ctx).await {
             Some(Ok(Some(h))) => h,
-            Some(Ok(None)) => return, // closed cleanly between requests
+            Some(Ok(None)) => return None, // closed cleanly between requests
             Some(Err(e)) => {
                 let _ = stream.write_all(&e.to_response()).await;
-                return;
+                return None;
             }
             None => {
                 if first {
                     ctx.reject(RejectReason::HandshakeTimeout);
                 }
-                return;
+                return None;
             }
         };
         first = false;
@@ -50,36 +69,34 @@ pub async fn serve(ctx: Rc<ShardCtx>, mut stream: TcpStream) {
             Ok(Some(accept)) => {
                 buf.drain(..head_len);
                 buf.shrink_to_fit();
-                // Boxed: the session's state is allocated on its own, so this task is not
-                // sized for the handshake's and the session's locals together.
-                return Box::pin(upgrade(ctx, stream, req, accept, buf)).await;
+                return Some(Upgrade { stream, req, accept, early: buf });
             }
             Ok(None) => {}
             Err(e) => {
                 ctx.reject(RejectReason::BadRequest);
                 let _ = stream.write_all(&e.to_response()).await;
-                return;
+                return None;
             }
         }
         let body_len = req.content_length.unwrap_or(0);
         if body_len > max_body(&ctx) {
             let resp = http::error_json(413, "too_large", "request body too large", Conn::Close);
             let _ = stream.write_all(&resp).await;
-            return;
+            return None;
         }
         while buf.len() < head_len + body_len {
             // Heap, not stack: a future holds its locals for the connection's whole life.
             let mut chunk = vec![0u8; 8192];
             match with_timeout(cfg.idle_timeout, stream.read(&mut chunk), &ctx).await {
                 Some(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                _ => return,
+                _ => return None,
             }
         }
         let keep = req.keep_alive() && !ctx.shard.is_stopping();
         let conn = if keep { Conn::KeepAlive } else { Conn::Close };
         let resp = crate::api::respond(&ctx, &req, &buf[head_len..head_len + body_len], conn).await;
         if stream.write_all(&resp).await.is_err() || !keep {
-            return;
+            return None;
         }
         buf.drain(..head_len + body_len);
     }

@@ -144,7 +144,9 @@ impl Session {
             for (i, m) in msgs.drain(..).enumerate() {
                 // A burst of inbound messages fans out corked: one write per subscriber.
                 let _cork = (i > 0).then(|| self.ctx.shard.cork());
-                if let Some(close) = self.handle(m).await {
+                // Boxed: handling (subscribe, publish) has large, short-lived state that
+                // would otherwise sit in every idle session.
+                if let Some(close) = Box::pin(self.handle(m)).await {
                     end = end.or(Some(close));
                     break;
                 }
