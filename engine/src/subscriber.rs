@@ -38,6 +38,9 @@ pub struct Subscriber {
     direct: RefCell<Option<DirectWrite>>,
     /// When this socket was last written, for the shard's coalescing window.
     last_write: Cell<Instant>,
+    /// Frames are queued because the window refused a direct write: the writer waits for
+    /// the window. Frames queued by a cork leave at once (the cork already batched them).
+    deferred: Cell<bool>,
     pub(crate) rooms: RefCell<FxHashMap<Arc<str>, SubState>>,
 }
 
@@ -60,6 +63,7 @@ impl Subscriber {
             writing: Cell::new(false),
             direct: RefCell::new(None),
             last_write: Cell::new(Instant::now()),
+            deferred: Cell::new(false),
             rooms: RefCell::new(FxHashMap::default()),
         }
     }
@@ -106,10 +110,14 @@ impl Subscriber {
     /// socket are at least `window` apart (zero: write now). Within the window frames
     /// queue and leave together: the kernel charges per call, not per frame.
     pub fn write_delay(&self, now: Instant, window: Duration) -> Duration {
-        if window.is_zero() {
-            return window;
+        if window.is_zero() || !self.deferred.get() {
+            return Duration::ZERO;
         }
         window.saturating_sub(now.saturating_duration_since(self.last_write.get()))
+    }
+
+    fn within_window(&self, window: Duration) -> bool {
+        Instant::now().saturating_duration_since(self.last_write.get()) < window
     }
 
     /// Stops direct writes (the socket is about to close, and its fd number may be reused).
@@ -122,10 +130,10 @@ impl Subscriber {
     /// else queues it like [`Subscriber::push_msg`].
     #[inline]
     pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool, window: Duration) -> Pushed {
-        if direct_ok
-            && !self.writing.get()
-            && (window.is_zero() || self.write_delay(Instant::now(), window).is_zero())
-        {
+        let idle = direct_ok && !self.writing.get();
+        if idle && !window.is_zero() && self.within_window(window) {
+            self.deferred.set(true);
+        } else if idle {
             if let Some(write) = &*self.direct.borrow() {
                 let mut ob = self.outbox.borrow_mut();
                 if ob.is_empty() && !ob.is_closed() {
@@ -215,6 +223,7 @@ impl Subscriber {
         }
         ob.take(out, max);
         self.writing.set(true);
+        self.deferred.set(false);
         Poll::Ready(true)
     }
 
@@ -268,7 +277,11 @@ mod tests {
         let (sub, wire) = with_socket(Some(usize::MAX));
         let minute = Duration::from_secs(60);
         sub.batch_written(); // "just wrote"
-        assert!(matches!(sub.deliver(&msg(1), true, minute), Pushed::Queued { .. }));
+                             // Corked frames are not held back by the window: the cork already batched them.
+        assert!(matches!(sub.deliver(&msg(1), false, minute), Pushed::Queued { .. }));
+        assert_eq!(sub.write_delay(Instant::now(), minute), Duration::ZERO);
+        // A frame the window kept from a direct write waits for the window.
+        assert!(matches!(sub.deliver(&msg(2), true, minute), Pushed::Queued { .. }));
         assert!(wire.borrow().is_empty());
         assert!(sub.write_delay(Instant::now(), minute) > Duration::from_secs(59));
         assert_eq!(sub.write_delay(Instant::now(), Duration::ZERO), Duration::ZERO);
