@@ -472,7 +472,9 @@ impl Shard {
         let local = self.local.borrow();
         let Some(subs) = local.get(&*msg.room) else { return };
         let (direct, window) = (self.cork.get() == 0, self.coalesce.get());
-        self.count_pushes(subs.iter().map(|s| s.deliver(msg, direct, window)));
+        // One clock read per message, not per subscriber.
+        let now = Instant::now();
+        self.count_pushes(subs.iter().map(|s| s.deliver(msg, direct, window, now)));
     }
 
     /// The coalescing window writers should respect now (zero when the shard is not busy).

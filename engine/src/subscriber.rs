@@ -116,10 +116,6 @@ impl Subscriber {
         window.saturating_sub(now.saturating_duration_since(self.last_write.get()))
     }
 
-    fn within_window(&self, window: Duration) -> bool {
-        Instant::now().saturating_duration_since(self.last_write.get()) < window
-    }
-
     /// Stops direct writes (the socket is about to close, and its fd number may be reused).
     pub fn clear_direct(&self) {
         self.direct.borrow_mut().take();
@@ -129,9 +125,9 @@ impl Subscriber {
     /// `direct_ok` (the shard is not batching) and its last write is at least `window` ago;
     /// else queues it like [`Subscriber::push_msg`].
     #[inline]
-    pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool, window: Duration) -> Pushed {
+    pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool, window: Duration, now: Instant) -> Pushed {
         let idle = direct_ok && !self.writing.get();
-        if idle && !window.is_zero() && self.within_window(window) {
+        if idle && !window.is_zero() && now.saturating_duration_since(self.last_write.get()) < window {
             self.deferred.set(true);
         } else if idle {
             if let Some(write) = &*self.direct.borrow() {
@@ -140,7 +136,7 @@ impl Subscriber {
                     let frame = msg.frame_for(self.mode);
                     let written = write(frame);
                     if written.is_some() && !window.is_zero() {
-                        self.last_write.set(Instant::now());
+                        self.last_write.set(now);
                     }
                     match written {
                         Some(n) if n == frame.len() => return Pushed::Written,
@@ -278,10 +274,10 @@ mod tests {
         let minute = Duration::from_secs(60);
         sub.batch_written(); // "just wrote"
                              // Corked frames are not held back by the window: the cork already batched them.
-        assert!(matches!(sub.deliver(&msg(1), false, minute), Pushed::Queued { .. }));
+        assert!(matches!(sub.deliver(&msg(1), false, minute, Instant::now()), Pushed::Queued { .. }));
         assert_eq!(sub.write_delay(Instant::now(), minute), Duration::ZERO);
         // A frame the window kept from a direct write waits for the window.
-        assert!(matches!(sub.deliver(&msg(2), true, minute), Pushed::Queued { .. }));
+        assert!(matches!(sub.deliver(&msg(2), true, minute, Instant::now()), Pushed::Queued { .. }));
         assert!(wire.borrow().is_empty());
         assert!(sub.write_delay(Instant::now(), minute) > Duration::from_secs(59));
         assert_eq!(sub.write_delay(Instant::now(), Duration::ZERO), Duration::ZERO);
@@ -291,7 +287,7 @@ mod tests {
     fn an_idle_subscriber_is_written_through() {
         let (sub, wire) = with_socket(Some(usize::MAX));
         let m = msg(1);
-        assert_eq!(sub.deliver(&m, true, Duration::ZERO), Pushed::Written);
+        assert_eq!(sub.deliver(&m, true, Duration::ZERO, Instant::now()), Pushed::Written);
         assert_eq!(&wire.borrow()[..], &m.frame[..]);
         assert_eq!(sub.queued_bytes(), 0);
     }
@@ -300,27 +296,30 @@ mod tests {
     fn a_partial_write_queues_the_rest_as_a_slice_of_the_shared_frame() {
         let (sub, wire) = with_socket(Some(5));
         let m = msg(1);
-        assert_eq!(sub.deliver(&m, true, Duration::ZERO), Pushed::Written);
+        assert_eq!(sub.deliver(&m, true, Duration::ZERO, Instant::now()), Pushed::Written);
         assert_eq!(wire.borrow().len(), 5);
         let rest = take(&sub);
         let b = rest[0].bytes(DeliveryMode::Envelope);
         assert_eq!(b.as_ptr(), m.frame[5..].as_ptr(), "no copy");
         // A later message must queue behind the remainder, never overtake it.
         sub.batch_written();
-        assert_eq!(sub.deliver(&msg(2), true, Duration::ZERO), Pushed::Written);
+        assert_eq!(sub.deliver(&msg(2), true, Duration::ZERO, Instant::now()), Pushed::Written);
     }
 
     #[test]
     fn queued_in_flight_corked_or_refused_means_queue() {
         let (sub, wire) = with_socket(Some(usize::MAX));
-        assert!(matches!(sub.deliver(&msg(1), false, Duration::ZERO), Pushed::Queued { .. }), "corked");
         assert!(
-            matches!(sub.deliver(&msg(2), true, Duration::ZERO), Pushed::Queued { .. }),
+            matches!(sub.deliver(&msg(1), false, Duration::ZERO, Instant::now()), Pushed::Queued { .. }),
+            "corked"
+        );
+        assert!(
+            matches!(sub.deliver(&msg(2), true, Duration::ZERO, Instant::now()), Pushed::Queued { .. }),
             "behind a queue"
         );
         assert_eq!(take(&sub).len(), 2);
         assert!(
-            matches!(sub.deliver(&msg(3), true, Duration::ZERO), Pushed::Queued { .. }),
+            matches!(sub.deliver(&msg(3), true, Duration::ZERO, Instant::now()), Pushed::Queued { .. }),
             "batch in flight"
         );
         sub.batch_written();
@@ -328,8 +327,14 @@ mod tests {
         sub.batch_written();
         assert!(wire.borrow().is_empty());
         let (refusing, _) = with_socket(None);
-        assert!(matches!(refusing.deliver(&msg(1), true, Duration::ZERO), Pushed::Queued { .. }));
+        assert!(matches!(
+            refusing.deliver(&msg(1), true, Duration::ZERO, Instant::now()),
+            Pushed::Queued { .. }
+        ));
         sub.clear_direct();
-        assert!(matches!(sub.deliver(&msg(4), true, Duration::ZERO), Pushed::Queued { .. }), "hook cleared");
+        assert!(
+            matches!(sub.deliver(&msg(4), true, Duration::ZERO, Instant::now()), Pushed::Queued { .. }),
+            "hook cleared"
+        );
     }
 }
