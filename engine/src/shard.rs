@@ -47,6 +47,26 @@ enum Waiting {
     Info(local_channel::LocalSender<RoomInfo>),
 }
 
+/// The coalescing window after a sample where the shard was `busy` (fraction of a core):
+/// zero below 25%; `base` from 50%; while saturated (≥ 90%) it doubles up to 4 × `base`,
+/// since a saturated shard is already late and bigger batches are how it catches up; it
+/// halves back towards `base` below 70%. Between thresholds it stays, so it does not flap.
+pub(crate) fn next_window(current: Duration, base: Duration, busy: f64) -> Duration {
+    if base.is_zero() || busy < 0.25 {
+        Duration::ZERO
+    } else if busy >= 0.9 {
+        (current.max(base) * 2).min(base * 4)
+    } else if busy >= 0.5 {
+        if busy < 0.7 {
+            (current / 2).max(base)
+        } else {
+            current.max(base)
+        }
+    } else {
+        current
+    }
+}
+
 /// CPU time consumed by the calling thread (user + system).
 fn thread_cpu_time() -> Duration {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
@@ -483,9 +503,9 @@ impl Shard {
     }
 
     /// Opens the coalescing window while this shard's thread is busy (≥ 50% of a core over
-    /// the last sample) and closes it when it is quiet again (< 25%). A quiet shard writes
-    /// every frame at once, for latency; a busy one spends its CPU on frames, not on
-    /// per-call kernel overhead, which also keeps it from falling behind.
+    /// the last sample) and closes it when it is quiet again (< 25%); see [`next_window`].
+    /// A quiet shard writes every frame at once, for latency; a busy one spends its CPU on
+    /// frames, not on per-call kernel overhead, which also keeps it from falling behind.
     pub(crate) fn adapt_coalescing(&self) {
         let now = Instant::now();
         let cpu = thread_cpu_time();
@@ -493,11 +513,7 @@ impl Shard {
             let wall = now.saturating_duration_since(t0).as_secs_f64();
             if wall > 0.0 {
                 let busy = cpu.saturating_sub(c0).as_secs_f64() / wall;
-                if busy >= 0.5 {
-                    self.coalesce.set(self.coalesce_max);
-                } else if busy < 0.25 {
-                    self.coalesce.set(Duration::ZERO);
-                }
+                self.coalesce.set(next_window(self.coalesce.get(), self.coalesce_max, busy));
             }
         }
     }
@@ -565,5 +581,30 @@ impl Shard {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_window;
+    use std::time::Duration;
+
+    #[test]
+    fn the_window_follows_load_without_flapping() {
+        let base = Duration::from_millis(5);
+        let z = Duration::ZERO;
+        assert_eq!(next_window(z, base, 0.1), z);
+        assert_eq!(next_window(z, base, 0.4), z, "between thresholds: stays closed");
+        assert_eq!(next_window(z, base, 0.6), base);
+        assert_eq!(next_window(base, base, 0.4), base, "between thresholds: stays open");
+        let mut w = base;
+        for _ in 0..5 {
+            w = next_window(w, base, 0.95);
+        }
+        assert_eq!(w, base * 4, "saturated: grows, capped");
+        assert_eq!(next_window(w, base, 0.8), w);
+        assert_eq!(next_window(w, base, 0.6), base * 2);
+        assert_eq!(next_window(w, base, 0.2), z);
+        assert_eq!(next_window(w, z, 0.99), z, "disabled");
     }
 }
