@@ -167,10 +167,10 @@ async fn housekeeping(shard: Rc<Shard>, stop: StopFlag) {
             shard.stop.fire();
         }
         ticks = ticks.wrapping_add(1);
-        if ticks % 5 == 0 {
+        if ticks.is_multiple_of(5) {
             shard.adapt_coalescing();
         }
-        if ticks % 25 == 0 {
+        if ticks.is_multiple_of(25) {
             shard.refresh_queued_bytes();
         }
     }

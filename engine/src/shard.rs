@@ -10,7 +10,7 @@ use bytes::Bytes;
 use glommio::channels::local_channel;
 use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,9 +87,7 @@ impl Drop for Cork {
 /// Which shard owns `room`: a stable hash, the same on every shard.
 pub fn owner_of(room: &str, shards: usize) -> usize {
     // FxHasher with a fixed seed: identical on every core and every run.
-    let mut h = rustc_hash::FxBuildHasher.build_hasher();
-    room.hash(&mut h);
-    (h.finish() % shards as u64) as usize
+    (rustc_hash::FxBuildHasher.hash_one(room) % shards as u64) as usize
 }
 
 /// See the module documentation.

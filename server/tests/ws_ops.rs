@@ -220,7 +220,7 @@ fn ordering_and_exactly_once_across_two_shards() {
             let msgs = &got[r];
             let seqs: Vec<u64> = msgs.iter().map(|m| m.0).collect();
             assert_eq!(seqs, (1..=total).collect::<Vec<_>>(), "delivered seqs of {r}");
-            let mut last_i = vec![-1i64; PUBLISHERS];
+            let mut last_i = [-1i64; PUBLISHERS];
             for (seq, data) in msgs {
                 assert_eq!(
                     &told[r][seq], data,
@@ -438,13 +438,11 @@ fn client_close_is_answered_with_a_close() {
     raw.send_frame(true, OP_CLOSE, &[0x03, 0xE8]); // 1000
     let (code, _) = raw.expect_close(TIMEOUT);
     assert_eq!(code, 1000);
-    loop {
-        match raw.read_event(TIMEOUT) {
-            RawEvent::Eof(_) => break,
-            RawEvent::Timeout => panic!("server kept the socket open after the close handshake"),
-            RawEvent::Frame { opcode, payload, .. } => {
-                panic!("frame after close: opcode {opcode} {payload:?}")
-            }
+    match raw.read_event(TIMEOUT) {
+        RawEvent::Eof(_) => {}
+        RawEvent::Timeout => panic!("server kept the socket open after the close handshake"),
+        RawEvent::Frame { opcode, payload, .. } => {
+            panic!("frame after close: opcode {opcode} {payload:?}")
         }
     }
 }

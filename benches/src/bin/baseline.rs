@@ -97,6 +97,8 @@ async fn serve(o: Opts) -> Result<()> {
     }
 }
 
+// tokio-tungstenite's handshake callback fixes the (large) `ErrorResponse` error type.
+#[allow(clippy::result_large_err)]
 async fn handle(sock: TcpStream, rooms: Rooms, lagged: Arc<AtomicU64>, cap: usize) -> Result<()> {
     let mut room = None;
     let ws = tokio_tungstenite::accept_hdr_async(sock, |req: &Request, resp: Response| {
