@@ -48,20 +48,20 @@ enum Waiting {
 }
 
 /// The coalescing window after a sample where the shard was `busy` (fraction of a core):
-/// zero below 25%; `base` from 50%; while saturated (≥ 90%) it doubles up to 4 × `base`,
-/// since a saturated shard is already late and bigger batches are how it catches up; it
-/// halves back towards `base` below 70%. Between thresholds it stays, so it does not flap.
+/// zero below 25%; at least `base` from 50%; while saturated (≥ 90%) it doubles up to
+/// 4 × `base`, since a saturated shard is already late and bigger batches are how it
+/// catches up. A grown window shrinks (halving towards `base`) only below 50%: shrinking as
+/// soon as the bigger window has relieved the shard would saturate it again, and that
+/// oscillation is what showed as stalls of hundreds of milliseconds.
 pub(crate) fn next_window(current: Duration, base: Duration, busy: f64) -> Duration {
     if base.is_zero() || busy < 0.25 {
         Duration::ZERO
     } else if busy >= 0.9 {
         (current.max(base) * 2).min(base * 4)
     } else if busy >= 0.5 {
-        if busy < 0.7 {
-            (current / 2).max(base)
-        } else {
-            current.max(base)
-        }
+        current.max(base)
+    } else if current > base {
+        (current / 2).max(base)
     } else {
         current
     }
@@ -601,7 +601,8 @@ mod tests {
         }
         assert_eq!(w, base * 4, "saturated: grows, capped");
         assert_eq!(next_window(w, base, 0.8), w);
-        assert_eq!(next_window(w, base, 0.6), base * 2);
+        assert_eq!(next_window(w, base, 0.6), w, "relieved but busy: keeps the grown window");
+        assert_eq!(next_window(w, base, 0.4), base * 2, "quiet: shrinks towards base");
         assert_eq!(next_window(w, base, 0.2), z);
         assert_eq!(next_window(w, z, 0.99), z, "disabled");
     }
