@@ -41,6 +41,11 @@ pub struct Subscriber {
     /// Frames are queued because the window refused a direct write: the writer waits for
     /// the window. Frames queued by a cork leave at once (the cork already batched them).
     deferred: Cell<bool>,
+    /// When the previous message arrived, and how many arrivals in a row came within the
+    /// window of each other: only a sustained rate (a streak) defers, not one close pair —
+    /// jitter on a 100 Hz room must not push a thousand subscribers onto the slow path.
+    last_arrival: Cell<Instant>,
+    streak: Cell<u8>,
     pub(crate) rooms: RefCell<FxHashMap<Arc<str>, SubState>>,
 }
 
@@ -64,6 +69,8 @@ impl Subscriber {
             direct: RefCell::new(None),
             last_write: Cell::new(Instant::now()),
             deferred: Cell::new(false),
+            last_arrival: Cell::new(Instant::now()),
+            streak: Cell::new(0),
             rooms: RefCell::new(FxHashMap::default()),
         }
     }
@@ -116,6 +123,16 @@ impl Subscriber {
         window.saturating_sub(now.saturating_duration_since(self.last_write.get()))
     }
 
+    /// Records an arrival; true once at least two consecutive gaps were shorter than
+    /// `window` (three messages in quick succession).
+    fn hot(&self, now: Instant, window: Duration) -> bool {
+        let close = now.saturating_duration_since(self.last_arrival.get()) < window;
+        self.last_arrival.set(now);
+        let streak = if close { self.streak.get().saturating_add(1) } else { 0 };
+        self.streak.set(streak);
+        streak >= 2
+    }
+
     /// Stops direct writes (the socket is about to close, and its fd number may be reused).
     pub fn clear_direct(&self) {
         self.direct.borrow_mut().take();
@@ -127,7 +144,8 @@ impl Subscriber {
     #[inline]
     pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool, window: Duration, now: Instant) -> Pushed {
         let idle = direct_ok && !self.writing.get();
-        if idle && !window.is_zero() && now.saturating_duration_since(self.last_write.get()) < window {
+        let hot = !window.is_zero() && self.hot(now, window);
+        if idle && hot && now.saturating_duration_since(self.last_write.get()) < window {
             self.deferred.set(true);
         } else if idle {
             if let Some(write) = &*self.direct.borrow() {
@@ -276,11 +294,26 @@ mod tests {
                              // Corked frames are not held back by the window: the cork already batched them.
         assert!(matches!(sub.deliver(&msg(1), false, minute, Instant::now()), Pushed::Queued { .. }));
         assert_eq!(sub.write_delay(Instant::now(), minute), Duration::ZERO);
-        // A frame the window kept from a direct write waits for the window.
+        // A sustained rate (third message within the window): the window keeps the frame
+        // from a direct write, and the writer waits for the window.
+        let _ = take(&sub);
+        sub.batch_written();
         assert!(matches!(sub.deliver(&msg(2), true, minute, Instant::now()), Pushed::Queued { .. }));
         assert!(wire.borrow().is_empty());
         assert!(sub.write_delay(Instant::now(), minute) > Duration::from_secs(59));
         assert_eq!(sub.write_delay(Instant::now(), Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn one_close_pair_does_not_defer() {
+        let (sub, wire) = with_socket(Some(usize::MAX));
+        let w = Duration::from_millis(5);
+        let t0 = Instant::now();
+        sub.batch_written();
+        // Second arrival 1 ms after the first: close, but no streak yet → written through.
+        assert_eq!(sub.deliver(&msg(1), true, w, t0 + Duration::from_millis(10)), Pushed::Written);
+        assert_eq!(sub.deliver(&msg(2), true, w, t0 + Duration::from_millis(11)), Pushed::Written);
+        assert_eq!(wire.borrow().len(), msg(1).frame.len() * 2);
     }
 
     #[test]
