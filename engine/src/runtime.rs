@@ -93,7 +93,7 @@ impl Engine {
 
     /// Counters summed over all shards (readable from any thread).
     pub fn stats(&self) -> Stats {
-        self.stats.iter().map(|s| s.snapshot()).fold(Stats::default(), |a, b| a + b)
+        crate::stats::sum(&self.stats)
     }
 
     /// Asks every shard to stop; each shard's `main` sees [`Shard::stopping`] complete.

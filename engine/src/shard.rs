@@ -172,7 +172,7 @@ impl Shard {
 
     /// Counters summed over all shards.
     pub fn stats(&self) -> Stats {
-        self.all_stats.iter().map(|s| s.snapshot()).fold(Stats::default(), |a, b| a + b)
+        crate::stats::sum(&self.all_stats)
     }
 
     /// Counters of each shard, by index.

@@ -58,6 +58,11 @@ counters! {
     backpressure_waits,
 }
 
+/// The counters of all shards, summed.
+pub fn sum(shards: &[std::sync::Arc<ShardStats>]) -> Stats {
+    shards.iter().map(|s| s.snapshot()).fold(Stats::default(), |a, b| a + b)
+}
+
 impl ShardStats {
     #[inline]
     pub(crate) fn add(c: &AtomicU64, n: u64) {

@@ -62,9 +62,10 @@ fn authorized(ctx: &ShardCtx, req: &Request, room: &str) -> Result<(), (u16, &'s
             None => Err((401, "unauthorized", "missing API key (Authorization: Bearer or X-Api-Key)".into())),
         };
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let rights =
-        shared.auth.authorize(req.bearer_token(), now).map_err(|e| (401, "unauthorized", e.to_string()))?;
+    let rights = shared
+        .auth
+        .authorize(req.bearer_token(), crate::auth::now_unix())
+        .map_err(|e| (401, "unauthorized", e.to_string()))?;
     if rights.can_publish(room) {
         Ok(())
     } else {
@@ -101,8 +102,7 @@ async fn publish(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<
         ctx.reject(if status == 401 { RejectReason::Auth } else { RejectReason::Forbidden });
         return http::error_json(status, code, &msg, conn);
     }
-    let key =
-        ctx.shared.rules(room).key.as_deref().and_then(|f| protocol::extract_key(data, f)).map(Into::into);
+    let key = ctx.shared.key_of(room, data);
     match ctx.shard.publish_wait(room, Bytes::copy_from_slice(data), key).await {
         Ok(seq) => http::json(200, format!(r#"{{"seq":{seq}}}"#).as_bytes(), conn),
         Err(e) => http::error_json(503, "unavailable", &e.to_string(), conn),

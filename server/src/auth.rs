@@ -203,6 +203,12 @@ impl Auth {
 }
 
 /// Signs `claims_json` as an HS256 JWT (for tests and the `shardcast token` subcommand).
+/// Seconds since the Unix epoch, the clock `exp`/`nbf` are checked against (0 if the clock
+/// is before 1970).
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 pub fn sign(claims_json: &str, secret: &[u8]) -> String {
     let mut token = format!("{}.{}", B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#), B64.encode(claims_json));
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length");

@@ -7,7 +7,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::http::{self, Conn, HttpError, Request};
 use crate::metrics::RejectReason;
@@ -156,10 +156,9 @@ async fn upgrade(ctx: Rc<ShardCtx>, mut stream: TcpStream, req: Request, accept:
             return Err((403, refuse(403, "forbidden_origin", "Origin not allowed"), RejectReason::Origin));
         }
         let token = req.query_param("token").or_else(|| req.bearer_token());
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let rights = shared
             .auth
-            .authorize(token, now)
+            .authorize(token, crate::auth::now_unix())
             .map_err(|e| (401, refuse(401, "unauthorized", &e.to_string()), RejectReason::Auth))?;
         if let Endpoint::Room(room) = &ep {
             if !rights.can_subscribe(room) {

@@ -132,10 +132,10 @@ fn is_room_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.' | b'/' | b'@')
 }
 
-/// The namespace of a room: the part before the first `:` (the whole name if none).
-pub fn namespace(room: &str) -> &str {
-    room.split_once(':').map_or(room, |(ns, _)| ns)
-}
+/// The namespace of a room: the part before the first `:` (the whole name if none). The
+/// engine's definition, so the server's permissions and the engine's room settings can
+/// never disagree on it.
+pub use shardcast_engine::namespace;
 
 /// The room of the room-per-URL endpoint: `/ws/tracker/42/` → `tracker/42`.
 pub fn room_from_path(path: &str) -> Result<String, ProtocolError> {

@@ -138,9 +138,8 @@ async fn demo(ctx: Rc<ShardCtx>) {
     let shard = &ctx.shard;
     while !shard.is_stopping() {
         for (room, json) in fleet.tick(start.elapsed()) {
-            let key =
-                ctx.shared.rules(&room).key.as_deref().and_then(|f| crate::protocol::extract_key(&json, f));
-            shard.publish(&room, Bytes::from(json), key.map(Into::into), Reply::None).await;
+            let key = ctx.shared.key_of(&room, &json);
+            shard.publish(&room, Bytes::from(json), key, Reply::None).await;
         }
         or(glommio::timer::sleep(Duration::from_secs(1)), shard.stopping()).await;
     }

@@ -61,6 +61,13 @@ impl Shared {
         Shared { auth, api_key, connections: AtomicUsize::new(0), counters, ns_rules, default_rules, config }
     }
 
+    /// The namespace key of a message published into `room` (snapshot and conflation), if
+    /// the namespace names a key field and `data` carries it.
+    pub fn key_of(&self, room: &str, data: &[u8]) -> Option<Box<str>> {
+        let field = self.rules(room).key.as_deref()?;
+        crate::protocol::extract_key(data, field).map(String::into_boxed_str)
+    }
+
     /// Rules of the namespace `room` belongs to.
     pub fn rules(&self, room: &str) -> &NsRules {
         self.ns_rules.get(crate::protocol::namespace(room)).unwrap_or(&self.default_rules)

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
 use futures_lite::AsyncRead;
 use glommio::net::TcpStream;
-use shardcast_engine::{envelope, Ack, Reply, Subscriber};
+use shardcast_engine::{envelope, Ack, Reply};
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -72,7 +72,7 @@ impl Write for Feed<'_> {
 
 struct Session {
     ctx: Rc<ShardCtx>,
-    sub: Rc<Subscriber>,
+    /// The subscriber and its last-receive time, as the shard's sweeps see them.
     live: Rc<Live>,
     endpoint: Endpoint,
     rights: Rights,
@@ -93,7 +93,6 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
         bucket: RefCell::new(TokenBucket::new(cfg.publish_rate, cfg.publish_burst)),
         live,
         ctx: ctx.clone(),
-        sub: sub.clone(),
         endpoint,
         rights,
     });
@@ -152,10 +151,10 @@ impl Session {
                 }
             }
             if let Some((code, reason)) = end {
-                self.sub.close(code, &reason, false);
+                self.live.sub.close(code, &reason, false);
                 return;
             }
-            if self.sub.is_closed() {
+            if self.live.sub.is_closed() {
                 return;
             }
             let read = poll_fn(|cx| {
@@ -171,7 +170,7 @@ impl Session {
                 Some(e) => end = e,
                 None => {
                     // Peer closed the socket or it failed: nothing more can be sent.
-                    self.sub.close(1000, "", true);
+                    self.live.sub.close(1000, "", true);
                     return;
                 }
             }
@@ -218,7 +217,7 @@ impl Session {
         // session sends exactly one close (see `handle`), so that reply is not queued.
         let peer_closed = msgs.iter().any(|m| matches!(m, Message::Close(_)));
         if !feed.output.is_empty() && end.is_none() && !peer_closed {
-            self.sub.push_ctrl(Bytes::from(feed.output));
+            self.live.sub.push_ctrl(Bytes::from(feed.output));
         }
         end
     }
@@ -240,7 +239,7 @@ impl Session {
     }
 
     fn error(&self, id: Option<&str>, code: &str, message: &str) {
-        self.sub.push_ctrl(envelope::error_frame(id, code, message));
+        self.live.sub.push_ctrl(envelope::error_frame(id, code, message));
     }
 
     async fn handle_op(&self, mut text: Vec<u8>) {
@@ -253,30 +252,30 @@ impl Session {
         };
         let shard = &self.ctx.shard;
         match op {
-            ClientOp::Ping { id } => self.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
+            ClientOp::Ping { id } => self.live.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
             ClientOp::Sub { room, since, snapshot, id } => {
                 if !self.may_subscribe(&room, id.as_deref()) {
                     return;
                 }
                 let max = self.ctx.shared.config.max_rooms_per_conn;
-                if !self.sub.follows(&room) && self.sub.room_count() >= max {
+                if !self.live.sub.follows(&room) && self.live.sub.room_count() >= max {
                     self.ctx.reject(RejectReason::MaxRooms);
                     let msg = format!("a connection may follow at most {max} rooms");
                     return self.error(id.as_deref(), "too_many_rooms", &msg);
                 }
-                shard.subscribe(&self.sub, &room, since, snapshot, Ack::Ok(id)).await;
+                shard.subscribe(&self.live.sub, &room, since, snapshot, Ack::Ok(id)).await;
             }
             ClientOp::Unsub { room, id } => {
-                if shard.unsubscribe(&self.sub, &room).await {
-                    self.sub.push_ctrl(envelope::ok_frame(id.as_deref(), Some(&room), None));
+                if shard.unsubscribe(&self.live.sub, &room).await {
+                    self.live.sub.push_ctrl(envelope::ok_frame(id.as_deref(), Some(&room), None));
                 } else {
                     self.error(id.as_deref(), "not_subscribed", &format!("not subscribed to {room}"));
                 }
             }
             ClientOp::Pub { room, data, id } => {
                 if self.may_publish(&room, id.as_deref()) {
-                    let key = self.key_of(&room, &data);
-                    let reply = Reply::Conn { conn: self.sub.id(), id };
+                    let key = self.ctx.shared.key_of(&room, &data);
+                    let reply = Reply::Conn { conn: self.live.sub.id(), id };
                     shard.publish(&room, Bytes::from(data), key, reply).await;
                 }
             }
@@ -290,7 +289,7 @@ impl Session {
             return self.error(None, "bad_json", &format!("frame is not valid JSON: {e}"));
         }
         if self.may_publish(room, None) {
-            let key = self.key_of(room, &data);
+            let key = self.ctx.shared.key_of(room, &data);
             self.ctx.shard.publish(room, data, key, Reply::None).await;
         }
     }
@@ -318,10 +317,5 @@ impl Session {
             return false;
         }
         true
-    }
-
-    fn key_of(&self, room: &str, data: &[u8]) -> Option<Box<str>> {
-        let field = self.ctx.shared.rules(room).key.as_deref()?;
-        protocol::extract_key(data, field).map(String::into_boxed_str)
     }
 }
