@@ -127,6 +127,12 @@ pub struct EngineConfig {
     /// Longest coalescing window: while a shard is busy, writes to one connection are at
     /// least this far apart so bursts leave in one call. Default 5 ms; zero disables.
     pub coalesce: Duration,
+    /// How long a shard runs tasks before it polls for I/O again; loops that handle client
+    /// input (frames, pipelined requests, cross-shard queues, accepts) yield when it has
+    /// passed, so one busy connection delays the others by about this much at most.
+    /// glommio's default is 100 ms; default here 2 ms (the timer is re-armed on every
+    /// scheduler turn anyway, so a short one costs nothing while the shard is quiet).
+    pub preempt: Duration,
     /// Per-namespace room settings.
     pub namespaces: Namespaces,
 }
@@ -141,6 +147,7 @@ impl Default for EngineConfig {
             io_memory: 256 << 10,
             spin_before_park: None,
             coalesce: Duration::from_millis(5),
+            preempt: Duration::from_millis(2),
             namespaces: Namespaces::default(),
         }
     }

@@ -13,6 +13,13 @@ pub enum EngineError {
     /// The shard that owns the room has stopped; happens only during shutdown.
     #[error("shard {0} has stopped")]
     ShardStopped(usize),
+    /// The locked-memory limit is too low for io_uring (see [`crate::memlock`]).
+    #[error(
+        "the locked-memory limit (ulimit -l) is {have_kib} KiB but each shard's io_uring needs about \
+         {need_kib} KiB: raise it (`ulimit -l {need_kib}` or more; systemd LimitMEMLOCK=; docker \
+         --ulimit memlock=-1)"
+    )]
+    Memlock { have_kib: u64, need_kib: u64 },
     /// A shard thread panicked.
     #[error("shard {0} panicked")]
     Panicked(usize),

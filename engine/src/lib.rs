@@ -20,6 +20,7 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod frame;
+pub mod memlock;
 pub mod mesh;
 pub mod message;
 pub mod outbox;

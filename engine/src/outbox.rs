@@ -8,10 +8,17 @@
 //!
 //! The writer drains with [`Outbox::take`], which moves every queued frame at once so the
 //! connection can send them in one `writev`-style call.
+//!
+//! Conflation costs O(1) per message: at a connection's first overflow one pass over its
+//! queue builds an index of the newest queued message per room+key (superseding older ones);
+//! from then until the queue has drained, each keyed message replaces its predecessor
+//! through that index, leaving a hole that the writer skips. Holes are compacted once they
+//! are half the queue, so they never outgrow what is queued.
 
 use bytes::Bytes;
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::config::Policy;
@@ -59,7 +66,14 @@ pub enum Pushed {
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Outbox {
-    queue: VecDeque<Entry>,
+    /// Frames in order; `None` is a hole left by a superseded (conflated) message.
+    queue: VecDeque<Option<Entry>>,
+    /// Absolute position of `queue[0]` (positions never repeat while the outbox lives).
+    front: u64,
+    /// While overflowing under `conflate`: hash of (room, key) → position of the newest
+    /// queued message with it. `None` otherwise (built at the overflow, dropped once drained).
+    newest: Option<FxHashMap<u64, u64>>,
+    holes: usize,
     bytes: usize,
     budget: usize,
     mode: DeliveryMode,
@@ -71,7 +85,17 @@ pub struct Outbox {
 impl Outbox {
     /// An empty outbox with a byte budget.
     pub fn new(budget: usize, mode: DeliveryMode) -> Self {
-        Outbox { queue: VecDeque::new(), bytes: 0, budget, mode, gaps: Vec::new(), closed: false }
+        Outbox {
+            queue: VecDeque::new(),
+            front: 0,
+            newest: None,
+            holes: 0,
+            bytes: 0,
+            budget,
+            mode,
+            gaps: Vec::new(),
+            closed: false,
+        }
     }
 
     /// Bytes queued and not yet taken by the writer.
@@ -81,12 +105,17 @@ impl Outbox {
 
     /// Frames queued.
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.queue.len() - self.holes
+    }
+
+    /// No frame queued (holes do not count).
+    fn nothing_queued(&self) -> bool {
+        self.queue.len() == self.holes
     }
 
     /// Nothing queued and no gap notice pending.
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.gaps.is_empty()
+        self.nothing_queued() && self.gaps.is_empty()
     }
 
     /// Closed: after the queued frames and the close frame, the connection ends.
@@ -101,6 +130,9 @@ impl Outbox {
         }
         let len = msg.frame_for(self.mode).len();
         let mut removed = 0;
+        if self.newest.is_some() && msg.key.is_some() {
+            removed = self.supersede(msg);
+        }
         if self.bytes + len > self.budget && !self.queue.is_empty() {
             match msg.policy {
                 Policy::Disconnect => {
@@ -108,7 +140,10 @@ impl Outbox {
                     return Pushed::Disconnected;
                 }
                 Policy::Conflate if msg.key.is_some() => {
-                    removed = self.conflate(msg);
+                    if self.newest.is_none() {
+                        self.index_newest();
+                        removed = self.supersede(msg);
+                    }
                     if self.bytes + len > self.budget {
                         self.record_gap(msg);
                         return Pushed::Dropped;
@@ -120,12 +155,15 @@ impl Outbox {
                 }
             }
         }
-        let was_empty = self.queue.is_empty();
+        let was_empty = self.nothing_queued();
         if !self.gaps.is_empty() {
             self.flush_gap_of(&msg.room);
         }
         self.bytes += len;
-        self.queue.push_back(Entry::Msg(msg.clone()));
+        if let (Some(newest), Some(k)) = (&mut self.newest, &msg.key) {
+            newest.insert(key_hash(&msg.room, k), self.front + self.queue.len() as u64);
+        }
+        self.queue.push_back(Some(Entry::Msg(msg.clone())));
         if removed > 0 {
             Pushed::Conflated { removed, was_empty }
         } else {
@@ -139,9 +177,9 @@ impl Outbox {
         if self.closed {
             return Pushed::Closed;
         }
-        let was_empty = self.queue.is_empty();
+        let was_empty = self.nothing_queued();
         self.bytes += frame.len();
-        self.queue.push_back(Entry::Ctrl(frame));
+        self.queue.push_back(Some(Entry::Ctrl(frame)));
         Pushed::Queued { was_empty }
     }
 
@@ -152,7 +190,10 @@ impl Outbox {
             return;
         }
         if discard {
+            self.front += self.queue.len() as u64;
             self.queue.clear();
+            self.newest = None;
+            self.holes = 0;
             self.gaps.clear();
             self.bytes = 0;
         } else {
@@ -160,21 +201,32 @@ impl Outbox {
         }
         let f = frame::close_frame(code, reason);
         self.bytes += f.len();
-        self.queue.push_back(Entry::Ctrl(f));
+        self.queue.push_back(Some(Entry::Ctrl(f)));
         self.closed = true;
     }
 
     /// Moves up to `max` queued frames into `out` (followed by any pending gap notices once
     /// the queue is empty) and returns how many bytes they hold.
     pub fn take(&mut self, out: &mut Vec<Entry>, max: usize) -> usize {
-        if self.queue.len() <= max {
+        if self.len() <= max {
             self.flush_all_gaps();
         }
-        let n = self.queue.len().min(max);
-        let mut taken = 0;
-        for e in self.queue.drain(..n) {
-            taken += e.bytes(self.mode).len();
-            out.push(e);
+        let (mut taken, mut n) = (0, 0);
+        while n < max {
+            let Some(slot) = self.queue.pop_front() else { break };
+            self.front += 1;
+            match slot {
+                Some(e) => {
+                    taken += e.bytes(self.mode).len();
+                    out.push(e);
+                    n += 1;
+                }
+                None => self.holes -= 1,
+            }
+        }
+        if self.queue.is_empty() {
+            // Drained: the overflow is over, and with it the conflation index.
+            self.newest = None;
         }
         self.bytes -= taken;
         taken
@@ -192,7 +244,7 @@ impl Outbox {
             let (r, from, to) = self.gaps.swap_remove(i);
             let f = envelope::gap_frame(&r, from, to);
             self.bytes += f.len();
-            self.queue.push_back(Entry::Ctrl(f));
+            self.queue.push_back(Some(Entry::Ctrl(f)));
         }
     }
 
@@ -200,43 +252,65 @@ impl Outbox {
         for (r, from, to) in std::mem::take(&mut self.gaps) {
             let f = envelope::gap_frame(&r, from, to);
             self.bytes += f.len();
-            self.queue.push_back(Entry::Ctrl(f));
+            self.queue.push_back(Some(Entry::Ctrl(f)));
         }
     }
 
-    /// Removes every queued message superseded by a newer one of the same room and key,
-    /// `incoming` included. Order of what stays is unchanged, so per-room `seq` order holds.
-    fn conflate(&mut self, incoming: &Message) -> usize {
-        let mut keep = vec![true; self.queue.len()];
-        {
-            let mut seen: FxHashSet<(&str, &str)> = FxHashSet::default();
-            if let Some(k) = &incoming.key {
-                seen.insert((&incoming.room, k));
-            }
-            for (i, e) in self.queue.iter().enumerate().rev() {
-                if let Entry::Msg(m) = e {
-                    if let Some(k) = &m.key {
-                        if !seen.insert((&m.room, k)) {
-                            keep[i] = false;
-                        }
-                    }
-                }
+    /// Builds the conflation index from the queue, oldest to newest, superseding every
+    /// message that a newer one of the same room and key follows. O(queue), once per
+    /// overflow; order of what stays is unchanged, so per-room `seq` order holds.
+    fn index_newest(&mut self) -> usize {
+        let mut newest: FxHashMap<u64, u64> = FxHashMap::default();
+        let mut removed = 0;
+        for i in 0..self.queue.len() {
+            let Some(Some(Entry::Msg(m))) = self.queue.get(i) else { continue };
+            let Some(k) = &m.key else { continue };
+            let (m, pos) = (m.clone(), self.front + i as u64);
+            if let Some(old) = newest.insert(key_hash(&m.room, k), pos) {
+                removed += self.hole_at(old, &m);
             }
         }
-        let mode = self.mode;
-        let (mut i, mut freed, mut removed) = (0, 0, 0);
-        self.queue.retain(|e| {
-            let k = keep[i];
-            i += 1;
-            if !k {
-                freed += e.bytes(mode).len();
-                removed += 1;
-            }
-            k
-        });
-        self.bytes -= freed;
+        self.newest = Some(newest);
         removed
     }
+
+    /// Removes the queued message that `incoming` supersedes (same room and key), if any.
+    fn supersede(&mut self, incoming: &Message) -> usize {
+        let (Some(newest), Some(k)) = (&mut self.newest, &incoming.key) else { return 0 };
+        let Some(pos) = newest.remove(&key_hash(&incoming.room, k)) else { return 0 };
+        let removed = self.hole_at(pos, incoming);
+        if self.holes > 64 && self.holes * 2 > self.queue.len() {
+            self.compact();
+        }
+        removed
+    }
+
+    /// Turns the message at absolute `pos` into a hole if it has `like`'s room and key (a
+    /// hash collision must not remove another entity's message).
+    fn hole_at(&mut self, pos: u64, like: &Message) -> usize {
+        let Some(i) = pos.checked_sub(self.front) else { return 0 };
+        let Some(slot) = self.queue.get_mut(i as usize) else { return 0 };
+        let len = match slot {
+            Some(Entry::Msg(m)) if m.room == like.room && m.key == like.key => m.frame_for(self.mode).len(),
+            _ => return 0,
+        };
+        self.bytes -= len;
+        *slot = None;
+        self.holes += 1;
+        1
+    }
+
+    /// Removes the holes; positions change, so the index is rebuilt.
+    fn compact(&mut self) {
+        self.queue.retain(Option::is_some);
+        self.holes = 0;
+        self.index_newest();
+    }
+}
+
+/// Hash of (room, key) for the conflation index (collisions are checked, see `hole_at`).
+fn key_hash(room: &str, key: &str) -> u64 {
+    rustc_hash::FxBuildHasher.hash_one((room, key))
 }
 
 #[cfg(test)]
@@ -359,5 +433,30 @@ mod tests {
         let mut o = Outbox::new(1 << 20, DeliveryMode::Raw);
         o.push_msg(&m);
         assert_eq!(o.queued_bytes(), m.raw_frame().len());
+    }
+
+    #[test]
+    fn sustained_conflation_is_incremental_and_bounded() {
+        let r: Arc<str> = "fleet:x".into();
+        let one = msg(&r, 1, Some("v0"), Policy::Conflate).frame.len();
+        // Room for 50 messages, 40 vehicles: never drained, it must settle at one per key.
+        let mut o = Outbox::new(one * 50, DeliveryMode::Envelope);
+        for s in 1..=200_000u64 {
+            let key = format!("v{}", s % 40);
+            o.push_msg(&msg(&r, s, Some(&key), Policy::Conflate));
+            assert!(o.queue.len() <= 2 * 50 + 64, "holes are compacted");
+        }
+        assert_eq!(o.len(), 40);
+        let mut out = vec![];
+        o.take(&mut out, 1024);
+        let seqs: Vec<u64> = out
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Msg(m) => Some(m.seq),
+                Entry::Ctrl(_) => None,
+            })
+            .collect();
+        assert_eq!(seqs, (200_000 - 39..=200_000).collect::<Vec<_>>(), "newest per key, in order");
+        assert!(o.newest.is_none(), "index dropped once drained");
     }
 }

@@ -38,6 +38,7 @@ impl Engine {
         Fut: Future<Output = ()> + 'static,
     {
         config.validate()?;
+        crate::memlock::check(crate::memlock::memlock_limit(), config.io_memory)?;
         let n = config.shards;
         let cpus = allowed_cpus();
         let stats: Arc<[Arc<ShardStats>]> = (0..n).map(|_| Arc::new(ShardStats::default())).collect();
@@ -50,6 +51,7 @@ impl Engine {
                 if config.pin { Placement::Fixed(cpus[id % cpus.len()]) } else { Placement::Unbound };
             let mut builder =
                 LocalExecutorBuilder::new(placement).name(&format!("shard-{id}")).io_memory(config.io_memory);
+            builder = builder.preempt_timer(config.preempt);
             if let Some(spin) = config.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
@@ -138,24 +140,37 @@ async fn join_all<T>(tasks: Vec<Option<Task<T>>>) -> Vec<Option<T>> {
     out
 }
 
+/// Most events one turn of [`event_loop`] handles before it lets other tasks run.
+const EVENTS_PER_TURN: usize = 256;
+
 /// Requests from one peer, handled one at a time so their order (and the order of the
-/// events they cause) is the order the peer sent them in.
+/// events they cause) is the order the peer sent them in. Yields whenever the scheduler
+/// asks, so a peer's burst cannot hold this core.
 async fn request_loop(shard: Rc<Shard>, rx: ConnectedReceiver<Request>) {
     while let Some(req) = rx.recv().await {
         shard.handle_request(req).await;
+        glommio::yield_if_needed().await;
     }
 }
 
-/// Events from one peer; handling never waits, so this loop always drains.
+/// Events from one peer; handling never waits, so this loop always drains — in turns of
+/// at most [`EVENTS_PER_TURN`] events, so a flood from a peer shares the core with this
+/// shard's own connections.
 async fn event_loop(shard: Rc<Shard>, rx: ConnectedReceiver<Event>) {
     while let Some(ev) = rx.recv().await {
         shard.handle_event(ev);
-        // Drain whatever else is already there before yielding, corked: a burst of
-        // deliveries leaves as one write per subscriber.
-        let _cork = shard.cork();
-        while let Some(Some(ev)) = future::poll_once(rx.recv()).await {
-            shard.handle_event(ev);
+        {
+            // Drain what else is already there, corked: a burst of deliveries leaves as
+            // one write per subscriber.
+            let _cork = shard.cork();
+            let mut n = 1;
+            while n < EVENTS_PER_TURN {
+                let Some(Some(ev)) = future::poll_once(rx.recv()).await else { break };
+                shard.handle_event(ev);
+                n += 1;
+            }
         }
+        glommio::yield_if_needed().await;
     }
 }
 

@@ -46,6 +46,13 @@ pub struct Subscriber {
     /// jitter on a 100 Hz room must not push a thousand subscribers onto the slow path.
     last_arrival: Cell<Instant>,
     streak: Cell<u8>,
+    /// Bytes of the batch the writer has taken and not finished writing: they still occupy
+    /// memory, so the read gate counts them with the queue.
+    in_flight: Cell<usize>,
+    /// The connection's reader, parked while the outbox is too full to take more replies
+    /// (see [`Subscriber::poll_room_to_read`]).
+    read_waker: Cell<Option<Waker>>,
+    budget: usize,
     pub(crate) rooms: RefCell<FxHashMap<Arc<str>, SubState>>,
 }
 
@@ -71,6 +78,9 @@ impl Subscriber {
             deferred: Cell::new(false),
             last_arrival: Cell::new(Instant::now()),
             streak: Cell::new(0),
+            in_flight: Cell::new(0),
+            read_waker: Cell::new(None),
+            budget,
             rooms: RefCell::new(FxHashMap::default()),
         }
     }
@@ -98,6 +108,35 @@ impl Subscriber {
     /// Bytes waiting in the outbox.
     pub fn queued_bytes(&self) -> usize {
         self.outbox.borrow().queued_bytes()
+    }
+
+    /// Bytes this connection holds for its client: queued plus the batch being written.
+    pub fn held_bytes(&self) -> usize {
+        self.outbox.borrow().queued_bytes() + self.in_flight.get()
+    }
+
+    /// The read gate: Ready while the connection holds less than half its outbox budget
+    /// (or is closed), else Pending until the writer has made room. A client that does not
+    /// read its replies thus stops being read: its requests wait in its own TCP window
+    /// (backpressure) instead of turning into server memory, and messages for it meet the
+    /// slow-consumer policy. Half the budget leaves room for the replies one read can cause.
+    pub fn poll_room_to_read(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.may_read() {
+            return Poll::Ready(());
+        }
+        self.read_waker.set(Some(cx.waker().clone()));
+        Poll::Pending
+    }
+
+    /// Whether the read gate is open now (see [`Subscriber::poll_room_to_read`]).
+    pub fn may_read(&self) -> bool {
+        self.held_bytes() < self.budget / 2 || self.is_closed()
+    }
+
+    fn wake_reader(&self) {
+        if let Some(w) = self.read_waker.take() {
+            w.wake();
+        }
     }
 
     /// Whether the outbox is closed (slow consumer or shutdown).
@@ -187,6 +226,9 @@ impl Subscriber {
         ) {
             self.wake();
         }
+        if p == Pushed::Disconnected {
+            self.wake_reader();
+        }
         p
     }
 
@@ -201,6 +243,7 @@ impl Subscriber {
     pub fn close(&self, code: u16, reason: &str, discard: bool) {
         self.outbox.borrow_mut().close(code, reason, discard);
         self.wake();
+        self.wake_reader();
     }
 
     fn wake(&self) {
@@ -235,7 +278,8 @@ impl Subscriber {
             self.waker.set(Some(cx.waker().clone()));
             return Poll::Pending;
         }
-        ob.take(out, max);
+        let taken = ob.take(out, max);
+        self.in_flight.set(taken);
         self.writing.set(true);
         self.deferred.set(false);
         Poll::Ready(true)
@@ -244,7 +288,9 @@ impl Subscriber {
     /// For the writer: the batch from [`Subscriber::poll_take`] is fully written.
     pub fn batch_written(&self) {
         self.writing.set(false);
+        self.in_flight.set(0);
         self.last_write.set(Instant::now());
+        self.wake_reader();
     }
 }
 

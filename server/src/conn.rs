@@ -7,7 +7,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::http::{self, Conn, HttpError, Request};
 use crate::metrics::RejectReason;
@@ -34,37 +34,83 @@ struct Upgrade {
 /// long as the connection, and a future is as large as its largest state, so keeping the
 /// short-lived HTTP state out of the long-lived session keeps idle connections small.
 pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
-    if let Some(u) = Box::pin(http_phase(ctx.clone(), stream)).await {
+    let wants_upgrade = {
+        let Some(_slot) = HttpSlot::take(&ctx) else {
+            ctx.reject(RejectReason::MaxHttpConnections);
+            let resp = http::error_json(
+                503,
+                "too_many_connections",
+                "server is at its HTTP connection limit",
+                Conn::Close,
+            );
+            // Never wait on a client we are turning away: one non-blocking attempt.
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+            // SAFETY: a live slice and a socket we own.
+            unsafe {
+                libc::send(fd, resp.as_ptr().cast(), resp.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            };
+            return;
+        };
+        Box::pin(http_phase(ctx.clone(), stream)).await
+    };
+    if let Some(u) = wants_upgrade {
         Box::pin(upgrade(ctx, u.stream, u.req, u.accept, u.early)).await;
     }
 }
 
+/// A place under `--max-http-connections`, held for the connection's plain-HTTP phase.
+struct HttpSlot<'a>(&'a ShardCtx);
+
+impl<'a> HttpSlot<'a> {
+    fn take(ctx: &'a ShardCtx) -> Option<Self> {
+        let shared = &ctx.shared;
+        if shared.http_connections.fetch_add(1, Relaxed) >= shared.config.max_http_connections {
+            shared.http_connections.fetch_sub(1, Relaxed);
+            return None;
+        }
+        ctx.counters().http_connections.fetch_add(1, Relaxed);
+        Some(HttpSlot(ctx))
+    }
+}
+
+impl Drop for HttpSlot<'_> {
+    fn drop(&mut self) {
+        self.0.shared.http_connections.fetch_sub(1, Relaxed);
+        self.0.counters().http_connections.fetch_sub(1, Relaxed);
+    }
+}
+
 /// Plain HTTP requests (keep-alive) until the connection closes (None) or asks to upgrade.
+///
+/// Deadlines: the first request must start and its head arrive within the handshake timeout
+/// (slowloris); a keep-alive connection may wait `idle_timeout` for its next request, which
+/// then must be complete (head and body) within `request_timeout`. Responses are written
+/// within `write_timeout`. Pipelined requests are answered one by one, yielding between them.
 async fn http_phase(ctx: Rc<ShardCtx>, mut stream: TcpStream) -> Option<Upgrade> {
     let _ = stream.set_nodelay(true);
+    let peer = stream.peer_addr().ok();
     let mut buf: Vec<u8> = Vec::with_capacity(1024);
     let mut first = true;
     loop {
-        // The first head must arrive within the handshake timeout (slowloris); later ones on
-        // a keep-alive connection within the idle timeout.
-        let cfg = &ctx.shared.config;
-        let limit = if first { cfg.handshake_timeout } else { cfg.idle_timeout };
-        let head = match with_timeout(limit, read_head(&mut stream, &mut buf), &ctx).await {
-            Some(Ok(Some(h))) => h,
-            Some(Ok(None)) => return None, // closed cleanly between requests
-            Some(Err(e)) => {
-                let _ = stream.write_all(&e.to_response()).await;
+        let (req, head_len) = match read_request(&ctx, &mut stream, &mut buf, first).await {
+            Ok(Some(h)) => h,
+            Ok(None) => return None, // closed cleanly between requests
+            Err(ReadError::Http(e)) => {
+                let _ = write_within(&ctx, &mut stream, &e.to_response()).await;
                 return None;
             }
-            None => {
-                if first {
-                    ctx.reject(RejectReason::HandshakeTimeout);
-                }
+            Err(ReadError::BodyTooLarge) => {
+                let resp = http::error_json(413, "too_large", "request body too large", Conn::Close);
+                let _ = write_within(&ctx, &mut stream, &resp).await;
                 return None;
             }
+            Err(ReadError::TimedOut) => {
+                ctx.reject(if first { RejectReason::HandshakeTimeout } else { RejectReason::RequestTimeout });
+                return None;
+            }
+            Err(ReadError::Closed) => return None,
         };
         first = false;
-        let (req, head_len) = head;
         match http::websocket_upgrade(&req) {
             Ok(Some(accept)) => {
                 buf.drain(..head_len);
@@ -74,32 +120,108 @@ async fn http_phase(ctx: Rc<ShardCtx>, mut stream: TcpStream) -> Option<Upgrade>
             Ok(None) => {}
             Err(e) => {
                 ctx.reject(RejectReason::BadRequest);
-                let _ = stream.write_all(&e.to_response()).await;
+                let _ = write_within(&ctx, &mut stream, &e.to_response()).await;
                 return None;
             }
         }
         let body_len = req.content_length.unwrap_or(0);
-        if body_len > max_body(&ctx) {
-            let resp = http::error_json(413, "too_large", "request body too large", Conn::Close);
-            let _ = stream.write_all(&resp).await;
-            return None;
-        }
-        while buf.len() < head_len + body_len {
-            // Heap, not stack: a future holds its locals for the connection's whole life.
-            let mut chunk = vec![0u8; 8192];
-            match with_timeout(cfg.idle_timeout, stream.read(&mut chunk), &ctx).await {
-                Some(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-                _ => return None,
-            }
-        }
         let keep = req.keep_alive() && !ctx.shard.is_stopping();
         let conn = if keep { Conn::KeepAlive } else { Conn::Close };
-        let resp = crate::api::respond(&ctx, &req, &buf[head_len..head_len + body_len], conn).await;
-        if stream.write_all(&resp).await.is_err() || !keep {
+        let body = &buf[head_len..head_len + body_len];
+        let resp = match publish_refusal(&ctx, &req, peer) {
+            Some(refusal) => http::error_json(429, "rate_limited", &refusal, conn),
+            None => crate::api::respond(&ctx, &req, body, conn).await,
+        };
+        if !matches!(write_within(&ctx, &mut stream, &resp).await, Ok(())) || !keep {
             return None;
         }
         buf.drain(..head_len + body_len);
+        // A client pipelining requests gets its share of the core, not all of it.
+        glommio::yield_if_needed().await;
     }
+}
+
+/// Why no request could be read.
+enum ReadError {
+    /// Malformed or too large: answered with this error, then closed.
+    Http(HttpError),
+    /// Content-Length over the limit: answered 413, then closed.
+    BodyTooLarge,
+    /// A deadline passed (or the server is stopping).
+    TimedOut,
+    /// The peer closed or the socket failed mid-request.
+    Closed,
+}
+
+/// Reads one whole request (head and body) into `buf`. Ok(None): the peer closed before
+/// sending anything.
+async fn read_request(
+    ctx: &ShardCtx,
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    first: bool,
+) -> Result<Option<(Request, usize)>, ReadError> {
+    let cfg = &ctx.shared.config;
+    let now = Instant::now();
+    // Until the request's first byte: the handshake timeout for a new connection, the idle
+    // timeout between keep-alive requests. From its first byte: the request timeout.
+    let mut deadline = now + if first { cfg.handshake_timeout } else { cfg.idle_timeout };
+    let mut started = !buf.is_empty() || first;
+    if started && !first {
+        deadline = now + cfg.request_timeout;
+    }
+    let mut head: Option<(Request, usize)> = None;
+    loop {
+        if head.is_none() && !buf.is_empty() {
+            head = http::parse_request(buf).map_err(ReadError::Http)?;
+        }
+        if let Some((req, head_len)) = &head {
+            let body_len = req.content_length.unwrap_or(0);
+            if body_len > max_body(ctx) {
+                return Err(ReadError::BodyTooLarge);
+            }
+            if buf.len() >= head_len + body_len {
+                return Ok(head);
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Heap, not stack: a future holds its locals for the connection's whole life.
+        let mut chunk = vec![0u8; 8192];
+        match with_timeout(left, stream.read(&mut chunk), ctx).await {
+            None => return Err(ReadError::TimedOut),
+            Some(Ok(0) | Err(_)) if buf.is_empty() => return Ok(None),
+            Some(Ok(0) | Err(_)) => return Err(ReadError::Closed),
+            Some(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if !started {
+            started = true;
+            deadline = Instant::now() + cfg.request_timeout;
+        }
+    }
+}
+
+/// Writes a whole response within `write_timeout`; Err if the client does not take it.
+async fn write_within(ctx: &ShardCtx, stream: &mut TcpStream, resp: &[u8]) -> Result<(), ()> {
+    match with_timeout(ctx.shared.config.write_timeout, stream.write_all(resp), ctx).await {
+        Some(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// The HTTP publish rate limit: Some(message) when this client (its API key or token, else
+/// its IP address) is over `--http-publish-rate`.
+fn publish_refusal(ctx: &ShardCtx, req: &Request, peer: Option<std::net::SocketAddr>) -> Option<String> {
+    if req.method != "POST" || req.path.split('?').next() != Some("/api/publish") {
+        return None;
+    }
+    let ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
+    let client = req.header("x-api-key").or_else(|| req.bearer_token()).unwrap_or(&ip);
+    if ctx.http_limits.borrow_mut().try_take(client.as_bytes(), Instant::now()) {
+        return None;
+    }
+    ctx.reject(RejectReason::RateLimited);
+    let c = &ctx.shared.config;
+    Some(format!("over the HTTP publish rate of {}/s (burst {})", c.http_publish_rate, c.http_publish_burst))
 }
 
 /// Runs `fut` unless `limit` passes or the server starts shutting down first.
@@ -114,26 +236,6 @@ async fn with_timeout<T>(
         None
     })
     .await
-}
-
-/// Reads until a complete request head is buffered. Ok(None): the peer closed before
-/// sending anything.
-async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<(Request, usize)>, HttpError> {
-    loop {
-        if !buf.is_empty() {
-            if let Some(h) = http::parse_request(buf)? {
-                return Ok(Some(h));
-            }
-        }
-        let mut chunk = vec![0u8; 4096];
-        match stream.read(&mut chunk).await {
-            Ok(0) | Err(_) if buf.is_empty() => return Ok(None),
-            Ok(0) | Err(_) => {
-                return Err(HttpError::Malformed("connection closed inside the request head".into()))
-            }
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
 }
 
 /// Checks an upgrade request and, if it passes, answers 101 and runs the session.
@@ -161,7 +263,7 @@ async fn upgrade(ctx: Rc<ShardCtx>, mut stream: TcpStream, req: Request, accept:
             .authorize(token, crate::auth::now_unix())
             .map_err(|e| (401, refuse(401, "unauthorized", &e.to_string()), RejectReason::Auth))?;
         if let Endpoint::Room(room) = &ep {
-            if !rights.can_subscribe(room) {
+            if !rights.can_subscribe(room) || !shared.rules(room).client_subscribe {
                 let msg = format!("no subscribe right on {room}");
                 return Err((403, refuse(403, "forbidden", &msg), RejectReason::Forbidden));
             }

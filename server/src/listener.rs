@@ -9,9 +9,18 @@ use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, TcpListener};
 
 /// Binds `n` listeners on `addr` with `SO_REUSEPORT`; returns them and the bound address.
+///
+/// `SO_REUSEPORT` would also let a second process (same user) join the group and silently
+/// take part of the connections, so an exclusive probe bind comes first: it fails with
+/// "address in use" while anything listens on the port. The probe sets `SO_REUSEADDR`, so
+/// a restart right after the previous process exited still binds despite TIME_WAIT.
 pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<(Vec<TcpListener>, SocketAddr)> {
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.bind(&addr.into())?;
+    let mut bound = probe.local_addr()?.as_socket().unwrap_or(addr);
+    drop(probe);
     let mut out = Vec::with_capacity(n);
-    let mut bound = addr;
     for _ in 0..n {
         let s = Socket::new(Domain::for_address(bound), Type::STREAM, Some(Protocol::TCP))?;
         s.set_reuse_address(true)?;
@@ -34,5 +43,19 @@ mod tests {
         let (ls, addr) = super::bind_reuseport("127.0.0.1:0".parse().unwrap(), 3).unwrap();
         assert_ne!(addr.port(), 0);
         assert!(ls.iter().all(|l| l.local_addr().unwrap() == addr));
+    }
+
+    #[test]
+    fn a_second_bind_on_a_taken_port_fails() {
+        let (_first, addr) = super::bind_reuseport("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        let err = super::bind_reuseport(addr, 2).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn rebinding_after_close_works_at_once() {
+        let (first, addr) = super::bind_reuseport("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+        drop(first);
+        assert!(super::bind_reuseport(addr, 2).is_ok());
     }
 }

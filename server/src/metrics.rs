@@ -8,7 +8,8 @@
 use std::fmt::Write;
 use std::ops::AddAssign;
 
-/// Why a connection, handshake or message was refused (label `reason`).
+/// Why a connection, request or message was refused, throttled or cut off (label `reason`):
+/// every bound on what a client can make the server hold has its overflow counted here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
     Auth,
@@ -20,10 +21,21 @@ pub enum RejectReason {
     MaxRooms,
     Origin,
     HandshakeTimeout,
+    /// A socket accepted no byte for `--write-timeout` (or its close frame for 5 s): reset.
+    WriteTimeout,
+    /// A connection outlived its token's `exp`: closed 1008 "token expired".
+    TokenExpired,
+    /// Over `--max-http-connections`: 503 before reading the request.
+    MaxHttpConnections,
+    /// A plain-HTTP request not complete within `--request-timeout`.
+    RequestTimeout,
+    /// Inbound reading paused because the connection held half its outbox budget (the
+    /// client is not reading its replies): counted once per pause, not per message.
+    ReadPaused,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 9] = [
+    pub const ALL: [RejectReason; 14] = [
         RejectReason::Auth,
         RejectReason::Forbidden,
         RejectReason::RateLimited,
@@ -33,6 +45,11 @@ impl RejectReason {
         RejectReason::MaxRooms,
         RejectReason::Origin,
         RejectReason::HandshakeTimeout,
+        RejectReason::WriteTimeout,
+        RejectReason::TokenExpired,
+        RejectReason::MaxHttpConnections,
+        RejectReason::RequestTimeout,
+        RejectReason::ReadPaused,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +63,11 @@ impl RejectReason {
             RejectReason::MaxRooms => "max_rooms",
             RejectReason::Origin => "origin",
             RejectReason::HandshakeTimeout => "handshake_timeout",
+            RejectReason::WriteTimeout => "write_timeout",
+            RejectReason::TokenExpired => "token_expired",
+            RejectReason::MaxHttpConnections => "max_http_connections",
+            RejectReason::RequestTimeout => "request_timeout",
+            RejectReason::ReadPaused => "read_paused",
         }
     }
 }
@@ -54,6 +76,7 @@ impl RejectReason {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counters {
     pub connections_current: u64,
+    pub http_connections: u64,
     pub connections_total: u64,
     pub rooms: u64,
     pub subscriptions: u64,
@@ -78,6 +101,7 @@ impl Counters {
 impl AddAssign<&Counters> for Counters {
     fn add_assign(&mut self, o: &Counters) {
         self.connections_current += o.connections_current;
+        self.http_connections += o.http_connections;
         self.connections_total += o.connections_total;
         self.rooms += o.rooms;
         self.subscriptions += o.subscriptions;
@@ -111,8 +135,11 @@ impl MetricsSnapshot {
 
 /// (name, type, help, accessor) of every unlabelled series.
 type Series = (&'static str, &'static str, &'static str, fn(&Counters) -> u64);
-const SERIES: [Series; 8] = [
+const SERIES: [Series; 9] = [
     ("connections_current", "gauge", "Open WebSocket connections.", |c| c.connections_current),
+    ("http_connections", "gauge", "Connections in the plain-HTTP phase (API calls, handshakes).", |c| {
+        c.http_connections
+    }),
     ("connections_total", "counter", "WebSocket connections accepted.", |c| c.connections_total),
     ("rooms", "gauge", "Rooms with state on this server.", |c| c.rooms),
     ("subscriptions", "gauge", "Active room subscriptions.", |c| c.subscriptions),
@@ -130,9 +157,12 @@ const LABELLED: [Labelled; 2] = [
     ("dropped_total", "Messages not delivered to a slow consumer, by policy.", "policy", |c| {
         vec![("drop", c.dropped_drop_total), ("conflate", c.dropped_conflate_total)]
     }),
-    ("rejected_total", "Refused connections, handshakes and messages, by reason.", "reason", |c| {
-        RejectReason::ALL.iter().map(|r| r.as_str()).zip(c.rejected_total).collect()
-    }),
+    (
+        "rejected_total",
+        "Refused, throttled or cut-off connections, requests and messages, by reason.",
+        "reason",
+        |c| RejectReason::ALL.iter().map(|r| r.as_str()).zip(c.rejected_total).collect(),
+    ),
 ];
 
 /// Renders the snapshot in the Prometheus text format (version 0.0.4).

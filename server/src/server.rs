@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::demo::DemoFleet;
+use crate::metrics::RejectReason;
 use crate::state::{ShardCtx, Shared};
 
 /// How long shutdown waits for clients to take their last frames.
@@ -23,8 +24,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Runs the server until `stop` is set. `on_bound` is called once with the bound address,
 /// before any connection is accepted.
 pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
-    let (listeners, addr) = crate::listener::bind_reuseport(config.listen, config.shards)
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let (listeners, addr) =
+        crate::listener::bind_reuseport(config.listen, config.shards).with_context(|| {
+            format!("cannot listen on {} (is another server already using it?)", config.listen)
+        })?;
     let shared = Arc::new(Shared::new(config));
     let cfg = &shared.config;
     let engine_cfg = EngineConfig {
@@ -71,6 +74,8 @@ async fn shard_main(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
                 if ctx.gate.spawn(crate::conn::serve(ctx.clone(), stream)).map(|t| t.detach()).is_err() {
                     break;
                 }
+                // A connection storm must not starve the sessions already served.
+                glommio::yield_if_needed().await;
             }
             Some(Err(e)) => {
                 // EMFILE and friends: say so and back off instead of spinning.
@@ -97,16 +102,22 @@ async fn shard_main(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
     }
 }
 
-/// One sweep per shard every `ping_interval`: ping every session, and close (1001) those
-/// that sent nothing for `idle_timeout`. One timer per shard instead of one per
-/// connection keeps idle connections cheap.
+/// How often the sweep checks token expiry; pings and idle checks run every `ping_interval`.
+const SWEEP_TICK: Duration = Duration::from_secs(1);
+
+/// One sweep per shard: every second it closes sessions whose token expired (1008 "token
+/// expired", O(log n) each from the expiry index); every `ping_interval` it pings every
+/// session and closes (1001) those that sent nothing for `idle_timeout`. One timer per
+/// shard instead of one per connection keeps idle connections cheap; the walk over all
+/// sessions yields whenever the scheduler asks, so it never holds the core for long.
 async fn keepalive(ctx: Rc<ShardCtx>) {
     let cfg = &ctx.shared.config;
     let ping = shardcast_engine::frame::ping_frame(b"");
+    let mut last_ping = Instant::now();
     loop {
         let stopped = or(
             async {
-                glommio::timer::sleep(cfg.ping_interval).await;
+                glommio::timer::sleep(SWEEP_TICK.min(cfg.ping_interval)).await;
                 false
             },
             async {
@@ -118,6 +129,11 @@ async fn keepalive(ctx: Rc<ShardCtx>) {
         if stopped {
             return;
         }
+        close_expired(&ctx, crate::auth::now_unix());
+        if last_ping.elapsed() < cfg.ping_interval {
+            continue;
+        }
+        last_ping = Instant::now();
         let live: Vec<_> = ctx.live.borrow().values().cloned().collect();
         for l in live {
             if l.last_rx.get().elapsed() >= cfg.idle_timeout {
@@ -125,6 +141,20 @@ async fn keepalive(ctx: Rc<ShardCtx>) {
             } else {
                 l.sub.push_ctrl(ping.clone());
             }
+            glommio::yield_if_needed().await;
+        }
+    }
+}
+
+/// Closes every session whose token's `exp` is at or before `now` (unix seconds).
+fn close_expired(ctx: &ShardCtx, now: u64) {
+    loop {
+        let first = ctx.expiries.borrow().first().copied();
+        let Some((exp, id)) = first.filter(|&(exp, _)| exp <= now) else { return };
+        ctx.expiries.borrow_mut().remove(&(exp, id));
+        if let Some(l) = ctx.live.borrow().get(&id) {
+            ctx.reject(RejectReason::TokenExpired);
+            l.sub.close(1008, "token expired", false);
         }
     }
 }

@@ -5,6 +5,7 @@
 use rustc_hash::FxHashMap;
 use shardcast_engine::{RoomSettings, Shard, Stats, Subscriber};
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
@@ -13,11 +14,15 @@ use std::time::Instant;
 use crate::auth::{ApiKey, Auth};
 use crate::config::{Config, Policy};
 use crate::metrics::{Counters, MetricsSnapshot, RejectReason};
+use crate::ratelimit::KeyedLimiter;
 
 /// Size of the one read buffer a shard shares between all its connections: a socket is read
 /// into it and the bytes handed to the frame decoder at once, so an idle connection holds no
 /// read buffer of its own.
 pub const SHARD_READ_BUF: usize = 64 << 10;
+
+/// Most HTTP-publishing clients whose rate one shard tracks at once (see [`KeyedLimiter`]).
+pub const HTTP_LIMITER_CLIENTS: usize = 16_384;
 
 /// What a namespace allows clients to do, and its key field, looked up per op.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +36,7 @@ pub struct NsRules {
 #[derive(Debug, Default)]
 pub struct ServerCounters {
     pub connections_current: AtomicU64,
+    pub http_connections: AtomicU64,
     pub connections_total: AtomicU64,
     pub rejected: [AtomicU64; RejectReason::ALL.len()],
 }
@@ -42,6 +48,8 @@ pub struct Shared {
     pub api_key: Option<ApiKey>,
     /// Open connections across all shards, for `max_connections`.
     pub connections: AtomicUsize,
+    /// Connections in the plain-HTTP phase across all shards, for `max_http_connections`.
+    pub http_connections: AtomicUsize,
     pub counters: Vec<ServerCounters>,
     ns_rules: FxHashMap<String, NsRules>,
     default_rules: NsRules,
@@ -58,7 +66,16 @@ impl Shared {
         let ns_rules = config.namespaces.keys().map(|ns| (ns.clone(), rules(ns))).collect();
         let default_rules = rules("");
         let counters = (0..config.shards).map(|_| ServerCounters::default()).collect();
-        Shared { auth, api_key, connections: AtomicUsize::new(0), counters, ns_rules, default_rules, config }
+        Shared {
+            auth,
+            api_key,
+            connections: AtomicUsize::new(0),
+            http_connections: AtomicUsize::new(0),
+            counters,
+            ns_rules,
+            default_rules,
+            config,
+        }
     }
 
     /// The namespace key of a message published into `room` (snapshot and conflation), if
@@ -106,6 +123,7 @@ impl Shared {
             .map(|(e, s)| {
                 let mut c = Counters {
                     connections_current: s.connections_current.load(Relaxed),
+                    http_connections: s.http_connections.load(Relaxed),
                     connections_total: s.connections_total.load(Relaxed),
                     rooms: e.rooms,
                     subscriptions: e.subscriptions,
@@ -152,16 +170,25 @@ pub struct ShardCtx {
     /// Open WebSocket sessions: pinged and idle-checked by one sweep per shard, closed
     /// with 1001 at shutdown.
     pub live: RefCell<FxHashMap<u64, Rc<Live>>>,
+    /// Sessions opened with a token, by (`exp`, connection id): the sweep closes each as its
+    /// token expires, in O(log n) per session.
+    pub expiries: RefCell<BTreeSet<(u64, u64)>>,
+    /// HTTP publish rate per client (API key, token or IP address), bounded in size.
+    pub http_limits: RefCell<KeyedLimiter>,
     pub read_buf: RefCell<Box<[u8]>>,
 }
 
 impl ShardCtx {
     pub fn new(shared: Arc<Shared>, shard: Rc<Shard>) -> Rc<Self> {
+        let c = &shared.config;
+        let http_limits = KeyedLimiter::new(c.http_publish_rate, c.http_publish_burst, HTTP_LIMITER_CLIENTS);
         Rc::new(ShardCtx {
             shared,
             shard,
             gate: glommio::sync::Gate::new(),
             live: RefCell::default(),
+            expiries: RefCell::default(),
+            http_limits: RefCell::new(http_limits),
             read_buf: RefCell::new(vec![0u8; SHARD_READ_BUF].into_boxed_slice()),
         })
     }

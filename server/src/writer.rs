@@ -6,8 +6,14 @@
 //! nothing is copied in user space. The fast path is a non-blocking `sendmsg`
 //! (`MSG_DONTWAIT`); only when the socket buffer is full does the writer fall back to
 //! glommio's `poll_write`, which waits for writability through io_uring.
+//!
+//! Every wait for writability has a deadline: a socket that accepts no byte for the write
+//! timeout (a client that stopped reading, a half-open peer) ends the connection with
+//! [`io::ErrorKind::TimedOut`], whatever the slow-consumer policy; once the outbox is closed
+//! (policy or shutdown), its last frames get at most [`CLOSE_LINGER`]. The caller then
+//! resets the socket ([`reset_on_close`]) so the kernel frees its unsent bytes at once.
 
-use futures_lite::future::poll_fn;
+use futures_lite::future::{or, poll_fn};
 use futures_lite::AsyncWrite;
 use glommio::net::TcpStream;
 use shardcast_engine::outbox::Entry;
@@ -16,12 +22,26 @@ use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 /// Most frames one `sendmsg` carries (the kernel's IOV_MAX).
 const MAX_IOV: usize = 1024;
 
-/// Writes until the outbox is closed and drained (Ok) or the socket fails (Err).
-pub async fn run(stream: &RefCell<TcpStream>, sub: &Subscriber, shard: &Shard) -> io::Result<()> {
+/// The most a closed connection's remaining frames (ending with its close frame) may take
+/// to leave once its socket stalls: the slow-consumer policy has already given up on it.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
+
+/// How often a stalled writer re-checks whether its outbox was closed meanwhile.
+const STALL_TICK: Duration = Duration::from_secs(1);
+
+/// Writes until the outbox is closed and drained (Ok) or the socket fails (Err); a socket
+/// that accepts nothing for `timeout` fails with `TimedOut`.
+pub async fn run(
+    stream: &RefCell<TcpStream>,
+    sub: &Subscriber,
+    shard: &Shard,
+    timeout: Duration,
+) -> io::Result<()> {
     let mode = sub.mode();
     let fd = stream.borrow().as_raw_fd();
     let mut batch: Vec<Entry> = Vec::new();
@@ -52,7 +72,7 @@ pub async fn run(stream: &RefCell<TcpStream>, sub: &Subscriber, shard: &Shard) -
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Socket buffer full: wait for writability (glommio tries a send first).
                     let chunk = &batch[idx].bytes(mode)[off..];
-                    poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, chunk)).await?
+                    write_within(stream, chunk, sub, timeout).await?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -63,6 +83,56 @@ pub async fn run(stream: &RefCell<TcpStream>, sub: &Subscriber, shard: &Shard) -
             advance(&batch, mode, &mut idx, &mut off, n);
         }
         sub.batch_written();
+    }
+}
+
+/// Writes some of `chunk` once the socket takes it, or fails with `TimedOut` when it takes
+/// nothing for `timeout` (for [`CLOSE_LINGER`] once the outbox is closed).
+async fn write_within(
+    stream: &RefCell<TcpStream>,
+    chunk: &[u8],
+    sub: &Subscriber,
+    timeout: Duration,
+) -> io::Result<usize> {
+    let start = Instant::now();
+    let mut closed_at = None;
+    loop {
+        if sub.is_closed() {
+            closed_at.get_or_insert_with(Instant::now);
+        }
+        let deadline = match closed_at {
+            Some(c) => (start + timeout).min(c + CLOSE_LINGER),
+            None => start + timeout,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let write =
+            async { Some(poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, chunk)).await) };
+        let tick = async {
+            glommio::timer::sleep(left.min(STALL_TICK)).await;
+            None
+        };
+        if let Some(r) = or(write, tick).await {
+            return r;
+        }
+    }
+}
+
+/// Makes the socket's close a reset (`SO_LINGER` 0): a peer that stopped reading would
+/// otherwise keep the kernel holding, and retrying, its unsent bytes long after we gave up.
+pub fn reset_on_close(fd: i32) {
+    let l = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: a valid option struct of the size passed, on a socket we own.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
     }
 }
 

@@ -88,6 +88,13 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
     let sub = ctx.shard.new_subscriber(mode);
     let live = Rc::new(Live { sub: sub.clone(), last_rx: Cell::new(Instant::now()) });
     ctx.live.borrow_mut().insert(sub.id(), live.clone());
+    let expires = match &rights {
+        Rights::Token(c) => Some(c.exp),
+        Rights::All => None,
+    };
+    if let Some(exp) = expires {
+        ctx.expiries.borrow_mut().insert((exp, sub.id()));
+    }
     let cfg = &ctx.shared.config;
     let s = Rc::new(Session {
         bucket: RefCell::new(TokenBucket::new(cfg.publish_rate, cfg.publish_burst)),
@@ -99,11 +106,18 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
     if let Endpoint::Room(room) = &s.endpoint {
         ctx.shard.subscribe(&sub, room, None, false, Ack::Silent).await;
     }
-    sub.set_direct(writer::direct(std::os::fd::AsRawFd::as_raw_fd(&stream)));
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+    sub.set_direct(writer::direct(fd));
     let stream = RefCell::new(stream);
     let writer = async {
-        if let Err(e) = writer::run(&stream, &sub, &ctx.shard).await {
-            tracing::debug!(conn = sub.id(), "write failed: {e}");
+        if let Err(e) = writer::run(&stream, &sub, &ctx.shard, cfg.write_timeout).await {
+            if e.kind() == io::ErrorKind::TimedOut {
+                ctx.reject(RejectReason::WriteTimeout);
+                tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
+                writer::reset_on_close(fd);
+            } else {
+                tracing::debug!(conn = sub.id(), "write failed: {e}");
+            }
         }
     };
     let reader = async {
@@ -116,6 +130,9 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
     // Before the socket closes: its fd number may soon belong to another connection.
     sub.clear_direct();
     ctx.live.borrow_mut().remove(&sub.id());
+    if let Some(exp) = expires {
+        ctx.expiries.borrow_mut().remove(&(exp, sub.id()));
+    }
     ctx.shard.remove_subscriber(&sub).await;
 }
 
@@ -141,14 +158,19 @@ impl Session {
         drop(early); // an idle session keeps no buffer of its own
         loop {
             for (i, m) in msgs.drain(..).enumerate() {
-                // A burst of inbound messages fans out corked: one write per subscriber.
-                let _cork = (i > 0).then(|| self.ctx.shard.cork());
-                // Boxed: handling (subscribe, publish) has large, short-lived state that
-                // would otherwise sit in every idle session.
-                if let Some(close) = Box::pin(self.handle(m)).await {
-                    end = end.or(Some(close));
-                    break;
+                {
+                    // A burst of inbound messages fans out corked: one write per subscriber.
+                    let _cork = (i > 0).then(|| self.ctx.shard.cork());
+                    // Boxed: handling (subscribe, publish) has large, short-lived state that
+                    // would otherwise sit in every idle session.
+                    if let Some(close) = Box::pin(self.handle(m)).await {
+                        end = end.or(Some(close));
+                        break;
+                    }
                 }
+                // One read can hold thousands of tiny messages: give the core back when the
+                // scheduler wants it (uncorked, so others' fan-out is not held back).
+                glommio::yield_if_needed().await;
             }
             if let Some((code, reason)) = end {
                 self.live.sub.close(code, &reason, false);
@@ -156,6 +178,15 @@ impl Session {
             }
             if self.live.sub.is_closed() {
                 return;
+            }
+            // The read gate: a client that does not read its replies is not read either.
+            let sub = &self.live.sub;
+            if !sub.may_read() {
+                self.ctx.reject(RejectReason::ReadPaused);
+                poll_fn(|cx| sub.poll_room_to_read(cx)).await;
+                if sub.is_closed() {
+                    return;
+                }
             }
             let read = poll_fn(|cx| {
                 let mut buf = self.ctx.read_buf.borrow_mut();
