@@ -127,11 +127,12 @@ pub struct EngineConfig {
     /// Longest coalescing window: while a shard is busy, writes to one connection are at
     /// least this far apart so bursts leave in one call. Default 5 ms; zero disables.
     pub coalesce: Duration,
-    /// How long a shard runs tasks before it polls for I/O again; loops that handle client
-    /// input (frames, pipelined requests, cross-shard queues, accepts) yield when it has
-    /// passed, so one busy connection delays the others by about this much at most.
-    /// glommio's default is 100 ms; default here 2 ms (the timer is re-armed on every
-    /// scheduler turn anyway, so a short one costs nothing while the shard is quiet).
+    /// How long a shard runs the tasks that handle client input (connections, cross-shard
+    /// queues) before it polls for I/O again; their loops yield when it has passed, so one
+    /// busy connection delays the others by about this much at most. It is the latency of
+    /// their glommio task queue (`Latency::Matters`), not the executor-wide preempt timer:
+    /// a 2 ms executor timer made shards miss connections for seconds while starting under
+    /// CPU contention. Default 2 ms (glommio's default is 100 ms).
     pub preempt: Duration,
     /// Per-namespace room settings.
     pub namespaces: Namespaces,

@@ -51,7 +51,6 @@ impl Engine {
                 if config.pin { Placement::Fixed(cpus[id % cpus.len()]) } else { Placement::Unbound };
             let mut builder =
                 LocalExecutorBuilder::new(placement).name(&format!("shard-{id}")).io_memory(config.io_memory);
-            builder = builder.preempt_timer(config.preempt);
             if let Some(spin) = config.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }
@@ -74,15 +73,17 @@ impl Engine {
                         config.namespaces,
                         config.outbox_bytes,
                         config.coalesce,
+                        config.preempt,
                         req_q,
                         ev_q,
                         stats,
                     ));
+                    let tq = shard.input_queue();
                     for rx in req_rx.into_iter().flatten() {
-                        glommio::spawn_local(request_loop(shard.clone(), rx)).detach();
+                        glommio::spawn_local_into(request_loop(shard.clone(), rx), tq).unwrap().detach();
                     }
                     for rx in ev_rx.into_iter().flatten() {
-                        glommio::spawn_local(event_loop(shard.clone(), rx)).detach();
+                        glommio::spawn_local_into(event_loop(shard.clone(), rx), tq).unwrap().detach();
                     }
                     glommio::spawn_local(housekeeping(shard.clone(), stop)).detach();
                     main(shard).await;

@@ -112,6 +112,9 @@ pub struct Shard {
     /// (see [`Shard::adapt_coalescing`]).
     coalesce: Cell<Duration>,
     coalesce_max: Duration,
+    /// The task queue for everything that handles client input (see
+    /// [`EngineConfig::preempt`](crate::EngineConfig::preempt)).
+    input_queue: glommio::TaskQueueHandle,
     cpu_sample: Cell<Option<(Instant, Duration)>>,
     barrier_wake: RefCell<Vec<std::task::Waker>>,
     stats: Arc<ShardStats>,
@@ -126,6 +129,7 @@ impl Shard {
         namespaces: Namespaces,
         outbox_bytes: usize,
         coalesce_max: Duration,
+        preempt: Duration,
         req: Vec<Option<Rc<OutQueue<Request>>>>,
         ev: Vec<Option<Rc<OutQueue<Event>>>>,
         all_stats: Arc<[Arc<ShardStats>]>,
@@ -147,12 +151,24 @@ impl Shard {
             cork: Cell::new(0),
             coalesce: Cell::new(Duration::ZERO),
             coalesce_max,
+            input_queue: glommio::executor().create_task_queue(
+                glommio::Shares::default(),
+                glommio::Latency::Matters(preempt),
+                "input",
+            ),
             cpu_sample: Cell::new(None),
             barrier_wake: RefCell::default(),
             stats: all_stats[id].clone(),
             all_stats,
             stop: LocalStop::default(),
         }
+    }
+
+    /// The task queue for tasks that handle client input: while any of them is runnable the
+    /// shard polls for I/O at least every `preempt`, and their loops yield when it asks
+    /// (`glommio::yield_if_needed`). Spawn connection tasks into it.
+    pub fn input_queue(&self) -> glommio::TaskQueueHandle {
+        self.input_queue
     }
 
     /// This shard's index.

@@ -416,4 +416,29 @@ mod tests {
             "hook cleared"
         );
     }
+
+    #[test]
+    fn the_read_gate_closes_at_half_the_budget_and_opens_when_written() {
+        let sub = Subscriber::new(1, DeliveryMode::Envelope, 1000);
+        let reply = Bytes::from(vec![b'x'; 100]);
+        for _ in 0..4 {
+            sub.push_ctrl(reply.clone());
+        }
+        assert!(sub.may_read(), "400 of 1000 bytes held");
+        sub.push_ctrl(reply.clone());
+        assert!(!sub.may_read(), "half the budget held: stop reading");
+        // Taken by the writer but not yet written still counts.
+        assert_eq!(take(&sub).len(), 5);
+        assert_eq!(sub.held_bytes(), 500);
+        assert!(!sub.may_read());
+        sub.batch_written();
+        assert!(sub.may_read());
+        // A closed connection is always "readable": the reader must see it end.
+        for _ in 0..6 {
+            sub.push_ctrl(reply.clone());
+        }
+        assert!(!sub.may_read());
+        sub.close(1000, "", false);
+        assert!(sub.may_read());
+    }
 }

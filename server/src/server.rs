@@ -71,7 +71,8 @@ async fn shard_main(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
         .await;
         match accepted {
             Some(Ok(stream)) => {
-                if ctx.gate.spawn(crate::conn::serve(ctx.clone(), stream)).map(|t| t.detach()).is_err() {
+                let serve = crate::conn::serve(ctx.clone(), stream);
+                if ctx.gate.spawn_into(serve, shard.input_queue()).map(|t| t.detach()).is_err() {
                     break;
                 }
                 // A connection storm must not starve the sessions already served.
