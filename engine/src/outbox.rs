@@ -130,7 +130,7 @@ impl Outbox {
         }
         let len = msg.frame_for(self.mode).len();
         let mut removed = 0;
-        if self.newest.is_some() && msg.key.is_some() {
+        if self.newest.is_some() && msg.policy == Policy::Conflate {
             removed = self.supersede(msg);
         }
         if self.bytes + len > self.budget && !self.queue.is_empty() {
@@ -160,7 +160,7 @@ impl Outbox {
             self.flush_gap_of(&msg.room);
         }
         self.bytes += len;
-        if let (Some(newest), Some(k)) = (&mut self.newest, &msg.key) {
+        if let (Some(newest), Some(k), Policy::Conflate) = (&mut self.newest, &msg.key, msg.policy) {
             newest.insert(key_hash(&msg.room, k), self.front + self.queue.len() as u64);
         }
         self.queue.push_back(Some(Entry::Msg(msg.clone())));
@@ -264,7 +264,9 @@ impl Outbox {
         let mut removed = 0;
         for i in 0..self.queue.len() {
             let Some(Some(Entry::Msg(m))) = self.queue.get(i) else { continue };
-            let Some(k) = &m.key else { continue };
+            // Only `conflate` messages are superseded: a key also serves snapshots under
+            // other policies, whose messages must never vanish without a gap.
+            let (Some(k), Policy::Conflate) = (&m.key, m.policy) else { continue };
             let (m, pos) = (m.clone(), self.front + i as u64);
             if let Some(old) = newest.insert(key_hash(&m.room, k), pos) {
                 removed += self.hole_at(old, &m);
@@ -291,7 +293,11 @@ impl Outbox {
         let Some(i) = pos.checked_sub(self.front) else { return 0 };
         let Some(slot) = self.queue.get_mut(i as usize) else { return 0 };
         let len = match slot {
-            Some(Entry::Msg(m)) if m.room == like.room && m.key == like.key => m.frame_for(self.mode).len(),
+            Some(Entry::Msg(m))
+                if m.room == like.room && m.key == like.key && m.policy == Policy::Conflate =>
+            {
+                m.frame_for(self.mode).len()
+            }
             _ => return 0,
         };
         self.bytes -= len;
@@ -385,6 +391,22 @@ mod tests {
         let mut out = vec![];
         o.take(&mut out, 1024);
         assert_eq!(texts(&out), vec!["fleet:x#2", "fleet:x#3", "fleet:x#4"]);
+    }
+
+    /// Found by the `engine_model` fuzz target: a key also serves snapshots under `drop`, and
+    /// conflating for one room must not silently remove another room's `drop` messages.
+    #[test]
+    fn conflation_removes_only_conflate_messages() {
+        let (pos, log): (Arc<str>, Arc<str>) = ("fleet:x".into(), "log:x".into());
+        let one = msg(&log, 1, Some("v1"), Policy::Drop).frame.len();
+        let mut o = Outbox::new(one * 2, DeliveryMode::Envelope);
+        o.push_msg(&msg(&log, 1, Some("v1"), Policy::Drop));
+        o.push_msg(&msg(&log, 2, Some("v1"), Policy::Drop));
+        assert_eq!(o.push_msg(&msg(&pos, 1, Some("v1"), Policy::Conflate)), Pushed::Dropped);
+        let mut out = vec![];
+        o.take(&mut out, 1024);
+        let gap = r#"{"op":"gap","room":"fleet:x","from":1,"to":1}"#;
+        assert_eq!(texts(&out), vec!["log:x#1", "log:x#2", gap]);
     }
 
     #[test]
