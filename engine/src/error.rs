@@ -13,6 +13,9 @@ pub enum EngineError {
     /// The shard that owns the room has stopped; happens only during shutdown.
     #[error("shard {0} has stopped")]
     ShardStopped(usize),
+    /// A publish or subscribe would have created a room beyond the room limit.
+    #[error(transparent)]
+    TooManyRooms(#[from] crate::rooms::TooManyRooms),
     /// A shard thread panicked.
     #[error("shard {0} panicked")]
     Panicked(usize),

@@ -1,10 +1,17 @@
 //! One shard: the state a core owns and the operations connections call on it.
 //!
-//! A shard owns (a) the rooms that hash to it — sequencing, history, snapshot, which shards
-//! want them — and (b) the connections it accepted, with `room → local subscribers`.
-//! Everything is `Rc`/`RefCell`; other cores are reached only by typed messages (see
-//! [`mesh`](crate::mesh)). Connections call [`Shard::publish`], [`Shard::subscribe`] and
-//! friends; replies and messages arrive in the connection's outbox.
+//! A shard has two roles, each in its own module:
+//! - **owner** (`owner.rs`) of the rooms that hash to it ([`owner_of`]): their registry and
+//!   lifecycle ([`crate::rooms::Registry`]), sequencing, history, snapshot, and which shards
+//!   want them;
+//! - **host** (`local.rs`) of the connections it accepted: `room → local followers`, fan-out,
+//!   and the replies owners send back.
+//!
+//! This module holds the state and the API connections call ([`Shard::publish`],
+//! [`Shard::subscribe_with`] and friends); replies and messages arrive in the connection's
+//! outbox. Everything is `Rc`/`RefCell`; other cores are reached only by typed messages
+//! (see [`mesh`](crate::mesh)), whose per-peer order is what makes "replay, then live from
+//! `last_seq + 1`" exact. `coalesce.rs` batches writes while the shard is busy.
 
 use bytes::Bytes;
 use glommio::channels::local_channel;
@@ -15,73 +22,64 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::config::Namespaces;
-use crate::envelope;
+use crate::config::{Namespaces, RoomLimits};
+use crate::epoch::EpochRng;
 use crate::error::EngineError;
-use crate::mesh::{Event, Reply, Request, RoomInfo};
-use crate::message::{DeliveryMode, Message};
-use crate::outbox::Pushed;
+use crate::mesh::{Event, Receipt, Reply, Request, RoomInfo};
+use crate::message::DeliveryMode;
 use crate::outq::OutQueue;
-use crate::room::{Replay, Room};
+use crate::room::Resume;
+use crate::rooms::Registry;
 use crate::stats::{ShardStats, Stats};
 use crate::stop::LocalStop;
 use crate::subscriber::{SubState, Subscriber};
 
+mod coalesce;
+mod local;
+mod owner;
+
+pub use coalesce::Cork;
+use local::Followers;
+
 /// Whether a subscribe is acknowledged with an `ok` frame.
 #[derive(Debug, Clone)]
 pub enum Ack {
-    /// No reply (room-per-URL connections join silently).
+    /// No reply (room-per-URL connections join silently); a refusal closes the connection
+    /// (1013 `too_many_rooms`), since it has no other room.
     Silent,
-    /// Reply `{"op":"ok","id":..,"room":..,"seq":<last>}`.
+    /// Reply `{"op":"ok","id":..,"room":..,"seq":<last>,"epoch":..}`, or an `error` op.
     Ok(Option<Box<str>>),
+}
+
+/// How a subscription starts (the `sub` op's options).
+#[derive(Debug, Clone, Default)]
+pub struct SubOptions {
+    /// Replay `seq > since` from history (a `gap` notice for what history lost).
+    pub since: Option<u64>,
+    /// The epoch `since` belongs to; another epoch than the room's earns a `reset`.
+    pub epoch: Option<Box<str>>,
+    /// Deliver the latest message per key first.
+    pub snapshot: bool,
+}
+
+impl SubOptions {
+    fn resume(&self) -> Resume<'_> {
+        Resume { since: self.since, epoch: self.epoch.as_deref(), snapshot: self.snapshot }
+    }
 }
 
 struct PendingSub {
     sub: Weak<Subscriber>,
     room: Arc<str>,
     ack: Ack,
+    /// The connection left the room (or subscribed again) before the owner answered: the
+    /// answer only releases what the owner counted.
+    cancelled: bool,
 }
 
 enum Waiting {
-    Seq(local_channel::LocalSender<u64>),
+    Seq(local_channel::LocalSender<Result<Receipt, EngineError>>),
     Info(local_channel::LocalSender<RoomInfo>),
-}
-
-/// The coalescing window after a sample where the shard was `busy` (fraction of a core):
-/// zero below 25%; at least `base` from 50%; while saturated (≥ 90%) it doubles up to
-/// 4 × `base`, since a saturated shard is already late and bigger batches are how it
-/// catches up. A grown window shrinks (halving towards `base`) only below 50%: shrinking as
-/// soon as the bigger window has relieved the shard would saturate it again, and that
-/// oscillation is what showed as stalls of hundreds of milliseconds.
-pub(crate) fn next_window(current: Duration, base: Duration, busy: f64) -> Duration {
-    if base.is_zero() || busy < 0.25 {
-        Duration::ZERO
-    } else if busy >= 0.9 {
-        (current.max(base) * 2).min(base * 4)
-    } else if busy >= 0.5 {
-        current.max(base)
-    } else if current > base {
-        (current / 2).max(base)
-    } else {
-        current
-    }
-}
-
-/// CPU time consumed by the calling thread (user + system).
-fn thread_cpu_time() -> Duration {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: a valid out-pointer for a clock the kernel always provides.
-    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Undoes one [`Shard::cork`] when dropped.
-pub struct Cork(Rc<Shard>);
-
-impl Drop for Cork {
-    fn drop(&mut self) {
-        self.0.cork.set(self.0.cork.get() - 1);
-    }
 }
 
 /// Which shard owns `room`: a stable hash, the same on every shard.
@@ -96,8 +94,10 @@ pub struct Shard {
     n: usize,
     namespaces: Namespaces,
     outbox_bytes: usize,
-    owned: RefCell<FxHashMap<Arc<str>, Room>>,
-    local: RefCell<FxHashMap<Arc<str>, Vec<Rc<Subscriber>>>>,
+    /// Owner side: the rooms that hash to this shard.
+    rooms: RefCell<Registry>,
+    /// Host side: followers per room, for fan-out.
+    local: RefCell<FxHashMap<Arc<str>, Followers>>,
     conns: RefCell<FxHashMap<u64, Weak<Subscriber>>>,
     pending: RefCell<FxHashMap<u64, PendingSub>>,
     waiting: RefCell<FxHashMap<u64, Waiting>>,
@@ -123,6 +123,7 @@ impl Shard {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         id: usize,
+        limits: RoomLimits,
         namespaces: Namespaces,
         outbox_bytes: usize,
         coalesce_max: Duration,
@@ -130,12 +131,15 @@ impl Shard {
         ev: Vec<Option<Rc<OutQueue<Event>>>>,
         all_stats: Arc<[Arc<ShardStats>]>,
     ) -> Self {
+        let n = all_stats.len();
+        let stats = all_stats[id].clone();
+        let rooms = Registry::new(namespaces.clone(), limits, n, EpochRng::for_shard(id), stats.clone());
         Shard {
             id,
-            n: all_stats.len(),
+            n,
             namespaces,
             outbox_bytes,
-            owned: RefCell::default(),
+            rooms: RefCell::new(rooms),
             local: RefCell::default(),
             conns: RefCell::default(),
             pending: RefCell::default(),
@@ -149,7 +153,7 @@ impl Shard {
             coalesce_max,
             cpu_sample: Cell::new(None),
             barrier_wake: RefCell::default(),
-            stats: all_stats[id].clone(),
+            stats,
             all_stats,
             stop: LocalStop::default(),
         }
@@ -214,10 +218,7 @@ impl Shard {
         ShardStats::sub(&self.stats.subscribers, 1);
     }
 
-    /// Follows `room`: the owner computes the replay (`since`, `snapshot`) and the live
-    /// edge; the subscriber then receives the optional `ok`, a `gap` notice if history no
-    /// longer covers `since`, the replay, and every later message, each exactly once.
-    /// Subscribing again to a followed room starts over from the new `since`.
+    /// Follows `room` from `since` (no epoch); see [`Shard::subscribe_with`].
     pub async fn subscribe(
         &self,
         sub: &Rc<Subscriber>,
@@ -226,6 +227,16 @@ impl Shard {
         snapshot: bool,
         ack: Ack,
     ) {
+        self.subscribe_with(sub, room, SubOptions { since, epoch: None, snapshot }, ack).await
+    }
+
+    /// Follows `room`: the owner admits the subscription (creating the room if the room
+    /// limit allows) and computes the replay and the live edge; the subscriber then
+    /// receives the optional `ok`, a `reset` notice if its `since`/`epoch` belong to another
+    /// incarnation of the room, a `gap` notice if history no longer covers `since`, the
+    /// replay, and every later message, each exactly once. Subscribing again to a followed
+    /// room starts over with the new options.
+    pub async fn subscribe_with(&self, sub: &Rc<Subscriber>, room: &str, opts: SubOptions, ack: Ack) {
         if sub.follows(room) {
             self.unsubscribe(sub, room).await;
         }
@@ -233,67 +244,84 @@ impl Shard {
         let name: Arc<str> = Arc::from(room);
         sub.rooms.borrow_mut().insert(name.clone(), SubState::Pending(token));
         ShardStats::add(&self.stats.subscriptions, 1);
-        self.pending.borrow_mut().insert(token, PendingSub { sub: Rc::downgrade(sub), room: name, ack });
+        let pending = PendingSub { sub: Rc::downgrade(sub), room: name, ack, cancelled: false };
+        self.pending.borrow_mut().insert(token, pending);
         let owner = owner_of(room, self.n);
         if owner == self.id {
-            let replay = self.owner_subscribe(room, self.id, since, snapshot);
-            self.on_sub_ready(token, replay);
+            let result = self.registry().subscribe(room, self.id, opts.resume(), Instant::now());
+            self.on_sub_ready(token, result);
         } else {
-            let req = Request::Subscribe { room: room.into(), origin: self.id, token, since, snapshot };
+            let SubOptions { since, epoch, snapshot } = opts;
+            let req =
+                Request::Subscribe { room: room.into(), origin: self.id, token, since, epoch, snapshot };
             self.send_req(owner, req).await;
         }
     }
 
-    /// Stops following `room`. Returns whether it was followed.
+    /// Stops following `room`. Returns whether it was followed (live or pending). O(1) in
+    /// the room's followers.
     pub async fn unsubscribe(&self, sub: &Rc<Subscriber>, room: &str) -> bool {
-        let Some((name, _)) = sub.rooms.borrow_mut().remove_entry(room) else { return false };
+        let Some((name, state)) = sub.rooms.borrow_mut().remove_entry(room) else { return false };
         ShardStats::sub(&self.stats.subscriptions, 1);
+        if let SubState::Pending(token) = state {
+            // The owner has not answered yet; its answer releases the subscription if it
+            // was admitted (see `local`).
+            if let Some(p) = self.pending.borrow_mut().get_mut(&token) {
+                p.cancelled = true;
+            }
+            return true;
+        }
         {
             let mut local = self.local.borrow_mut();
-            if let Some(subs) = local.get_mut(&name) {
-                subs.retain(|s| !Rc::ptr_eq(s, sub));
-                if subs.is_empty() {
+            if let Some(followers) = local.get_mut(&name) {
+                followers.remove(sub.id());
+                if followers.is_empty() {
                     local.remove(&name);
                 }
             }
         }
         let owner = owner_of(room, self.n);
         if owner == self.id {
-            self.owner_unsubscribe(room, self.id);
+            self.registry().unsubscribe(room, self.id, Instant::now());
         } else {
             self.send_req(owner, Request::Unsubscribe { room: room.into(), origin: self.id }).await;
         }
         true
     }
 
-    /// Publishes `data` (JSON, kept byte for byte) into `room`. The owner assigns the seq;
-    /// `reply` says who hears about it. Waits only when the owner's queue is full — the
+    /// Publishes `data` (JSON, kept byte for byte) into `room`. The owner assigns the seq
+    /// (creating the room if the room limit allows); `reply` says who hears about it — the
+    /// seq and epoch, or `too_many_rooms`. Waits only when a peer's queue is full — the
     /// backpressure that slows a publisher down instead of growing memory.
     pub async fn publish(&self, room: &str, data: Bytes, key: Option<Box<str>>, reply: Reply) {
         let owner = owner_of(room, self.n);
         if owner == self.id {
-            self.owner_publish(room, data, key, self.id, reply).await;
+            let peers = self.owner_publish(room, data, key, self.id, reply);
+            self.wait_for_room(peers).await;
         } else {
             let req = Request::Publish { room: room.into(), data, key, origin: self.id, reply };
             self.send_req(owner, req).await;
         }
     }
 
-    /// Publishes and waits for the assigned seq (backend publishing over HTTP).
+    /// Publishes and waits for the assigned seq and the room's epoch (backend publishing
+    /// over HTTP). Fails with [`EngineError::TooManyRooms`] when the room did not exist and
+    /// its owner is full.
     pub async fn publish_wait(
         &self,
         room: &str,
         data: Bytes,
         key: Option<Box<str>>,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<Receipt, EngineError> {
         let (tx, rx) = local_channel::new_bounded(1);
         let token = self.next();
         self.waiting.borrow_mut().insert(token, Waiting::Seq(tx));
         self.publish(room, data, key, Reply::Waiter(token)).await;
-        rx.recv().await.ok_or(EngineError::ShardStopped(owner_of(room, self.n)))
+        rx.recv().await.ok_or(EngineError::ShardStopped(owner_of(room, self.n)))?
     }
 
-    /// Facts about a room (seq, subscribers, history length), from its owner.
+    /// Facts about a room (seq, subscribers, history length, epoch), from its owner.
+    /// Creates nothing.
     pub async fn room_info(&self, room: &str) -> Result<RoomInfo, EngineError> {
         let owner = owner_of(room, self.n);
         if owner == self.id {
@@ -366,244 +394,5 @@ impl Shard {
                 q.room(&self.stats).await;
             }
         }
-    }
-
-    // ---- owner side -------------------------------------------------------------------
-
-    fn with_room<T>(&self, room: &str, f: impl FnOnce(&mut Room) -> T) -> T {
-        let mut owned = self.owned.borrow_mut();
-        if let Some(r) = owned.get_mut(room) {
-            return f(r);
-        }
-        let name: Arc<str> = Arc::from(room);
-        let settings = self.namespaces.for_room(room).clone();
-        ShardStats::add(&self.stats.rooms, 1);
-        f(owned.entry(name.clone()).or_insert_with(|| Room::new(name, settings, self.n)))
-    }
-
-    async fn owner_publish(
-        &self,
-        room: &str,
-        data: Bytes,
-        key: Option<Box<str>>,
-        origin: usize,
-        reply: Reply,
-    ) {
-        let (msg, targets) = self.with_room(room, |r| {
-            let msg = r.publish(data, key, Instant::now());
-            let mut targets = [0u64; 4];
-            for s in r.interested_shards() {
-                targets[s / 64] |= 1 << (s % 64);
-            }
-            (msg, targets)
-        });
-        ShardStats::add(&self.stats.published, 1);
-        match reply {
-            Reply::None => {}
-            reply if origin == self.id => self.on_pub_ack(reply, &msg.room, msg.seq),
-            reply => {
-                let ev = Event::PubAck { reply, room: msg.room.clone(), seq: msg.seq };
-                self.send_ev(origin, ev).await;
-            }
-        }
-        // Enqueue to every shard first (order fixed synchronously), then wait for room.
-        let mut local = false;
-        for s in (0..self.n).filter(|s| targets[s / 64] & (1 << (s % 64)) != 0) {
-            if s == self.id {
-                local = true;
-            } else if let Some(q) = &self.ev[s] {
-                q.push(Event::Deliver(msg.clone()), &self.stats);
-            }
-        }
-        if local {
-            self.deliver_local(&msg);
-        }
-        for s in (0..self.n).filter(|&s| s != self.id && targets[s / 64] & (1 << (s % 64)) != 0) {
-            if let Some(q) = &self.ev[s] {
-                q.room(&self.stats).await;
-            }
-        }
-    }
-
-    fn owner_subscribe(&self, room: &str, origin: usize, since: Option<u64>, snapshot: bool) -> Replay {
-        self.with_room(room, |r| r.subscribe(origin, since, snapshot, Instant::now()))
-    }
-
-    /// One subscriber of `origin` left. A room that never had a message and has no
-    /// subscribers left is forgotten, so subscribe/unsubscribe cycles over invented names
-    /// cannot grow memory; a room with messages stays, to keep its `seq` and history.
-    fn owner_unsubscribe(&self, room: &str, origin: usize) {
-        let mut owned = self.owned.borrow_mut();
-        let Some(r) = owned.get_mut(room) else { return };
-        r.unsubscribe(origin);
-        if r.last_seq() == 0 && r.subscribers() == 0 {
-            owned.remove(room);
-            ShardStats::sub(&self.stats.rooms, 1);
-        }
-    }
-
-    fn owner_info(&self, room: &str) -> RoomInfo {
-        self.owned.borrow().get(room).map_or(RoomInfo::default(), |r| RoomInfo {
-            seq: r.last_seq(),
-            subscribers: r.subscribers(),
-            history_len: r.history_len(),
-        })
-    }
-
-    pub(crate) async fn handle_request(&self, req: Request) {
-        match req {
-            Request::Publish { room, data, key, origin, reply } => {
-                self.owner_publish(&room, data, key, origin, reply).await
-            }
-            Request::Subscribe { room, origin, token, since, snapshot } => {
-                let replay = self.owner_subscribe(&room, origin, since, snapshot);
-                self.send_ev(origin, Event::SubReady { token, replay }).await;
-            }
-            Request::Unsubscribe { room, origin } => self.owner_unsubscribe(&room, origin),
-            Request::Info { room, origin, token } => {
-                let info = self.owner_info(&room);
-                self.send_ev(origin, Event::Info { token, info }).await;
-            }
-            Request::Barrier => self.note_barrier(true),
-        }
-    }
-
-    // ---- subscriber side --------------------------------------------------------------
-
-    pub(crate) fn handle_event(&self, ev: Event) {
-        match ev {
-            Event::Deliver(msg) => self.deliver_local(&msg),
-            Event::SubReady { token, replay } => self.on_sub_ready(token, replay),
-            Event::PubAck { reply, room, seq } => self.on_pub_ack(reply, &room, seq),
-            Event::Info { token, info } => {
-                if let Some(Waiting::Info(tx)) = self.waiting.borrow_mut().remove(&token) {
-                    let _ = tx.try_send(info);
-                }
-            }
-            Event::Barrier => self.note_barrier(false),
-        }
-    }
-
-    /// Fan-out on this shard: per subscriber, a write-through to an idle socket, or one
-    /// refcount increment and one queue push.
-    pub(crate) fn deliver_local(&self, msg: &Arc<Message>) {
-        let local = self.local.borrow();
-        let Some(subs) = local.get(&*msg.room) else { return };
-        let (direct, window) = (self.cork.get() == 0, self.coalesce.get());
-        // One clock read per message, not per subscriber.
-        let now = Instant::now();
-        self.count_pushes(subs.iter().map(|s| s.deliver(msg, direct, window, now)));
-    }
-
-    /// The coalescing window writers should respect now (zero when the shard is not busy).
-    pub fn coalesce_window(&self) -> Duration {
-        self.coalesce.get()
-    }
-
-    /// Opens the coalescing window while this shard's thread is busy (≥ 50% of a core over
-    /// the last sample) and closes it when it is quiet again (< 25%); see [`next_window`].
-    /// A quiet shard writes every frame at once, for latency; a busy one spends its CPU on
-    /// frames, not on per-call kernel overhead, which also keeps it from falling behind.
-    pub(crate) fn adapt_coalescing(&self) {
-        let now = Instant::now();
-        let cpu = thread_cpu_time();
-        if let Some((t0, c0)) = self.cpu_sample.replace(Some((now, cpu))) {
-            let wall = now.saturating_duration_since(t0).as_secs_f64();
-            if wall > 0.0 {
-                let busy = cpu.saturating_sub(c0).as_secs_f64() / wall;
-                self.coalesce.set(next_window(self.coalesce.get(), self.coalesce_max, busy));
-            }
-        }
-    }
-
-    /// Batches fan-out until the guard drops: messages are queued, not written through,
-    /// and each writer later sends all of its queue in one call. Whoever holds a burst
-    /// (several inbound messages or cross-shard events at hand) corks around it; the
-    /// first message of a burst may go through uncorked.
-    pub fn cork(self: &Rc<Self>) -> Cork {
-        self.cork.set(self.cork.get() + 1);
-        Cork(self.clone())
-    }
-
-    fn count_pushes(&self, pushes: impl Iterator<Item = Pushed>) {
-        let (mut delivered, mut dropped, mut conflated, mut slow) = (0u64, 0u64, 0u64, 0u64);
-        for p in pushes {
-            match p {
-                Pushed::Queued { .. } | Pushed::Written => delivered += 1,
-                Pushed::Conflated { removed, .. } => {
-                    delivered += 1;
-                    conflated += removed as u64;
-                }
-                Pushed::Dropped => dropped += 1,
-                Pushed::Disconnected => slow += 1,
-                Pushed::Closed => {}
-            }
-        }
-        let s = &self.stats;
-        ShardStats::add(&s.delivered, delivered);
-        if dropped + conflated + slow > 0 {
-            ShardStats::add(&s.dropped, dropped);
-            ShardStats::add(&s.conflated, conflated);
-            ShardStats::add(&s.slow_disconnects, slow);
-        }
-    }
-
-    fn on_sub_ready(&self, token: u64, replay: Replay) {
-        let Some(p) = self.pending.borrow_mut().remove(&token) else { return };
-        let Some(sub) = p.sub.upgrade() else { return };
-        if sub.rooms.borrow().get(&p.room) != Some(&SubState::Pending(token)) {
-            return; // superseded by a later subscribe, or unsubscribed meanwhile
-        }
-        if let Ack::Ok(id) = &p.ack {
-            sub.push_ctrl(envelope::ok_frame(id.as_deref(), Some(&p.room), Some(replay.last_seq)));
-        }
-        if let Some((from, to)) = replay.gap {
-            sub.push_ctrl(envelope::gap_frame(&p.room, from, to));
-        }
-        self.count_pushes(replay.messages.iter().map(|m| sub.push_msg(m)));
-        sub.rooms.borrow_mut().insert(p.room.clone(), SubState::Live);
-        self.local.borrow_mut().entry(p.room).or_default().push(sub);
-    }
-
-    fn on_pub_ack(&self, reply: Reply, room: &str, seq: u64) {
-        match reply {
-            Reply::None => {}
-            Reply::Conn { conn, id } => {
-                if let Some(sub) = self.conns.borrow().get(&conn).and_then(Weak::upgrade) {
-                    sub.push_ctrl(envelope::ok_frame(id.as_deref(), Some(room), Some(seq)));
-                }
-            }
-            Reply::Waiter(token) => {
-                if let Some(Waiting::Seq(tx)) = self.waiting.borrow_mut().remove(&token) {
-                    let _ = tx.try_send(seq);
-                }
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::next_window;
-    use std::time::Duration;
-
-    #[test]
-    fn the_window_follows_load_without_flapping() {
-        let base = Duration::from_millis(5);
-        let z = Duration::ZERO;
-        assert_eq!(next_window(z, base, 0.1), z);
-        assert_eq!(next_window(z, base, 0.4), z, "between thresholds: stays closed");
-        assert_eq!(next_window(z, base, 0.6), base);
-        assert_eq!(next_window(base, base, 0.4), base, "between thresholds: stays open");
-        let mut w = base;
-        for _ in 0..5 {
-            w = next_window(w, base, 0.95);
-        }
-        assert_eq!(w, base * 4, "saturated: grows, capped");
-        assert_eq!(next_window(w, base, 0.8), w);
-        assert_eq!(next_window(w, base, 0.6), w, "relieved but busy: keeps the grown window");
-        assert_eq!(next_window(w, base, 0.4), base * 2, "quiet: shrinks towards base");
-        assert_eq!(next_window(w, base, 0.2), z);
-        assert_eq!(next_window(w, z, 0.99), z, "disabled");
     }
 }
