@@ -73,7 +73,6 @@ fn registry() -> Registry {
     Registry::new(
         Namespaces::new(RoomSettings::default()),
         RoomLimits::default(),
-        4,
         EpochRng::with_seed(3),
         Arc::new(ShardStats::default()),
     )

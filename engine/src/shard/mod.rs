@@ -133,7 +133,7 @@ impl Shard {
     ) -> Self {
         let n = all_stats.len();
         let stats = all_stats[id].clone();
-        let rooms = Registry::new(namespaces.clone(), limits, n, EpochRng::for_shard(id), stats.clone());
+        let rooms = Registry::new(namespaces.clone(), limits, EpochRng::for_shard(id), stats.clone());
         Shard {
             id,
             n,

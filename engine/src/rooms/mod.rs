@@ -15,16 +15,12 @@
 //! - a room re-created after any of these gets a new [`Epoch`], so clients notice the
 //!   restarted `seq`.
 //!
-//! Structure: rooms live in a slab (`Vec` of slots with a free list) indexed by name.
-//! Rooms without subscribers ("idle") are also threaded on an intrusive doubly linked list
-//! per distinct `room_ttl` ("class"), ordered by last use: touching a room moves it to the
-//! tail in O(1); the TTL sweep pops expired rooms off the heads (each class's list is also
-//! ordered by deadline, its TTL being uniform); eviction takes the least recently used of
-//! the heads. Classes are as many as distinct configured TTLs — a handful, fixed by the
-//! operator's config, not by clients.
+//! Structure: rooms live in a [`slab`](slab) indexed by name; rooms without subscribers
+//! ("idle") are also on intrusive LRU lists there, one per distinct `room_ttl`, so touching,
+//! expiring and evicting a room is O(1) (eviction O(distinct TTLs)).
 //!
-//! Invariants: every room is in `index` and in exactly one occupied slot; a room is on its
-//! class list iff it has no subscribers; `retained` is the sum of the rooms' `retained()`;
+//! Invariants: every room is in `index` and in exactly one occupied slot; a room is idle in
+//! the slab iff it has no subscribers; `retained` is the sum of the rooms' `retained()`;
 //! `len() <= limits.max_rooms`; a room with no subscribers and no message does not exist
 //! (it is forgotten when its last subscriber leaves), so subscribe/unsubscribe churn over
 //! invented names leaves nothing behind.
@@ -33,7 +29,7 @@ use bytes::Bytes;
 use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::config::{Namespaces, RoomLimits};
 use crate::epoch::{Epoch, EpochRng};
@@ -42,7 +38,9 @@ use crate::message::Message;
 use crate::room::{Replay, Resume, Room};
 use crate::stats::ShardStats;
 
-const NIL: u32 = u32::MAX;
+mod slab;
+
+use slab::Slab;
 
 /// A create refused: the owner already holds its share of the room limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -67,9 +65,16 @@ impl ShardSet {
         self.0[s / 64] & (1 << (s % 64)) != 0
     }
 
-    /// The shards in the set, ascending.
+    /// The shards in the set, ascending: one step per member, not per possible shard
+    /// (this runs for every published message).
     pub fn iter(self) -> impl Iterator<Item = usize> {
-        (0..256).filter(move |&s| self.contains(s))
+        self.0.into_iter().enumerate().flat_map(|(w, mut bits)| {
+            std::iter::from_fn(move || {
+                let b = (bits != 0).then(|| bits.trailing_zeros() as usize)?;
+                bits &= bits - 1;
+                Some(w * 64 + b)
+            })
+        })
     }
 }
 
@@ -84,42 +89,12 @@ pub struct Published {
     pub targets: ShardSet,
 }
 
-#[derive(Debug)]
-struct Entry {
-    room: Room,
-    /// Neighbours on the class list (NIL at the ends, and while the room has subscribers).
-    prev: u32,
-    next: u32,
-    /// Milliseconds since the registry's base instant of the last publish into the room or
-    /// departure of its last subscriber.
-    last_use: u64,
-    class: u16,
-    idle: bool,
-}
-
-#[derive(Debug)]
-enum Slot {
-    Vacant { next_free: u32 },
-    Occupied(Entry),
-}
-
-/// The idle rooms sharing one `room_ttl`, least recently used first.
-#[derive(Debug)]
-struct Class {
-    ttl: Option<Duration>,
-    head: u32,
-    tail: u32,
-}
-
 /// See the module documentation.
 pub struct Registry {
     namespaces: Namespaces,
     limits: RoomLimits,
-    shards: usize,
     index: FxHashMap<Arc<str>, u32>,
-    slots: Vec<Slot>,
-    free: u32,
-    classes: Vec<Class>,
+    slab: Slab,
     retained: usize,
     base: Instant,
     rng: EpochRng,
@@ -127,22 +102,14 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// An empty registry for a shard of an engine with `shards` shards.
-    pub fn new(
-        namespaces: Namespaces,
-        limits: RoomLimits,
-        shards: usize,
-        rng: EpochRng,
-        stats: Arc<ShardStats>,
-    ) -> Self {
+    /// An empty registry for one shard: its share of the limits, its epoch generator, and
+    /// the stats it keeps current (rooms, retained bytes, evictions, expiries, refusals).
+    pub fn new(namespaces: Namespaces, limits: RoomLimits, rng: EpochRng, stats: Arc<ShardStats>) -> Self {
         Registry {
             namespaces,
             limits,
-            shards,
             index: FxHashMap::default(),
-            slots: Vec::new(),
-            free: NIL,
-            classes: Vec::new(),
+            slab: Slab::new(),
             retained: 0,
             base: Instant::now(),
             rng,
@@ -172,7 +139,7 @@ impl Registry {
 
     /// The room, if it exists (an expired one that was not swept yet still shows).
     pub fn get(&self, name: &str) -> Option<&Room> {
-        self.index.get(name).map(|&i| &self.entry(i).room)
+        self.index.get(name).map(|&i| self.slab.room(i))
     }
 
     /// Sequences `data` into `name`, creating the room if needed, then enforces the
@@ -185,16 +152,15 @@ impl Registry {
         now: Instant,
     ) -> Result<Published, TooManyRooms> {
         let i = self.find_or_create(name, now)?;
-        let e = self.entry_mut(i);
-        let before = e.room.retained();
-        let msg = e.room.publish(data, key, now);
-        let (after, epoch, idle) = (e.room.retained(), e.room.epoch(), e.idle);
+        let room = self.slab.room_mut(i);
+        let before = room.retained();
+        let msg = room.publish(data, key, now);
+        let (after, epoch) = (room.retained(), room.epoch());
         let mut targets = ShardSet::default();
-        e.room.interested_shards().for_each(|s| targets.insert(s));
+        room.interested_shards().for_each(|s| targets.insert(s));
         self.account(before, after);
-        if idle {
-            self.unlink(i);
-            self.link_tail(i, now);
+        if self.slab.is_idle(i) {
+            self.slab.touch(i, self.ms(now));
         }
         self.enforce_budget(i);
         Ok(Published { msg, epoch, targets })
@@ -210,13 +176,11 @@ impl Registry {
         now: Instant,
     ) -> Result<Replay, TooManyRooms> {
         let i = self.find_or_create(name, now)?;
-        if self.entry(i).idle {
-            self.unlink(i);
-        }
-        let e = self.entry_mut(i);
-        let before = e.room.retained();
-        let replay = e.room.subscribe(origin, from, now);
-        let after = e.room.retained();
+        self.slab.busy(i);
+        let room = self.slab.room_mut(i);
+        let before = room.retained();
+        let replay = room.subscribe(origin, from, now);
+        let after = room.retained();
         self.account(before, after);
         Ok(replay)
     }
@@ -225,26 +189,26 @@ impl Registry {
     /// idle (LRU and TTL apply from now) — or, if it never had a message, is forgotten.
     pub fn unsubscribe(&mut self, name: &str, origin: usize, now: Instant) {
         let Some(&i) = self.index.get(name) else { return };
-        let e = self.entry_mut(i);
-        if e.idle {
+        if self.slab.is_idle(i) {
             return; // not subscribed (a stale unsubscribe); nothing to undo
         }
-        e.room.unsubscribe(origin);
-        if e.room.subscribers() > 0 {
+        let room = self.slab.room_mut(i);
+        room.unsubscribe(origin);
+        if room.subscribers() > 0 {
             return;
         }
-        if e.room.last_seq() == 0 {
+        if room.last_seq() == 0 {
             self.remove(i);
         } else {
-            self.link_tail(i, now);
+            self.slab.touch(i, self.ms(now));
         }
     }
 
     /// Facts about `name` for `GET /api/rooms/<room>`; creates nothing. A room past its
     /// TTL shows as absent even before the sweep reaches it (its next use re-creates it).
     pub fn info(&self, name: &str, now: Instant) -> RoomInfo {
-        let live = self.index.get(name).filter(|&&i| !self.expired(i, now));
-        match live.map(|&i| &self.entry(i).room) {
+        let live = self.index.get(name).filter(|&&i| !self.slab.expired(i, self.ms(now)));
+        match live.map(|&i| self.slab.room(i)) {
             Some(r) => RoomInfo {
                 seq: r.last_seq(),
                 subscribers: r.subscribers(),
@@ -265,18 +229,11 @@ impl Registry {
     pub fn sweep(&mut self, now: Instant, max: usize) -> usize {
         let now_ms = self.ms(now);
         let mut n = 0;
-        for c in 0..self.classes.len() {
-            let Some(ttl) = self.classes[c].ttl else { continue };
-            let ttl = ttl.as_millis() as u64;
-            while n < max {
-                let h = self.classes[c].head;
-                if h == NIL || self.entry(h).last_use.saturating_add(ttl) > now_ms {
-                    break;
-                }
-                self.remove(h);
-                ShardStats::add(&self.stats.rooms_expired, 1);
-                n += 1;
-            }
+        while n < max {
+            let Some(i) = self.slab.next_expired(now_ms) else { break };
+            self.remove(i);
+            ShardStats::add(&self.stats.rooms_expired, 1);
+            n += 1;
         }
         n
     }
@@ -287,34 +244,12 @@ impl Registry {
         t.saturating_duration_since(self.base).as_millis() as u64
     }
 
-    fn entry(&self, i: u32) -> &Entry {
-        match &self.slots[i as usize] {
-            Slot::Occupied(e) => e,
-            Slot::Vacant { .. } => unreachable!("index points at a vacant slot"),
-        }
-    }
-
-    fn entry_mut(&mut self, i: u32) -> &mut Entry {
-        match &mut self.slots[i as usize] {
-            Slot::Occupied(e) => e,
-            Slot::Vacant { .. } => unreachable!("index points at a vacant slot"),
-        }
-    }
-
-    fn expired(&self, i: u32, now: Instant) -> bool {
-        let e = self.entry(i);
-        e.idle
-            && self.classes[e.class as usize]
-                .ttl
-                .is_some_and(|ttl| e.last_use.saturating_add(ttl.as_millis() as u64) <= self.ms(now))
-    }
-
     /// The room's slot; a missing room is created (if the limit allows) with a new epoch,
     /// idle until someone subscribes. An idle room past its TTL counts as gone even
     /// before the sweep reaches it, so expiry does not depend on the sweep's pace.
     fn find_or_create(&mut self, name: &str, now: Instant) -> Result<u32, TooManyRooms> {
         if let Some(&i) = self.index.get(name) {
-            if !self.expired(i, now) {
+            if !self.slab.expired(i, self.ms(now)) {
                 return Ok(i);
             }
             self.remove(i);
@@ -325,51 +260,19 @@ impl Registry {
             return Err(TooManyRooms { limit: self.limits.max_rooms });
         }
         let settings = self.namespaces.for_room(name).clone();
-        let class = self.class_of(settings.room_ttl);
         let name: Arc<str> = Arc::from(name);
-        let room = Room::new(name.clone(), settings, self.rng.epoch());
-        let entry = Entry { room, prev: NIL, next: NIL, last_use: 0, class, idle: false };
-        let i = if self.free != NIL {
-            let i = self.free;
-            if let Slot::Vacant { next_free } = self.slots[i as usize] {
-                self.free = next_free;
-            }
-            self.slots[i as usize] = Slot::Occupied(entry);
-            i
-        } else {
-            if self.slots.len() == self.slots.capacity() {
-                // Grow by a quarter, not double: slots are most of an empty room's cost,
-                // and the slack of doubling would add up to 100% to it (still amortized O(1)).
-                self.slots.reserve_exact(self.slots.len() / 4 + 16);
-            }
-            self.slots.push(Slot::Occupied(entry));
-            (self.slots.len() - 1) as u32
-        };
+        let i = self.slab.insert(Room::new(name.clone(), settings, self.rng.epoch()));
         self.index.insert(name, i);
         ShardStats::add(&self.stats.rooms, 1);
-        self.link_tail(i, now);
+        self.slab.touch(i, self.ms(now));
         Ok(i)
-    }
-
-    fn class_of(&mut self, ttl: Option<Duration>) -> u16 {
-        if let Some(c) = self.classes.iter().position(|c| c.ttl == ttl) {
-            return c as u16;
-        }
-        self.classes.push(Class { ttl, head: NIL, tail: NIL });
-        (self.classes.len() - 1) as u16
     }
 
     /// Drops the room in slot `i` (its messages are freed with it).
     fn remove(&mut self, i: u32) {
-        if self.entry(i).idle {
-            self.unlink(i);
-        }
-        let slot = std::mem::replace(&mut self.slots[i as usize], Slot::Vacant { next_free: self.free });
-        self.free = i;
-        if let Slot::Occupied(e) = slot {
-            self.index.remove(&**e.room.name());
-            self.account(e.room.retained(), 0);
-        }
+        let room = self.slab.remove(i);
+        self.index.remove(&**room.name());
+        self.account(room.retained(), 0);
         ShardStats::sub(&self.stats.rooms, 1);
     }
 
@@ -378,79 +281,25 @@ impl Registry {
         self.stats.retained_bytes.store(self.retained as u64, Relaxed);
     }
 
-    /// Puts an idle room at the most recently used end of its class list.
-    fn link_tail(&mut self, i: u32, now: Instant) {
-        let now = self.ms(now);
-        let e = self.entry_mut(i);
-        debug_assert!(!e.idle);
-        let c = e.class as usize;
-        e.idle = true;
-        e.last_use = now;
-        e.next = NIL;
-        let tail = self.classes[c].tail;
-        self.entry_mut(i).prev = tail;
-        if tail == NIL {
-            self.classes[c].head = i;
-        } else {
-            self.entry_mut(tail).next = i;
-        }
-        self.classes[c].tail = i;
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let e = self.entry_mut(i);
-        debug_assert!(e.idle);
-        let (prev, next, c) = (e.prev, e.next, e.class as usize);
-        e.idle = false;
-        e.prev = NIL;
-        e.next = NIL;
-        if prev == NIL {
-            self.classes[c].head = next;
-        } else {
-            self.entry_mut(prev).next = next;
-        }
-        if next == NIL {
-            self.classes[c].tail = prev;
-        } else {
-            self.entry_mut(next).prev = prev;
-        }
-    }
-
-    /// The least recently used idle room other than `except`: O(classes).
-    fn lru_victim(&self, except: u32) -> Option<u32> {
-        self.classes
-            .iter()
-            .filter_map(|c| {
-                let h = if c.head == except && c.head != NIL { self.entry(c.head).next } else { c.head };
-                (h != NIL).then_some(h)
-            })
-            .min_by_key(|&h| self.entry(h).last_use)
-    }
-
     /// Brings retained bytes back under the budget after a publish into slot `current`:
     /// first by evicting idle rooms, least recently used first; when none is left, by
     /// shedding `current`'s own oldest messages. Each step frees at least one message or
     /// room, so this ends; the work is proportional to what is freed.
     fn enforce_budget(&mut self, current: u32) {
         while self.retained > self.limits.retained_bytes {
-            let Some(v) = self.lru_victim(current) else { break };
+            let Some(v) = self.slab.lru_victim(current) else { break };
             self.remove(v);
             ShardStats::add(&self.stats.rooms_evicted, 1);
         }
         while self.retained > self.limits.retained_bytes {
-            let e = self.entry_mut(current);
-            let before = e.room.retained();
-            if !e.room.shed_oldest() {
+            let room = self.slab.room_mut(current);
+            let before = room.retained();
+            if !room.shed_oldest() {
                 break;
             }
-            let after = e.room.retained();
+            let after = room.retained();
             self.account(before, after);
         }
-    }
-
-    /// Shards this registry's engine has.
-    pub fn shards(&self) -> usize {
-        self.shards
     }
 }
 
@@ -459,12 +308,13 @@ mod tests {
     use super::*;
     use crate::config::RoomSettings;
     use crate::room::cost;
+    use std::time::Duration;
 
     fn registry(limits: RoomLimits, settings: RoomSettings) -> Registry {
         let mut ns = Namespaces::new(settings);
         ns.insert("short", RoomSettings { room_ttl: Some(Duration::from_secs(1)), ..Default::default() });
         ns.insert("forever", RoomSettings { room_ttl: None, ..Default::default() });
-        Registry::new(ns, limits, 2, EpochRng::with_seed(1), Arc::default())
+        Registry::new(ns, limits, EpochRng::with_seed(1), Arc::default())
     }
 
     fn kib() -> Bytes {
@@ -475,22 +325,22 @@ mod tests {
     fn check(r: &Registry) {
         let sum: usize = r.index.keys().map(|k| r.get(k).unwrap().retained()).sum();
         assert_eq!(sum, r.retained, "retained is the sum over rooms");
-        let mut on_lists = 0;
-        for c in &r.classes {
-            let (mut i, mut prev, mut last) = (c.head, NIL, 0);
-            while i != NIL {
-                let e = r.entry(i);
-                assert!(e.idle && e.room.subscribers() == 0 && e.prev == prev);
-                assert!(e.last_use >= last, "ordered by last use");
-                (prev, last, i) = (i, e.last_use, e.next);
-                on_lists += 1;
-            }
-            assert_eq!(c.tail, prev);
-        }
-        let idle = r.index.values().filter(|&&i| r.entry(i).idle).count();
-        assert_eq!(on_lists, idle);
+        let on_lists = r.slab.check();
+        let idle = r.index.keys().filter(|k| r.get(k).unwrap().subscribers() == 0).count();
+        assert_eq!(on_lists, idle, "idle iff no subscribers");
         assert_eq!(r.stats.rooms.load(Relaxed) as usize, r.len());
         assert_eq!(r.stats.retained_bytes.load(Relaxed) as usize, r.retained);
+    }
+
+    #[test]
+    fn shard_sets_iterate_their_members_in_order() {
+        let mut s = ShardSet::default();
+        for i in [255, 0, 63, 64, 130] {
+            s.insert(i);
+        }
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 63, 64, 130, 255]);
+        assert!(s.contains(130) && !s.contains(1));
+        assert_eq!(ShardSet::default().iter().count(), 0);
     }
 
     #[test]
