@@ -172,21 +172,25 @@ impl Room {
     /// Sequences `data`, encodes it once, records it in history and snapshot.
     pub fn publish(&mut self, data: Bytes, key: Option<Box<str>>, now: Instant) -> Arc<Message> {
         self.seq += 1;
-        let s = self.settings.clone();
-        let key = if s.key.is_some() { key } else { None };
-        let msg = Arc::new(Message::new(self.name.clone(), self.seq, data, key, s.policy, now));
+        // Copied out rather than cloning the `Arc`: the settings are shared by every shard,
+        // and a refcount bump per publish would bounce their cache line between cores.
+        let s = &*self.settings;
+        let (history_size, max_keys, keyed, policy) =
+            (s.history_size, s.max_snapshot_keys, s.key.is_some(), s.policy);
+        let key = if keyed { key } else { None };
+        let msg = Arc::new(Message::new(self.name.clone(), self.seq, data, key, policy, now));
         let mut held = false;
-        if s.history_size > 0 {
-            if self.history.len() == s.history_size {
+        if history_size > 0 {
+            if self.history.len() == history_size {
                 self.pop_history();
             }
             self.history.push_back(msg.clone());
             held = true;
         }
-        if msg.key.is_some() && s.max_snapshot_keys > 0 {
+        if msg.key.is_some() && max_keys > 0 {
             let snap = self.snapshot.get_or_insert_with(Box::default);
             let new_key = !snap.contains_key(msg.key.as_deref().unwrap_or_default());
-            if new_key && snap.len() >= s.max_snapshot_keys {
+            if new_key && snap.len() >= max_keys {
                 // The stalest key goes, so a runaway key space cannot grow the room: O(log n).
                 if let Some(old) = snap.pop_oldest() {
                     self.release_unless_in_history(&old);
