@@ -493,6 +493,32 @@ mod tests {
         assert_eq!(r.retained(), recount(&r));
     }
 
+    /// Issue 7, bug (d): each publish of a new key into a full snapshot scanned every key
+    /// for the stalest one (O(keys)), so this loop was O(keys²): over 2 minutes in a debug
+    /// build with the old scan, about 1.5 s now.
+    /// Now eviction takes the first entry of the seq index. No timing is asserted; the
+    /// test is a guard that would hang CI if eviction became a scan again.
+    #[test]
+    fn a_full_snapshot_evicts_the_stalest_key_without_scanning() {
+        const KEYS: usize = 50_000;
+        let settings = RoomSettings {
+            key: Some("id".into()),
+            history_size: 0,
+            max_snapshot_keys: KEYS,
+            ..Default::default()
+        };
+        let mut r = room(settings);
+        let now = Instant::now();
+        for i in 0..3 * KEYS {
+            r.publish(Bytes::from_static(b"{}"), Some(format!("k{i}").into()), now);
+        }
+        assert_eq!(r.snapshot_len(), KEYS);
+        let rep = r.subscribe(0, Resume { snapshot: true, ..Default::default() }, now);
+        let expected: Vec<u64> = (2 * KEYS as u64 + 1..=3 * KEYS as u64).collect();
+        assert_eq!(seqs(&rep), expected, "the newest keys, in seq order");
+        assert_eq!(r.retained(), recount(&r));
+    }
+
     #[test]
     fn shedding_keeps_the_newest_and_the_count_exact() {
         let mut r = room(RoomSettings { key: Some("id".into()), history_size: 3, ..Default::default() });
