@@ -60,8 +60,13 @@ pub struct RoomSettings {
     /// Slow-consumer policy. Default [`Policy::Drop`].
     pub policy: Policy,
     /// Most keys a room's snapshot holds; the oldest entry is evicted past it. Default 100k,
-    /// which bounds a snapshot's memory even if publishers invent keys without end.
+    /// which bounds a snapshot's memory even if publishers invent keys without end, and
+    /// bounds the work of one `snapshot: true` subscribe (the replay is one message per key).
     pub max_snapshot_keys: usize,
+    /// Forget a room once it has had no subscriber and no message for this long (its `seq`
+    /// then restarts under a new epoch). Default 1 h; `None` keeps idle rooms while the
+    /// retained-bytes budget and the room limit allow.
+    pub room_ttl: Option<Duration>,
 }
 
 impl Default for RoomSettings {
@@ -72,6 +77,7 @@ impl Default for RoomSettings {
             key: None,
             policy: Policy::Drop,
             max_snapshot_keys: 100_000,
+            room_ttl: Some(Duration::from_secs(3600)),
         }
     }
 }
@@ -105,6 +111,23 @@ pub fn namespace(room: &str) -> &str {
     room.split_once(':').map_or(room, |(ns, _)| ns)
 }
 
+/// One shard's share of the node-wide room limits (see [`EngineConfig::room_limits`]).
+/// Rooms are spread over shards by hash, so with many rooms each shard's share fills at
+/// about the same time; with few, one shard may refuse while others have room left.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RoomLimits {
+    /// Rooms this shard owns at most.
+    pub max_rooms: usize,
+    /// Retained bytes (see [`crate::room::cost`]) this shard's rooms hold before it evicts.
+    pub retained_bytes: usize,
+}
+
+impl Default for RoomLimits {
+    fn default() -> Self {
+        RoomLimits { max_rooms: usize::MAX, retained_bytes: usize::MAX }
+    }
+}
+
 /// Configuration of an [`Engine`](crate::Engine).
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
@@ -136,6 +159,15 @@ pub struct EngineConfig {
     pub preempt: Duration,
     /// Per-namespace room settings.
     pub namespaces: Namespaces,
+    /// Most rooms the node keeps, split evenly over the shards (each owner admits
+    /// `max(1, max_rooms / shards)`, so the node never holds more than `max_rooms` unless
+    /// there are more shards than rooms allowed). A publish or subscribe that would create
+    /// one more on a full owner is refused with `too_many_rooms`. Default 100 000.
+    pub max_rooms: usize,
+    /// Node-wide budget for retained messages (history and snapshots), split evenly over
+    /// the shards. Over it, an owner evicts its least recently used rooms that have no
+    /// subscribers. Default 1 GiB.
+    pub retained_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -150,11 +182,19 @@ impl Default for EngineConfig {
             coalesce: Duration::from_millis(5),
             preempt: Duration::from_millis(2),
             namespaces: Namespaces::default(),
+            max_rooms: 100_000,
+            retained_bytes: 1 << 30,
         }
     }
 }
 
 impl EngineConfig {
+    /// What each shard's room registry may hold: the node-wide limits split evenly.
+    pub fn room_limits(&self) -> RoomLimits {
+        let n = self.shards.max(1);
+        RoomLimits { max_rooms: (self.max_rooms / n).max(1), retained_bytes: self.retained_bytes / n }
+    }
+
     /// Checks the values once, at start-up.
     pub fn validate(&self) -> Result<(), EngineError> {
         if self.shards == 0 || self.shards > 256 {
@@ -165,6 +205,9 @@ impl EngineConfig {
         }
         if self.outbox_bytes < 1024 {
             return Err(EngineError::Config("outbox_bytes must be at least 1024".into()));
+        }
+        if self.max_rooms == 0 {
+            return Err(EngineError::Config("max_rooms must be at least 1".into()));
         }
         Ok(())
     }

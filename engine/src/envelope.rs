@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use crate::epoch::Epoch;
 use crate::frame::{frame_from_parts, OP_TEXT};
 
 /// The text frame `{"room":"<room>","seq":<seq>,"data":<data>}`; `data` must be JSON.
@@ -44,6 +45,39 @@ pub fn ok_frame(id: Option<&str>, room: Option<&str>, seq: Option<u64>) -> Bytes
     }
     s.push('}');
     frame_from_parts(OP_TEXT, &[s.as_bytes()])
+}
+
+/// `{"op":"ok","id":<id>,"room":"<room>","seq":<seq>,"epoch":"<epoch>"}` (`id` left out when
+/// absent): the reply to `sub` (seq = the room's last) and `pub` (seq = the message's).
+/// `epoch` comes last so the frame is the pre-epoch `ok` plus one field.
+pub fn ok_epoch_frame(id: Option<&str>, room: &str, seq: u64, epoch: Epoch) -> Bytes {
+    let mut s = String::with_capacity(80);
+    s.push_str("{\"op\":\"ok\"");
+    push_id(&mut s, id);
+    s.push_str(",\"room\":\"");
+    s.push_str(room);
+    s.push_str("\",\"seq\":");
+    s.push_str(itoa::Buffer::new().format(seq));
+    s.push_str(",\"epoch\":\"");
+    s.push_str(epoch.as_str());
+    s.push_str("\"}");
+    frame_from_parts(OP_TEXT, &[s.as_bytes()])
+}
+
+/// `{"op":"reset","room":"<room>","epoch":"<epoch>"}`: the position the client resumed from
+/// (`since`, `epoch`) does not belong to the room as it is now; what follows is the room's
+/// retained history from the start of `epoch`.
+pub fn reset_frame(room: &str, epoch: Epoch) -> Bytes {
+    frame_from_parts(
+        OP_TEXT,
+        &[
+            b"{\"op\":\"reset\",\"room\":\"",
+            room.as_bytes(),
+            b"\",\"epoch\":\"",
+            epoch.as_str().as_bytes(),
+            b"\"}",
+        ],
+    )
 }
 
 /// `{"op":"gap","room":"<room>","from":<from>,"to":<to>}`: the client will not receive the
@@ -140,6 +174,19 @@ mod tests {
             r#"{"op":"ok","id":1,"room":"fleet:berlin","seq":1235}"#
         );
         assert_eq!(payload(&ok_frame(None, Some("r"), None)), r#"{"op":"ok","room":"r"}"#);
+        let e = Epoch::from_u64(62);
+        assert_eq!(
+            payload(&ok_epoch_frame(Some("1"), "fleet:berlin", 1235, e)),
+            r#"{"op":"ok","id":1,"room":"fleet:berlin","seq":1235,"epoch":"0100000000"}"#
+        );
+        assert_eq!(
+            payload(&ok_epoch_frame(None, "r", 0, e)),
+            r#"{"op":"ok","room":"r","seq":0,"epoch":"0100000000"}"#
+        );
+        assert_eq!(
+            payload(&reset_frame("fleet:berlin", e)),
+            r#"{"op":"reset","room":"fleet:berlin","epoch":"0100000000"}"#
+        );
         assert_eq!(
             payload(&gap_frame("fleet:berlin", 1000, 1100)),
             r#"{"op":"gap","room":"fleet:berlin","from":1000,"to":1100}"#

@@ -20,6 +20,9 @@ pub enum EngineError {
          --ulimit memlock=-1)"
     )]
     Memlock { have_kib: u64, need_kib: u64 },
+    /// A publish or subscribe would have created a room beyond the room limit.
+    #[error(transparent)]
+    TooManyRooms(#[from] crate::rooms::TooManyRooms),
     /// A shard thread panicked.
     #[error("shard {0} panicked")]
     Panicked(usize),

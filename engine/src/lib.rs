@@ -10,7 +10,10 @@
 //!
 //! Layout:
 //! - [`frame`], [`envelope`]: bytes on the wire (no I/O).
-//! - [`message`], [`room`], [`outbox`]: pure state machines, unit-tested with byte literals.
+//! - [`message`], [`room`], [`snapshot`], [`outbox`]: pure state machines, unit-tested with
+//!   byte literals.
+//! - [`rooms`]: the rooms one shard owns and their lifecycle — room limit, retained-bytes
+//!   budget with LRU eviction, idle TTL — and each room's [`epoch`].
 //! - [`subscriber`], [`shard`]: per-core state, `Rc`/`RefCell`, no locks.
 //! - [`mesh`] + `outq`: typed, bounded cross-core messages; `runtime`: executors.
 //! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal.
@@ -18,6 +21,7 @@
 pub mod affinity;
 pub mod config;
 pub mod envelope;
+pub mod epoch;
 pub mod error;
 pub mod frame;
 pub mod memlock;
@@ -26,18 +30,22 @@ pub mod message;
 pub mod outbox;
 mod outq;
 pub mod room;
+pub mod rooms;
 mod runtime;
 pub mod shard;
+pub mod snapshot;
 pub mod stats;
 pub mod stop;
 pub mod subscriber;
 
-pub use config::{namespace, EngineConfig, Namespaces, Policy, RoomSettings};
+pub use config::{namespace, EngineConfig, Namespaces, Policy, RoomLimits, RoomSettings};
+pub use epoch::Epoch;
 pub use error::EngineError;
-pub use mesh::{Reply, RoomInfo};
+pub use mesh::{Receipt, Reply, RoomInfo};
 pub use message::{DeliveryMode, Message};
+pub use rooms::TooManyRooms;
 pub use runtime::Engine;
-pub use shard::{owner_of, Ack, Shard};
+pub use shard::{owner_of, Ack, Shard, SubOptions};
 pub use stats::Stats;
 pub use stop::StopFlag;
 pub use subscriber::Subscriber;

@@ -10,8 +10,10 @@ use bytes::Bytes;
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use std::sync::Arc;
 
+use crate::epoch::Epoch;
 use crate::message::Message;
 use crate::room::Replay;
+use crate::rooms::TooManyRooms;
 
 /// Who gets told the `seq` a publish was given.
 #[derive(Debug)]
@@ -24,6 +26,15 @@ pub enum Reply {
     Waiter(u64),
 }
 
+/// What a publisher learns about its message: its `seq` and the epoch that seq belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Receipt {
+    /// The message's sequence number in its room.
+    pub seq: u64,
+    /// The room's epoch.
+    pub epoch: Epoch,
+}
+
 /// Public facts about a room, for `GET /api/rooms/<room>`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RoomInfo {
@@ -33,15 +44,40 @@ pub struct RoomInfo {
     pub subscribers: u64,
     /// Messages held in history.
     pub history_len: usize,
+    /// The room's epoch; `None` when the room does not exist (asking creates nothing).
+    pub epoch: Option<Epoch>,
+    /// Whether a subscribe or publish would be admitted now: the room exists, or its owner
+    /// has room for one more (the answer may change before the next request).
+    pub admits: bool,
 }
 
 /// To a room's owner.
 #[derive(Debug)]
 pub(crate) enum Request {
-    Publish { room: Box<str>, data: Bytes, key: Option<Box<str>>, origin: usize, reply: Reply },
-    Subscribe { room: Box<str>, origin: usize, token: u64, since: Option<u64>, snapshot: bool },
-    Unsubscribe { room: Box<str>, origin: usize },
-    Info { room: Box<str>, origin: usize, token: u64 },
+    Publish {
+        room: Box<str>,
+        data: Bytes,
+        key: Option<Box<str>>,
+        origin: usize,
+        reply: Reply,
+    },
+    Subscribe {
+        room: Box<str>,
+        origin: usize,
+        token: u64,
+        since: Option<u64>,
+        epoch: Option<Box<str>>,
+        snapshot: bool,
+    },
+    Unsubscribe {
+        room: Box<str>,
+        origin: usize,
+    },
+    Info {
+        room: Box<str>,
+        origin: usize,
+        token: u64,
+    },
     Barrier,
 }
 
@@ -49,8 +85,8 @@ pub(crate) enum Request {
 #[derive(Debug)]
 pub(crate) enum Event {
     Deliver(Arc<Message>),
-    SubReady { token: u64, replay: Replay },
-    PubAck { reply: Reply, room: Arc<str>, seq: u64 },
+    SubReady { token: u64, result: Result<Replay, TooManyRooms> },
+    PubAck { reply: Reply, room: Arc<str>, result: Result<Receipt, TooManyRooms> },
     Info { token: u64, info: RoomInfo },
     Barrier,
 }

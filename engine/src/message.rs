@@ -25,8 +25,9 @@ pub struct Message {
     pub at: Instant,
     /// The complete envelope frame `{"room":..,"seq":..,"data":..}` for `/ws` subscribers.
     pub frame: Bytes,
-    /// The published data, as published.
-    data: Bytes,
+    /// Length of the published data, which `frame` ends with (followed by one `}`): a
+    /// retained message holds its data bytes once, and no second handle on them.
+    data_len: u32,
     /// A frame of just `data`, for room-per-URL subscribers; built by the first shard that
     /// needs it, then shared like `frame`.
     raw: OnceLock<Bytes>,
@@ -43,17 +44,33 @@ impl Message {
         at: Instant,
     ) -> Self {
         let frame = envelope::message_frame(&room, seq, &data);
-        Message { room, seq, key, policy, at, frame, data, raw: OnceLock::new() }
+        // Frames are far below 4 GiB (the server caps messages at 16 MiB).
+        let data_len = data.len() as u32;
+        Message { room, seq, key, policy, at, frame, data_len, raw: OnceLock::new() }
     }
 
-    /// The data exactly as published.
-    pub fn data(&self) -> &Bytes {
-        &self.data
+    /// Bytes this message holds while a room retains it: the struct with its `Arc` header,
+    /// the envelope frame (which also holds the data), the key, and the room-per-URL frame
+    /// that may be built from it later — counted whether built or not, so a budget over these
+    /// figures never under-counts.
+    pub fn retained_bytes(&self) -> usize {
+        std::mem::size_of::<Message>()
+            + 2 * std::mem::size_of::<usize>()
+            + self.frame.len()
+            + frame::head_len(self.data_len as usize)
+            + self.data_len as usize
+            + self.key.as_ref().map_or(0, |k| k.len())
+    }
+
+    /// The data exactly as published (a view into the envelope frame).
+    pub fn data(&self) -> &[u8] {
+        let end = self.frame.len() - 1;
+        &self.frame[end - self.data_len as usize..end]
     }
 
     /// The frame carrying exactly the published bytes, no envelope (room-per-URL mode).
     pub fn raw_frame(&self) -> &Bytes {
-        self.raw.get_or_init(|| frame::text_frame(&self.data))
+        self.raw.get_or_init(|| frame::text_frame(self.data()))
     }
 
     /// The frame for a subscriber of the given mode.
@@ -88,5 +105,8 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(&m.raw_frame()[2..], b"{\"a\":1}");
         assert!(m.frame.ends_with(b",\"data\":{\"a\":1}}"));
+        assert_eq!(m.data(), b"{\"a\":1}");
+        assert_eq!(m.data().as_ptr(), m.frame[m.frame.len() - 8..].as_ptr(), "data shares the frame");
+        assert!(m.retained_bytes() > 2 * m.frame.len());
     }
 }

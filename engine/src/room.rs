@@ -1,19 +1,45 @@
-//! Owner-side state of one room: sequence numbers, the history ring, the latest-per-key
-//! snapshot, and which shards have local subscribers. Pure logic, no I/O: the owner shard
-//! calls it and ships the resulting [`Message`]s.
+//! Owner-side state of one room: its epoch, sequence numbers, the history ring, the
+//! latest-per-key snapshot, which shards have local subscribers, and how many bytes it
+//! retains. Pure logic, no I/O: the owner shard's registry ([`crate::rooms`]) calls it and
+//! ships the resulting [`Message`]s.
+//!
+//! Invariants:
+//! - `seq` starts at 1 under the room's [`Epoch`] and grows by 1; the epoch never changes
+//!   while the room lives (a room created again is a new `Room` with a new epoch).
+//! - History holds a contiguous run of seqs ending at `seq` (or nothing).
+//! - `retained` is the sum of [`cost`] over the distinct messages held by history or
+//!   snapshot (a message in both is counted once), so the registry's budget sees real bytes.
+//! - A [`Replay`] never holds a message twice, never one with `seq <= since` (when `since` is
+//!   honoured), and only messages with `seq <= last_seq`: with live delivery from
+//!   `last_seq + 1` the subscriber gets neither gap nor duplicate.
 
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::RoomSettings;
+use crate::epoch::Epoch;
 use crate::message::Message;
+use crate::snapshot::Snapshot;
+
+/// Bookkeeping per retained message beyond [`Message::retained_bytes`]: its slot in the
+/// history ring and its entries in the snapshot indexes (hash set slot, B-tree node share).
+pub const ENTRY_OVERHEAD: usize = 64;
+
+/// What a retained message costs against the retained-bytes budget.
+pub fn cost(m: &Message) -> usize {
+    m.retained_bytes() + ENTRY_OVERHEAD
+}
 
 /// What a subscriber gets before going live.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Replay {
+    /// The room's epoch (for the `ok` reply and a `reset` notice).
+    pub epoch: Epoch,
+    /// The client's position did not belong to this room incarnation (other epoch, or
+    /// `since` beyond the last seq): it gets a `reset` notice, then what `since: 0` gives.
+    pub reset: bool,
     /// The room's last sequence number at the moment of subscribing (0 if none). Live
     /// delivery continues with `last_seq + 1`.
     pub last_seq: u64,
@@ -24,34 +50,98 @@ pub struct Replay {
     pub messages: Vec<Arc<Message>>,
 }
 
+/// Where a subscriber resumes from, as the client asked.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resume<'a> {
+    /// Replay `seq > since` from history.
+    pub since: Option<u64>,
+    /// The epoch the client's `since` belongs to; a different one means `reset`.
+    pub epoch: Option<&'a str>,
+    /// Deliver the latest message per key first.
+    pub snapshot: bool,
+}
+
+/// Subscriber counts per shard, only for shards that have any: most rooms are followed
+/// from one or two shards, so this stays a few bytes however many shards there are (a
+/// dense `Vec` of counts cost 4 bytes × shards per room).
+#[derive(Debug, Default)]
+struct Interest(Vec<(u32, u32)>);
+
+impl Interest {
+    fn add(&mut self, shard: usize) {
+        match self.0.iter_mut().find(|(s, _)| *s as usize == shard) {
+            Some((_, n)) => *n += 1,
+            None => {
+                self.0.reserve_exact(1); // most rooms are followed from one shard
+                self.0.push((shard as u32, 1));
+            }
+        }
+    }
+
+    fn remove(&mut self, shard: usize) {
+        if let Some(i) = self.0.iter().position(|(s, _)| *s as usize == shard) {
+            self.0[i].1 -= 1;
+            if self.0[i].1 == 0 {
+                self.0.swap_remove(i);
+                if self.0.is_empty() {
+                    self.0 = Vec::new(); // give the allocation back: idle rooms are many
+                }
+            }
+        }
+    }
+
+    fn total(&self) -> u64 {
+        self.0.iter().map(|&(_, n)| n as u64).sum()
+    }
+
+    fn shards(&self) -> impl Iterator<Item = usize> + '_ {
+        self.0.iter().map(|&(s, _)| s as usize)
+    }
+}
+
 /// One room, owned by exactly one shard.
 #[derive(Debug)]
 pub struct Room {
     name: Arc<str>,
     settings: Arc<RoomSettings>,
+    epoch: Epoch,
     seq: u64,
+    retained: usize,
     history: VecDeque<Arc<Message>>,
-    snapshot: FxHashMap<Box<str>, Arc<Message>>,
-    /// Subscribers per shard; a shard with a non-zero count receives every message.
-    interest: Vec<u32>,
+    /// Boxed and created on the first keyed message: most rooms have no key, and an empty
+    /// snapshot would still cost its two index headers.
+    snapshot: Option<Box<Snapshot>>,
+    interest: Interest,
 }
 
 impl Room {
-    /// An empty room whose first message will get `seq` 1.
-    pub fn new(name: Arc<str>, settings: Arc<RoomSettings>, shards: usize) -> Self {
+    /// An empty room of this `epoch`, whose first message will get `seq` 1.
+    pub fn new(name: Arc<str>, settings: Arc<RoomSettings>, epoch: Epoch) -> Self {
         Room {
             name,
             settings,
+            epoch,
             seq: 0,
+            retained: 0,
             history: VecDeque::new(),
-            snapshot: FxHashMap::default(),
-            interest: vec![0; shards],
+            snapshot: None,
+            interest: Interest::default(),
         }
     }
 
     /// The room's name.
     pub fn name(&self) -> &Arc<str> {
         &self.name
+    }
+
+    /// The room's settings (its namespace's).
+    pub fn settings(&self) -> &Arc<RoomSettings> {
+        &self.settings
+    }
+
+    /// The epoch this room's seqs belong to.
+    pub fn epoch(&self) -> Epoch {
+        self.epoch
     }
 
     /// Last assigned sequence number (0 before the first message).
@@ -64,91 +154,173 @@ impl Room {
         self.history.len()
     }
 
+    /// Keys currently held in the snapshot.
+    pub fn snapshot_len(&self) -> usize {
+        self.snapshot.as_ref().map_or(0, |s| s.len())
+    }
+
+    /// Bytes retained by history and snapshot (see [`cost`]).
+    pub fn retained(&self) -> usize {
+        self.retained
+    }
+
     /// Subscribers across all shards.
     pub fn subscribers(&self) -> u64 {
-        self.interest.iter().map(|&n| n as u64).sum()
+        self.interest.total()
     }
 
     /// Sequences `data`, encodes it once, records it in history and snapshot.
     pub fn publish(&mut self, data: Bytes, key: Option<Box<str>>, now: Instant) -> Arc<Message> {
         self.seq += 1;
-        let s = &self.settings;
-        let key = if s.key.is_some() { key } else { None };
-        let msg = Arc::new(Message::new(self.name.clone(), self.seq, data, key, s.policy, now));
-        if s.history_size > 0 {
-            if self.history.len() == s.history_size {
-                self.history.pop_front();
+        // Copied out rather than cloning the `Arc`: the settings are shared by every shard,
+        // and a refcount bump per publish would bounce their cache line between cores.
+        let s = &*self.settings;
+        let (history_size, max_keys, keyed, policy) =
+            (s.history_size, s.max_snapshot_keys, s.key.is_some(), s.policy);
+        let key = if keyed { key } else { None };
+        let msg = Arc::new(Message::new(self.name.clone(), self.seq, data, key, policy, now));
+        let mut held = false;
+        if history_size > 0 {
+            if self.history.len() == history_size {
+                self.pop_history();
             }
             self.history.push_back(msg.clone());
+            held = true;
         }
-        if let Some(k) = &msg.key {
-            if !self.snapshot.contains_key(k) && self.snapshot.len() >= s.max_snapshot_keys {
-                // Evict the stalest key so a runaway key space cannot grow the room forever.
-                if let Some(oldest) = self.snapshot.iter().min_by_key(|(_, m)| m.seq).map(|(k, _)| k.clone())
-                {
-                    self.snapshot.remove(&oldest);
+        if msg.key.is_some() && max_keys > 0 {
+            let snap = self.snapshot.get_or_insert_with(Box::default);
+            let new_key = !snap.contains_key(msg.key.as_deref().unwrap_or_default());
+            if new_key && snap.len() >= max_keys {
+                // The stalest key goes, so a runaway key space cannot grow the room: O(log n).
+                if let Some(old) = snap.pop_oldest() {
+                    self.release_unless_in_history(&old);
                 }
             }
-            self.snapshot.insert(k.clone(), msg.clone());
+            let snap = self.snapshot.get_or_insert_with(Box::default);
+            if let Some(old) = snap.insert(msg.clone()) {
+                self.release_unless_in_history(&old);
+            }
+            held = true;
+        }
+        if held {
+            self.retained += cost(&msg);
         }
         self.expire(now);
         msg
     }
 
-    /// Drops history and snapshot entries older than the TTL.
+    fn in_history(&self, m: &Message) -> bool {
+        self.history.front().is_some_and(|f| m.seq >= f.seq)
+    }
+
+    fn release_unless_in_history(&mut self, m: &Message) {
+        if !self.in_history(m) {
+            self.retained -= cost(m);
+        }
+    }
+
+    /// Drops the oldest history entry, releasing its bytes unless the snapshot holds it.
+    fn pop_history(&mut self) {
+        if let Some(m) = self.history.pop_front() {
+            if !self.snapshot.as_ref().is_some_and(|s| s.holds(&m)) {
+                self.retained -= cost(&m);
+            }
+        }
+    }
+
+    /// Drops history and snapshot entries older than the history TTL.
     pub fn expire(&mut self, now: Instant) {
         let Some(ttl) = self.settings.history_ttl else { return };
-        while self.history.front().is_some_and(|m| now.duration_since(m.at) > ttl) {
-            self.history.pop_front();
+        while self.history.front().is_some_and(|m| now.saturating_duration_since(m.at) > ttl) {
+            self.pop_history();
         }
-        self.snapshot.retain(|_, m| now.duration_since(m.at) <= ttl);
+        let first_in_history = self.history.front().map_or(u64::MAX, |m| m.seq);
+        if let Some(snap) = &mut self.snapshot {
+            let mut freed = 0;
+            snap.expire(now, ttl, |m| {
+                if m.seq < first_in_history {
+                    freed += cost(&m);
+                }
+            });
+            self.retained -= freed;
+        }
+    }
+
+    /// Gives up the oldest retained message, never the newest one (the last `seq` stays
+    /// known to anyone resuming). Returns false when nothing else is left. The budget's
+    /// last resort when every room over it has subscribers: clients resuming from further
+    /// back get an explicit `gap`, never silence.
+    pub fn shed_oldest(&mut self) -> bool {
+        let h = self.history.front().map(|m| m.seq).filter(|&s| s < self.seq);
+        let s = self.snapshot.as_ref().and_then(|s| s.oldest()).map(|m| m.seq).filter(|&s| s < self.seq);
+        let from_history = match (h, s) {
+            (Some(h), Some(s)) => h <= s,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return false,
+        };
+        if from_history {
+            self.pop_history();
+        } else if let Some(m) = self.snapshot.as_mut().and_then(|s| s.pop_oldest()) {
+            self.release_unless_in_history(&m);
+        }
+        true
     }
 
     /// Registers one subscriber on `shard` and computes what it must be sent before live
-    /// messages: history after `since`, or a gap notice plus what is left, and/or the
-    /// snapshot. Never returns a message twice, and everything returned has `seq <=
-    /// last_seq`, so together with live delivery from `last_seq + 1` there is neither gap
-    /// nor duplicate.
-    pub fn subscribe(&mut self, shard: usize, since: Option<u64>, snapshot: bool, now: Instant) -> Replay {
-        self.interest[shard] += 1;
+    /// messages (see [`Replay`]): a `reset` if the client's position belongs to another
+    /// incarnation (other `epoch`, or `since` above the last seq — after which the replay
+    /// is what `since: 0` gives), history after `since`, or a `gap` notice plus what is
+    /// left (snapshot entries newer than `since` and older than history, then history),
+    /// and/or the snapshot.
+    ///
+    /// Cost: O(replayed messages) — at most `history_size` plus, with `snapshot`,
+    /// `max_snapshot_keys` (the snapshot is the one replay inherently as big as the key
+    /// space; that setting bounds it).
+    pub fn subscribe(&mut self, shard: usize, from: Resume<'_>, now: Instant) -> Replay {
+        self.interest.add(shard);
         self.expire(now);
-        let mut replay = Replay { last_seq: self.seq, ..Default::default() };
+        let reset =
+            from.epoch.is_some_and(|e| !self.epoch.matches(e)) || from.since.is_some_and(|s| s > self.seq);
+        let since = if reset { Some(0) } else { from.since };
+        let mut replay =
+            Replay { epoch: self.epoch, reset, last_seq: self.seq, gap: None, messages: Vec::new() };
         let first_held = self.history.front().map_or(self.seq + 1, |m| m.seq);
+        let snapshot = self.snapshot.as_deref().filter(|_| from.snapshot);
         match since {
             Some(s) if s >= self.seq => {}
             Some(s) if s + 1 >= first_held => {
-                replay.messages.extend(self.history.iter().filter(|m| m.seq > s).cloned());
+                // History is contiguous: skip straight to `s + 1`.
+                let skip = (s + 1 - first_held) as usize;
+                replay.messages.extend(self.history.range(skip..).cloned());
             }
             Some(s) => {
                 replay.gap = Some((s + 1, first_held - 1));
-                if snapshot {
-                    // Entries the gap swallowed but the snapshot still knows, older than
-                    // anything in history, so the order stays ascending.
-                    replay.messages.extend(self.snapshot_before(first_held));
+                if let Some(snap) = snapshot {
+                    // Entries the gap swallowed but the snapshot still knows: newer than
+                    // `since` (the client has the rest) and older than history, so the
+                    // order stays ascending.
+                    replay.messages.extend(snap.between(s, first_held).cloned());
                 }
                 replay.messages.extend(self.history.iter().cloned());
             }
-            None if snapshot => replay.messages.extend(self.snapshot_before(u64::MAX)),
-            None => {}
+            None => {
+                if let Some(snap) = snapshot {
+                    replay.messages.extend(snap.between(0, u64::MAX).cloned());
+                }
+            }
         }
         replay
     }
 
-    fn snapshot_before(&self, seq: u64) -> Vec<Arc<Message>> {
-        let mut v: Vec<_> = self.snapshot.values().filter(|m| m.seq < seq).cloned().collect();
-        v.sort_unstable_by_key(|m| m.seq);
-        v
-    }
-
     /// Removes one subscriber of `shard`.
     pub fn unsubscribe(&mut self, shard: usize) {
-        let n = &mut self.interest[shard];
-        *n = n.saturating_sub(1);
+        self.interest.remove(shard);
     }
 
     /// Shards with at least one subscriber.
     pub fn interested_shards(&self) -> impl Iterator<Item = usize> + '_ {
-        self.interest.iter().enumerate().filter(|(_, &n)| n > 0).map(|(i, _)| i)
+        self.interest.shards()
     }
 }
 
@@ -157,8 +329,10 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    const EPOCH: &str = "0100000000";
+
     fn room(settings: RoomSettings) -> Room {
-        Room::new("fleet:x".into(), Arc::new(settings), 2)
+        Room::new("fleet:x".into(), Arc::new(settings), Epoch::from_u64(62))
     }
 
     fn publish_n(r: &mut Room, n: usize, now: Instant) {
@@ -173,14 +347,27 @@ mod tests {
         r.messages.iter().map(|m| m.seq).collect()
     }
 
+    fn since(s: u64) -> Resume<'static> {
+        Resume { since: Some(s), ..Default::default() }
+    }
+
+    /// The retained count recomputed from scratch.
+    fn recount(r: &Room) -> usize {
+        let mut seen = std::collections::HashSet::new();
+        let snap = r.snapshot.iter().flat_map(|s| s.between(0, u64::MAX));
+        r.history.iter().chain(snap).filter(|m| seen.insert(m.seq)).map(|m| cost(m)).sum()
+    }
+
     #[test]
     fn seq_starts_at_one_and_history_is_bounded() {
         let mut r = room(RoomSettings { history_size: 5, ..Default::default() });
         let now = Instant::now();
+        assert_eq!(r.epoch().as_str(), EPOCH);
         assert_eq!(r.publish(Bytes::from_static(b"1"), None, now).seq, 1);
         publish_n(&mut r, 9, now);
         assert_eq!(r.last_seq(), 10);
         assert_eq!(r.history_len(), 5);
+        assert_eq!(r.retained(), recount(&r));
     }
 
     #[test]
@@ -188,15 +375,15 @@ mod tests {
         let mut r = room(RoomSettings { history_size: 5, ..Default::default() });
         let now = Instant::now();
         publish_n(&mut r, 10, now);
-        let rep = r.subscribe(0, Some(7), false, now);
-        assert_eq!(rep.last_seq, 10);
-        assert_eq!(rep.gap, None);
+        let rep = r.subscribe(0, since(7), now);
+        assert_eq!((rep.last_seq, rep.reset, rep.gap), (10, false, None));
         assert_eq!(seqs(&rep), vec![8, 9, 10]);
         // The edge: since = first held - 1 is still covered.
-        let rep = r.subscribe(0, Some(5), false, now);
+        let rep = r.subscribe(0, since(5), now);
         assert_eq!((rep.gap, seqs(&rep)), (None, vec![6, 7, 8, 9, 10]));
         // Up to date: nothing.
-        assert!(r.subscribe(1, Some(10), false, now).messages.is_empty());
+        let rep = r.subscribe(1, since(10), now);
+        assert!(rep.messages.is_empty() && !rep.reset);
     }
 
     #[test]
@@ -204,10 +391,10 @@ mod tests {
         let mut r = room(RoomSettings { history_size: 5, ..Default::default() });
         let now = Instant::now();
         publish_n(&mut r, 10, now);
-        let rep = r.subscribe(0, Some(2), false, now);
+        let rep = r.subscribe(0, since(2), now);
         assert_eq!(rep.gap, Some((3, 5)));
         assert_eq!(seqs(&rep), vec![6, 7, 8, 9, 10]);
-        let rep = r.subscribe(0, Some(0), false, now);
+        let rep = r.subscribe(0, since(0), now);
         assert_eq!(rep.gap, Some((1, 5)));
     }
 
@@ -216,10 +403,11 @@ mod tests {
         let mut r = room(RoomSettings { key: Some("id".into()), ..Default::default() });
         let now = Instant::now();
         publish_n(&mut r, 7, now); // keys v0,v1,v2,v0,v1,v2,v0 → latest seqs 5,6,7
-        let rep = r.subscribe(0, None, true, now);
+        let rep = r.subscribe(0, Resume { snapshot: true, ..Default::default() }, now);
         assert_eq!(seqs(&rep), vec![5, 6, 7]);
         assert_eq!(rep.last_seq, 7);
-        assert!(r.subscribe(0, None, false, now).messages.is_empty());
+        assert!(r.subscribe(0, Resume::default(), now).messages.is_empty());
+        assert_eq!(r.retained(), recount(&r));
     }
 
     #[test]
@@ -227,9 +415,56 @@ mod tests {
         let mut r = room(RoomSettings { key: Some("id".into()), history_size: 2, ..Default::default() });
         let now = Instant::now();
         publish_n(&mut r, 7, now); // history 6,7; snapshot 5,6,7
-        let rep = r.subscribe(0, Some(1), true, now);
+        let rep = r.subscribe(0, Resume { since: Some(1), snapshot: true, ..Default::default() }, now);
         assert_eq!(rep.gap, Some((2, 5)));
         assert_eq!(seqs(&rep), vec![5, 6, 7]);
+        assert_eq!(r.retained(), recount(&r));
+    }
+
+    /// Bug (a) of issue 7: with `since` + `snapshot` and history not covering `since`,
+    /// snapshot entries the client already had (`seq <= since`) were sent again.
+    #[test]
+    fn since_and_snapshot_never_resend_what_the_client_has() {
+        let mut r = room(RoomSettings { key: Some("id".into()), history_size: 2, ..Default::default() });
+        let now = Instant::now();
+        // Keys a,b,c,d at seqs 1..4, then e,f: history 5,6; snapshot 1,2,3,4,5,6.
+        for k in ["a", "b", "c", "d", "e", "f"] {
+            r.publish(Bytes::from(format!("{{\"id\":\"{k}\"}}")), Some(k.into()), now);
+        }
+        let rep = r.subscribe(0, Resume { since: Some(2), snapshot: true, ..Default::default() }, now);
+        assert_eq!(rep.gap, Some((3, 4)));
+        assert_eq!(seqs(&rep), vec![3, 4, 5, 6], "nothing at or below since = 2");
+    }
+
+    /// Bug (b) of issue 7: `since` above the room's seq (the room restarted) was taken as
+    /// "up to date".
+    #[test]
+    fn since_above_seq_or_another_epoch_resets() {
+        let mut r = room(RoomSettings { history_size: 5, ..Default::default() });
+        let now = Instant::now();
+        publish_n(&mut r, 3, now);
+        let rep = r.subscribe(0, since(40), now);
+        assert!(rep.reset);
+        assert_eq!((rep.gap, seqs(&rep)), (None, vec![1, 2, 3]), "whole history after a reset");
+        let with_epoch = |e| Resume { since: Some(40), epoch: Some(e), snapshot: false };
+        assert!(r.subscribe(0, with_epoch(EPOCH), now).reset, "even with the right epoch");
+        // Another epoch: reset however small `since` is, even without `since`.
+        let other = Resume { since: Some(2), epoch: Some("zzzzzzzzzz"), snapshot: false };
+        let rep = r.subscribe(0, other, now);
+        assert!(rep.reset);
+        assert_eq!(seqs(&rep), vec![1, 2, 3]);
+        let rep = r.subscribe(0, Resume { epoch: Some("zzzzzzzzzz"), ..Default::default() }, now);
+        assert!(rep.reset);
+        assert_eq!(seqs(&rep), vec![1, 2, 3]);
+        // The right epoch and a covered since: an ordinary resume.
+        let rep = r.subscribe(0, Resume { since: Some(2), epoch: Some(EPOCH), snapshot: false }, now);
+        assert!(!rep.reset);
+        assert_eq!(seqs(&rep), vec![3]);
+        // A reset when history no longer starts at 1: the gap notice says what is gone.
+        publish_n(&mut r, 7, now);
+        let rep = r.subscribe(0, since(11), now);
+        assert!(rep.reset);
+        assert_eq!((rep.gap, seqs(&rep)), (Some((1, 5)), vec![6, 7, 8, 9, 10]));
     }
 
     #[test]
@@ -239,10 +474,12 @@ mod tests {
             room(RoomSettings { key: Some("id".into()), history_ttl: Some(ttl), ..Default::default() });
         let t0 = Instant::now();
         publish_n(&mut r, 3, t0);
+        assert!(r.retained() > 0);
         let later = t0 + Duration::from_secs(11);
-        let rep = r.subscribe(0, Some(0), true, later);
+        let rep = r.subscribe(0, Resume { since: Some(0), snapshot: true, ..Default::default() }, later);
         assert_eq!(rep.gap, Some((1, 3)));
         assert!(rep.messages.is_empty());
+        assert_eq!(r.retained(), 0);
     }
 
     #[test]
@@ -252,19 +489,65 @@ mod tests {
         for i in 0..10 {
             r.publish(Bytes::from_static(b"{}"), Some(format!("k{i}").into()), now);
         }
-        assert_eq!(seqs(&r.subscribe(0, None, true, now)), vec![9, 10]);
+        assert_eq!(seqs(&r.subscribe(0, Resume { snapshot: true, ..Default::default() }, now)), vec![9, 10]);
+        assert_eq!(r.retained(), recount(&r));
+    }
+
+    /// Issue 7, bug (d): each publish of a new key into a full snapshot scanned every key
+    /// for the stalest one (O(keys)), so this loop was O(keys²): over 2 minutes in a debug
+    /// build with the old scan, about 1.5 s now.
+    /// Now eviction takes the first entry of the seq index. No timing is asserted; the
+    /// test is a guard that would hang CI if eviction became a scan again.
+    #[test]
+    fn a_full_snapshot_evicts_the_stalest_key_without_scanning() {
+        const KEYS: usize = 50_000;
+        let settings = RoomSettings {
+            key: Some("id".into()),
+            history_size: 0,
+            max_snapshot_keys: KEYS,
+            ..Default::default()
+        };
+        let mut r = room(settings);
+        let now = Instant::now();
+        for i in 0..3 * KEYS {
+            r.publish(Bytes::from_static(b"{}"), Some(format!("k{i}").into()), now);
+        }
+        assert_eq!(r.snapshot_len(), KEYS);
+        let rep = r.subscribe(0, Resume { snapshot: true, ..Default::default() }, now);
+        let expected: Vec<u64> = (2 * KEYS as u64 + 1..=3 * KEYS as u64).collect();
+        assert_eq!(seqs(&rep), expected, "the newest keys, in seq order");
+        assert_eq!(r.retained(), recount(&r));
+    }
+
+    #[test]
+    fn shedding_keeps_the_newest_and_the_count_exact() {
+        let mut r = room(RoomSettings { key: Some("id".into()), history_size: 3, ..Default::default() });
+        let now = Instant::now();
+        publish_n(&mut r, 6, now); // history 4,5,6; snapshot 4,5,6 (keys v0,v1,v2)
+        for _ in 0..10 {
+            r.shed_oldest();
+            assert_eq!(r.retained(), recount(&r));
+        }
+        assert!(!r.shed_oldest());
+        assert_eq!(r.history_len(), 1);
+        assert_eq!(r.snapshot_len(), 1);
+        assert_eq!(r.retained(), cost(&r.history[0]));
+        let rep = r.subscribe(0, since(0), now);
+        assert_eq!((rep.gap, seqs(&rep)), (Some((1, 5)), vec![6]));
     }
 
     #[test]
     fn interest_counts_per_shard() {
         let mut r = room(RoomSettings::default());
         let now = Instant::now();
-        r.subscribe(1, None, false, now);
-        r.subscribe(1, None, false, now);
+        r.subscribe(1, Resume::default(), now);
+        r.subscribe(1, Resume::default(), now);
         assert_eq!(r.interested_shards().collect::<Vec<_>>(), vec![1]);
         r.unsubscribe(1);
         assert_eq!(r.subscribers(), 1);
         r.unsubscribe(1);
+        r.unsubscribe(0); // not subscribed: ignored
         assert_eq!(r.interested_shards().count(), 0);
+        assert_eq!(r.subscribers(), 0);
     }
 }

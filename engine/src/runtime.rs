@@ -70,6 +70,7 @@ impl Engine {
                     let ev_q = ev_tx.into_iter().map(|t| t.map(|t| OutQueue::new(t, limit))).collect();
                     let shard = Rc::new(Shard::new(
                         id,
+                        config.room_limits(),
                         config.namespaces,
                         config.outbox_bytes,
                         config.coalesce,
@@ -189,5 +190,6 @@ async fn housekeeping(shard: Rc<Shard>, stop: StopFlag) {
         if ticks.is_multiple_of(25) {
             shard.refresh_queued_bytes();
         }
+        shard.sweep_rooms();
     }
 }

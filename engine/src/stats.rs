@@ -36,8 +36,18 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Rooms owned by this shard.
+    /// Rooms owned by this shard now (gauge).
     rooms,
+    /// Idle rooms evicted to keep retained bytes within the budget.
+    rooms_evicted,
+    /// Idle rooms forgotten after their `room_ttl`.
+    rooms_expired,
+    /// Publishes and subscribes refused because creating their room would exceed the room
+    /// limit (`too_many_rooms`).
+    rooms_refused,
+    /// Bytes retained by this shard's rooms (history and snapshots) now (gauge, stored by
+    /// the owner after each change).
+    retained_bytes,
     /// Subscribers (connections) registered on this shard now.
     subscribers,
     /// Room subscriptions of this shard's connections now.

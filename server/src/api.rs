@@ -2,6 +2,7 @@
 //! Django view), room facts, health, Prometheus metrics and the live map page.
 
 use bytes::Bytes;
+use shardcast_engine::EngineError;
 
 use crate::http::{self, Conn, Request};
 use crate::metrics::{self, RejectReason};
@@ -39,8 +40,10 @@ async fn room_info(ctx: &ShardCtx, room: &str, conn: Conn) -> Vec<u8> {
     }
     match ctx.shard.room_info(room).await {
         Ok(i) => {
+            // `null` when the room does not exist: asking creates nothing.
+            let epoch = i.epoch.map_or("null".to_owned(), |e| format!(r#""{e}""#));
             let body = format!(
-                r#"{{"room":"{room}","seq":{},"subscribers":{},"history":{}}}"#,
+                r#"{{"room":"{room}","seq":{},"subscribers":{},"history":{},"epoch":{epoch}}}"#,
                 i.seq, i.subscribers, i.history_len
             );
             http::json(200, body.as_bytes(), conn)
@@ -104,7 +107,10 @@ async fn publish(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<
     }
     let key = ctx.shared.key_of(room, data);
     match ctx.shard.publish_wait(room, Bytes::copy_from_slice(data), key).await {
-        Ok(seq) => http::json(200, format!(r#"{{"seq":{seq}}}"#).as_bytes(), conn),
+        Ok(r) => http::json(200, format!(r#"{{"seq":{},"epoch":"{}"}}"#, r.seq, r.epoch).as_bytes(), conn),
+        Err(e @ EngineError::TooManyRooms(_)) => {
+            http::error_json(503, "too_many_rooms", &e.to_string(), conn)
+        }
         Err(e) => http::error_json(503, "unavailable", &e.to_string(), conn),
     }
 }

@@ -283,6 +283,16 @@ async fn upgrade(ctx: Rc<ShardCtx>, mut stream: TcpStream, req: Request, accept:
             return;
         }
     };
+    // A room-per-URL client whose room cannot be created (room limit) gets a plain 503
+    // rather than an upgrade that the engine would close at once (1013 too_many_rooms).
+    if let Endpoint::Room(room) = &ep {
+        if !ctx.shard.room_info(room).await.is_ok_and(|i| i.admits) {
+            shared.connections.fetch_sub(1, Relaxed);
+            ctx.reject(RejectReason::MaxRooms);
+            let _ = stream.write_all(&refuse(503, "too_many_rooms", "the server is at its room limit")).await;
+            return;
+        }
+    }
     let c = ctx.counters();
     c.connections_total.fetch_add(1, Relaxed);
     c.connections_current.fetch_add(1, Relaxed);

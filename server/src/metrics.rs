@@ -88,6 +88,14 @@ pub struct Counters {
     pub dropped_conflate_total: u64,
     pub slow_disconnects_total: u64,
     pub queued_bytes: u64,
+    /// Idle rooms evicted to keep retained bytes within `--retained-bytes`.
+    pub rooms_evicted_total: u64,
+    /// Idle rooms forgotten after their `room_ttl`.
+    pub rooms_expired_total: u64,
+    /// Publishes and subscribes refused by `--max-rooms` (`too_many_rooms`).
+    pub rooms_refused_total: u64,
+    /// Bytes retained by rooms (history and snapshots), as the budget counts them.
+    pub retained_bytes: u64,
     /// Indexed like [`RejectReason::ALL`].
     pub rejected_total: [u64; RejectReason::ALL.len()],
 }
@@ -111,6 +119,10 @@ impl AddAssign<&Counters> for Counters {
         self.dropped_conflate_total += o.dropped_conflate_total;
         self.slow_disconnects_total += o.slow_disconnects_total;
         self.queued_bytes += o.queued_bytes;
+        self.rooms_evicted_total += o.rooms_evicted_total;
+        self.rooms_expired_total += o.rooms_expired_total;
+        self.rooms_refused_total += o.rooms_refused_total;
+        self.retained_bytes += o.retained_bytes;
         for (a, b) in self.rejected_total.iter_mut().zip(o.rejected_total) {
             *a += b;
         }
@@ -135,7 +147,7 @@ impl MetricsSnapshot {
 
 /// (name, type, help, accessor) of every unlabelled series.
 type Series = (&'static str, &'static str, &'static str, fn(&Counters) -> u64);
-const SERIES: [Series; 9] = [
+const SERIES: [Series; 13] = [
     ("connections_current", "gauge", "Open WebSocket connections.", |c| c.connections_current),
     ("http_connections", "gauge", "Connections in the plain-HTTP phase (API calls, handshakes).", |c| {
         c.http_connections
@@ -149,6 +161,16 @@ const SERIES: [Series; 9] = [
         c.slow_disconnects_total
     }),
     ("queued_bytes", "gauge", "Bytes waiting in connection outboxes.", |c| c.queued_bytes),
+    ("rooms_evicted_total", "counter", "Idle rooms evicted by the retained-bytes budget.", |c| {
+        c.rooms_evicted_total
+    }),
+    ("rooms_expired_total", "counter", "Idle rooms forgotten after their room TTL.", |c| {
+        c.rooms_expired_total
+    }),
+    ("rooms_refused_total", "counter", "Room creations refused by the room limit.", |c| {
+        c.rooms_refused_total
+    }),
+    ("retained_bytes", "gauge", "Bytes retained by room history and snapshots.", |c| c.retained_bytes),
 ];
 
 /// Counter families with one label: (name, help, label, values by label value).
@@ -291,6 +313,10 @@ mod tests {
             "shardcast_shard_rejected_total{shard=\"0\",reason=\"auth\"} 1\n",
             "# TYPE shardcast_connections_total counter\n",
             "# TYPE shardcast_queued_bytes gauge\n",
+            "# TYPE shardcast_retained_bytes gauge\n",
+            "# TYPE shardcast_rooms_evicted_total counter\n",
+            "shardcast_rooms_refused_total 0\n",
+            "shardcast_shard_retained_bytes{shard=\"1\"} 0\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?}");
         }

@@ -33,6 +33,8 @@ mod tests {
             "snapshot = true",
             "op.since = lastSeq",
             r#"msg.op === "gap""#,
+            r#"msg.op === "reset""#,
+            "op.epoch = epoch",
             r#"location.host + "/ws""#,
             r#"params.get("room")"#,
         ] {

@@ -21,12 +21,17 @@ pub const MAX_ROOM_LEN: usize = 200;
 /// Longest accepted request id, as JSON text. Ids are echoed in every reply; a cap keeps a
 /// hostile client from making each reply arbitrarily large.
 pub const MAX_ID_LEN: usize = 64;
+/// Longest accepted `epoch` in a `sub`. The server's epochs are 10 characters; anything up
+/// to this is compared (and simply mismatches), longer is refused so a client cannot make
+/// the server carry arbitrary text to the room's owner.
+pub const MAX_EPOCH_LEN: usize = 64;
 
 /// One parsed client → server operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientOp {
-    /// Subscribe; optionally replay `seq > since` and/or deliver the key snapshot first.
-    Sub { room: String, since: Option<u64>, snapshot: bool, id: Option<Box<str>> },
+    /// Subscribe; optionally replay `seq > since` (of `epoch`, if given) and/or deliver the
+    /// key snapshot first.
+    Sub { room: String, since: Option<u64>, snapshot: bool, epoch: Option<Box<str>>, id: Option<Box<str>> },
     /// Unsubscribe.
     Unsub { room: String, id: Option<Box<str>> },
     /// Publish `data`: the exact original bytes of the JSON value.
@@ -229,7 +234,20 @@ pub fn parse_client_op(text: &mut [u8]) -> Result<ClientOp, ProtocolError> {
                     err(ErrorKind::BadField { field: "snapshot", problem: "must be true or false" })
                 })?,
             };
-            Ok(ClientOp::Sub { room: room()?, since, snapshot, id })
+            let epoch = match obj.get("epoch") {
+                None => None,
+                Some(v) if v.is_null() => None,
+                Some(v) => match v.as_str() {
+                    Some(e) if e.len() <= MAX_EPOCH_LEN => Some(e.into()),
+                    _ => {
+                        return Err(err(ErrorKind::BadField {
+                            field: "epoch",
+                            problem: "must be a string of at most 64 bytes",
+                        }))
+                    }
+                },
+            };
+            Ok(ClientOp::Sub { room: room()?, since, snapshot, epoch, id })
         }
         "unsub" => Ok(ClientOp::Unsub { room: room()?, id }),
         "pub" => {
@@ -242,7 +260,7 @@ pub fn parse_client_op(text: &mut [u8]) -> Result<ClientOp, ProtocolError> {
     }
 }
 
-const KNOWN_KEYS: [&str; 6] = ["op", "room", "data", "id", "since", "snapshot"];
+const KNOWN_KEYS: [&str; 7] = ["op", "room", "data", "id", "since", "snapshot", "epoch"];
 
 /// Whether the raw key span (with quotes) equals `name` once unescaped.
 fn key_is(text: &[u8], key: &Range<usize>, name: &str) -> bool {
@@ -420,13 +438,36 @@ mod tests {
                 room: "fleet:berlin".into(),
                 since: Some(1234),
                 snapshot: true,
+                epoch: None,
                 id: Some("1".into())
             }
         );
         assert_eq!(
             parse(r#"{"op":"sub","room":"a"}"#).unwrap(),
-            ClientOp::Sub { room: "a".into(), since: None, snapshot: false, id: None }
+            ClientOp::Sub { room: "a".into(), since: None, snapshot: false, epoch: None, id: None }
         );
+        assert_eq!(
+            parse(r#"{"op":"sub","room":"a","since":7,"epoch":"q8Xk2pLm0Z"}"#).unwrap(),
+            ClientOp::Sub {
+                room: "a".into(),
+                since: Some(7),
+                snapshot: false,
+                epoch: Some("q8Xk2pLm0Z".into()),
+                id: None
+            }
+        );
+        assert_eq!(
+            parse(r#"{"op":"sub","room":"a","epoch":null}"#).unwrap(),
+            ClientOp::Sub { room: "a".into(), since: None, snapshot: false, epoch: None, id: None }
+        );
+        let e = parse(r#"{"op":"sub","room":"a","epoch":1,"id":2}"#).unwrap_err();
+        assert_eq!((e.code(), e.error_id()), ("bad_field", Some("2")));
+        let long = format!(r#"{{"op":"sub","room":"a","epoch":"{}"}}"#, "x".repeat(65));
+        assert_eq!(parse(&long).unwrap_err().code(), "bad_field");
+        let ok = format!(r#"{{"op":"sub","room":"a","epoch":"{}"}}"#, "x".repeat(64));
+        assert!(parse(&ok).is_ok());
+        let dup = parse(r#"{"op":"sub","room":"a","epoch":"a","epoch":"b"}"#).unwrap_err();
+        assert_eq!(dup.code(), "bad_json");
         assert_eq!(
             parse(r#"{"op":"unsub","room":"fleet:berlin","id":"x-2"}"#).unwrap(),
             ClientOp::Unsub { room: "fleet:berlin".into(), id: Some("\"x-2\"".into()) }

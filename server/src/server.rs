@@ -35,6 +35,8 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
         outbox_bytes: cfg.outbox_bytes,
         coalesce: cfg.coalesce,
         namespaces: shared.engine_namespaces(),
+        max_rooms: cfg.max_rooms,
+        retained_bytes: cfg.retained_bytes,
         ..EngineConfig::default()
     };
     tracing::info!(%addr, shards = cfg.shards, demo = !cfg.no_demo, auth = cfg.jwt_secret.is_some(), "starting");

@@ -100,6 +100,7 @@ impl Shared {
                 history_ttl: s.history_ttl,
                 key: s.key,
                 policy: engine_policy(s.policy),
+                room_ttl: s.room_ttl,
                 ..RoomSettings::default()
             }
         };
@@ -133,6 +134,10 @@ impl Shared {
                     dropped_conflate_total: e.conflated,
                     slow_disconnects_total: e.slow_disconnects,
                     queued_bytes: e.queued_bytes,
+                    rooms_evicted_total: e.rooms_evicted,
+                    rooms_expired_total: e.rooms_expired,
+                    rooms_refused_total: e.rooms_refused,
+                    retained_bytes: e.retained_bytes,
                     ..Counters::default()
                 };
                 for (i, r) in s.rejected.iter().enumerate() {

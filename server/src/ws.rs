@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
 use futures_lite::AsyncRead;
 use glommio::net::TcpStream;
-use shardcast_engine::{envelope, Ack, Reply};
+use shardcast_engine::{envelope, Ack, Reply, SubOptions};
 use std::cell::{Cell, RefCell};
 use std::io::{self, Read, Write};
 use std::pin::Pin;
@@ -284,7 +284,7 @@ impl Session {
         let shard = &self.ctx.shard;
         match op {
             ClientOp::Ping { id } => self.live.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
-            ClientOp::Sub { room, since, snapshot, id } => {
+            ClientOp::Sub { room, since, snapshot, epoch, id } => {
                 if !self.may_subscribe(&room, id.as_deref()) {
                     return;
                 }
@@ -294,7 +294,8 @@ impl Session {
                     let msg = format!("a connection may follow at most {max} rooms");
                     return self.error(id.as_deref(), "too_many_rooms", &msg);
                 }
-                shard.subscribe(&self.live.sub, &room, since, snapshot, Ack::Ok(id)).await;
+                let opts = SubOptions { since, epoch, snapshot };
+                shard.subscribe_with(&self.live.sub, &room, opts, Ack::Ok(id)).await;
             }
             ClientOp::Unsub { room, id } => {
                 if shard.unsubscribe(&self.live.sub, &room).await {

@@ -208,7 +208,8 @@ fn room_url_honours_client_subscribe() {
 
 #[test]
 fn http_connections_are_limited() {
-    let server = Server::start(&["--max-http-connections", "3"]);
+    // A long handshake timeout: the idle connections keep their slots for the whole test.
+    let server = Server::start(&["--max-http-connections", "3", "--handshake-timeout", "60s"]);
     let idle: Vec<TcpStream> = (0..3).map(|_| server.tcp()).collect();
     // Once the three idle connections are accepted, one more is turned away at once with a
     // 503 it did not even have to ask for (the server reads nothing from it).

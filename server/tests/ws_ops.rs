@@ -29,23 +29,23 @@ fn sub_pub_unsub_replies_and_delivery() {
     let mut publisher = server.ws();
 
     assert_eq!(
-        sub.request(r#"{"op":"sub","room":"test:alpha","id":1}"#),
+        without_epoch(&sub.request(r#"{"op":"sub","room":"test:alpha","id":1}"#)),
         r#"{"op":"ok","id":1,"room":"test:alpha","seq":0}"#
     );
     assert_eq!(
-        publisher.request(r#"{"op":"pub","room":"test:alpha","data":{"x":1},"id":3}"#),
+        without_epoch(&publisher.request(r#"{"op":"pub","room":"test:alpha","data":{"x":1},"id":3}"#)),
         r#"{"op":"ok","id":3,"room":"test:alpha","seq":1}"#
     );
     assert_eq!(sub.recv_text(), r#"{"room":"test:alpha","seq":1,"data":{"x":1}}"#);
 
     // A string id, and no id at all.
     assert_eq!(
-        publisher.request(r#"{"op":"pub","room":"test:alpha","data":[1,2],"id":"p2"}"#),
+        without_epoch(&publisher.request(r#"{"op":"pub","room":"test:alpha","data":[1,2],"id":"p2"}"#)),
         r#"{"op":"ok","id":"p2","room":"test:alpha","seq":2}"#
     );
     assert_eq!(sub.recv_text(), r#"{"room":"test:alpha","seq":2,"data":[1,2]}"#);
     assert_eq!(
-        publisher.request(r#"{"op":"pub","room":"test:alpha","data":"s"}"#),
+        without_epoch(&publisher.request(r#"{"op":"pub","room":"test:alpha","data":"s"}"#)),
         r#"{"op":"ok","room":"test:alpha","seq":3}"#
     );
     assert_eq!(sub.recv_text(), envelope(room, 3, r#""s""#));
@@ -53,7 +53,7 @@ fn sub_pub_unsub_replies_and_delivery() {
     // A second subscriber learns the room's last seq; sub without id.
     let mut late = server.ws();
     assert_eq!(
-        late.request(r#"{"op":"sub","room":"test:alpha"}"#),
+        without_epoch(&late.request(r#"{"op":"sub","room":"test:alpha"}"#)),
         r#"{"op":"ok","room":"test:alpha","seq":3}"#
     );
 
@@ -194,7 +194,10 @@ fn ordering_and_exactly_once_across_two_shards() {
                     let reply = replies.remove(&id).unwrap_or_else(|| panic!("no reply for id {id}"));
                     let v: Value = serde_json::from_str(&reply).unwrap();
                     let seq = v["seq"].as_u64().unwrap_or_else(|| panic!("{reply}"));
-                    assert_eq!(reply, format!(r#"{{"op":"ok","id":{id},"room":"{r}","seq":{seq}}}"#));
+                    assert_eq!(
+                        without_epoch(&reply),
+                        format!(r#"{{"op":"ok","id":{id},"room":"{r}","seq":{seq}}}"#)
+                    );
                     told.push((r, seq, data));
                 }
             }
@@ -262,7 +265,10 @@ fn since_recovery_has_no_gap_and_no_duplicate() {
         if v["op"] == "ok" {
             assert!(ok.is_none(), "two oks");
             let last = v["seq"].as_u64().unwrap();
-            assert_eq!(text, format!(r#"{{"op":"ok","id":"r","room":"{room}","seq":{last}}}"#));
+            assert_eq!(
+                without_epoch(&text),
+                format!(r#"{{"op":"ok","id":"r","room":"{room}","seq":{last}}}"#)
+            );
             assert!((50..=250).contains(&last), "{text}");
             ok = Some(last);
             continue;
@@ -280,7 +286,7 @@ fn since_recovery_has_no_gap_and_no_duplicate() {
     // `since` equal to the last seq: nothing replayed.
     let mut t = server.ws();
     assert_eq!(
-        t.request(r#"{"op":"sub","room":"recover:truck7","since":250,"id":1}"#),
+        without_epoch(&t.request(r#"{"op":"sub","room":"recover:truck7","since":250,"id":1}"#)),
         r#"{"op":"ok","id":1,"room":"recover:truck7","seq":250}"#
     );
     t.expect_silence(Duration::from_millis(200));
@@ -300,7 +306,7 @@ fn since_beyond_history_gets_a_gap_first() {
     s.send_text(r#"{"op":"sub","room":"short:hist","since":2,"id":1}"#);
     let mut frames = Vec::new();
     for _ in 0..7 {
-        frames.push(s.recv_text());
+        frames.push(ok_without_epoch(s.recv_text()));
     }
     s.expect_silence(Duration::from_millis(200));
     let ok = r#"{"op":"ok","id":1,"room":"short:hist","seq":20}"#;
@@ -342,7 +348,7 @@ fn snapshot_delivers_latest_message_per_key() {
     while snapshot.len() < 3 || !got_ok {
         let text = s.recv_text();
         if text.starts_with(r#"{"op":"ok""#) {
-            assert_eq!(text, r#"{"op":"ok","id":1,"room":"tracked:berlin","seq":6}"#);
+            assert_eq!(without_epoch(&text), r#"{"op":"ok","id":1,"room":"tracked:berlin","seq":6}"#);
             got_ok = true;
         } else {
             assert!(snapshot.insert(text.clone()), "duplicate snapshot entry {text}");
@@ -365,7 +371,7 @@ fn publisher_subscribed_to_its_room_gets_ok_and_message() {
     let mut c = server.ws();
     assert_eq!(c.sub("self:r", 1), 0);
     c.send_text(r#"{"op":"pub","room":"self:r","data":{"me":true},"id":2}"#);
-    let mut frames = vec![c.recv_text(), c.recv_text()];
+    let mut frames = vec![ok_without_epoch(c.recv_text()), ok_without_epoch(c.recv_text())];
     frames.sort();
     assert_eq!(
         frames,
@@ -404,7 +410,7 @@ fn ids_are_echoed_as_their_exact_json_text() {
         );
     }
     assert_eq!(
-        c.request(r#"{"op":"sub","room":"ids:r","id":"s-1"}"#),
+        without_epoch(&c.request(r#"{"op":"sub","room":"ids:r","id":"s-1"}"#)),
         r#"{"op":"ok","id":"s-1","room":"ids:r","seq":0}"#
     );
     // Ids that are neither numbers nor short strings are refused (without an id in the reply).
@@ -456,7 +462,7 @@ fn history_size_zero_still_sequences_and_gaps_on_since() {
     }
     let mut s = server.ws();
     s.send_text(r#"{"op":"sub","room":"nohist:r","since":1,"id":1}"#);
-    let mut frames = vec![s.recv_text(), s.recv_text()];
+    let mut frames = vec![ok_without_epoch(s.recv_text()), ok_without_epoch(s.recv_text())];
     frames.sort();
     assert_eq!(
         frames,

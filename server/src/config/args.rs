@@ -124,13 +124,17 @@ pub struct Args {
     /// HTTP publishes one client may send at once above that rate. Default: 2000.
     #[arg(long, env = "SHARDCAST_HTTP_PUBLISH_BURST", value_name = "N")]
     pub http_publish_burst: Option<u32>,
-    /// Most rooms the node keeps; a publish or subscribe that would create one more is
-    /// refused (`too_many_rooms`, HTTP 503). Default: 100000.
+    /// Most rooms the node keeps, split evenly over the shards (the shard owning a room
+    /// admits max_rooms/shards, at least 1); a publish or subscribe that would create one
+    /// more is refused (`too_many_rooms`: an error op on /ws, HTTP 503 on POST /api/publish
+    /// and on a /ws/<room> handshake). Default: 100000.
     #[arg(long, env = "SHARDCAST_MAX_ROOMS", value_name = "N")]
     pub max_rooms: Option<usize>,
-    /// Node-wide budget for retained messages (history and snapshots of every room); over it,
-    /// the least recently used rooms without subscribers are evicted (their seq restarts
-    /// under a new epoch). Default: 1GiB.
+    /// Node-wide budget for retained messages (history and snapshots of every room), split
+    /// evenly over the shards; each message counts with its envelope and room-per-URL frames
+    /// and bookkeeping, so real use stays below. Over it, the least recently used rooms
+    /// without subscribers are evicted (their seq restarts under a new epoch); if none is
+    /// left, the publishing room drops its oldest messages. Default: 1GiB.
     #[arg(long, env = "SHARDCAST_RETAINED_BYTES", value_name = "SIZE", value_parser = parse_size)]
     pub retained_bytes: Option<usize>,
     /// Forget a room once it has had no subscriber and no message for this long ("off": keep

@@ -386,11 +386,18 @@ impl Ws {
 
     /// Subscribes (with id) and asserts the exact `ok` reply; returns the room's last seq.
     pub fn sub(&mut self, room: &str, id: u64) -> u64 {
+        self.sub_epoch(room, id).0
+    }
+
+    /// Subscribes (with id) and asserts the exact `ok` reply; returns the room's last seq
+    /// and its epoch.
+    pub fn sub_epoch(&mut self, room: &str, id: u64) -> (u64, String) {
         let reply = self.request(&format!(r#"{{"op":"sub","room":"{room}","id":{id}}}"#));
         let v: Value = serde_json::from_str(&reply).unwrap();
         let seq = v["seq"].as_u64().unwrap_or_else(|| panic!("sub reply without seq: {reply}"));
-        assert_eq!(reply, format!(r#"{{"op":"ok","id":{id},"room":"{room}","seq":{seq}}}"#));
-        seq
+        let (bare, epoch) = split_epoch(&reply);
+        assert_eq!(bare, format!(r#"{{"op":"ok","id":{id},"room":"{room}","seq":{seq}}}"#));
+        (seq, epoch)
     }
 
     /// Publishes `data` (raw JSON text) and returns the assigned seq from the exact `ok`.
@@ -399,7 +406,7 @@ impl Ws {
         let reply = self.request(&format!(r#"{{"op":"pub","room":"{room}","data":{data},"id":{id}}}"#));
         let v: Value = serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{reply:?}: {e}"));
         let seq = v["seq"].as_u64().unwrap_or_else(|| panic!("pub reply without seq: {reply}"));
-        assert_eq!(reply, format!(r#"{{"op":"ok","id":{id},"room":"{room}","seq":{seq}}}"#));
+        assert_eq!(without_epoch(&reply), format!(r#"{{"op":"ok","id":{id},"room":"{room}","seq":{seq}}}"#));
         seq
     }
 
@@ -412,6 +419,31 @@ impl Ws {
     pub fn close(mut self) {
         let _ = self.ws.close(None);
         let _ = self.next_frame(Duration::from_millis(500));
+    }
+}
+
+/// Splits a JSON object text whose last field is `"epoch":"<10 base62 characters>"` (the
+/// `ok` replies to `sub`/`pub`, `POST /api/publish`, `GET /api/rooms/<room>`) into the text
+/// without that field and the epoch. Panics if the field is not there, last, and well formed.
+pub fn split_epoch(text: &str) -> (String, String) {
+    let body = text.strip_suffix("\"}").unwrap_or_else(|| panic!("no epoch at the end of {text}"));
+    let (head, epoch) = body.rsplit_once(",\"epoch\":\"").unwrap_or_else(|| panic!("no epoch in {text}"));
+    assert!(epoch.len() == 10 && epoch.bytes().all(|b| b.is_ascii_alphanumeric()), "bad epoch in {text}");
+    (format!("{head}}}"), epoch.to_owned())
+}
+
+/// `text` without its trailing `"epoch"` field (see [`split_epoch`]).
+pub fn without_epoch(text: &str) -> String {
+    split_epoch(text).0
+}
+
+/// An `ok` frame without its epoch; any other frame as it is (for tests that collect
+/// several frames of different kinds).
+pub fn ok_without_epoch(text: String) -> String {
+    if text.starts_with(r#"{"op":"ok""#) && text.contains(r#","epoch":""#) {
+        without_epoch(&text)
+    } else {
+        text
     }
 }
 

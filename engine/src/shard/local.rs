@@ -1,0 +1,245 @@
+//! The subscriber side of a shard: which of this shard's connections follow which room
+//! ([`Followers`]), fan-out of delivered messages to them, and the replies an owner sends
+//! back (subscription ready, publish acknowledged, room info).
+//!
+//! Invariants: a connection is at most once in a room's followers, and is there iff its
+//! subscription is `Live`; handling an event never waits (the event mesh must always
+//! drain, see [`crate::mesh`]); a subscription the owner admitted is released at the owner
+//! exactly once — by `unsubscribe` if it went live, else when its `SubReady` arrives for a
+//! subscription cancelled meanwhile. A refused subscription was never counted by the owner,
+//! so it is never released (a blind release could decrement another connection's count).
+
+use rustc_hash::FxHashMap;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Ack, Shard, Waiting};
+use crate::envelope;
+use crate::error::EngineError;
+use crate::mesh::{Event, Receipt, Reply, Request};
+use crate::message::Message;
+use crate::outbox::Pushed;
+use crate::room::Replay;
+use crate::rooms::TooManyRooms;
+use crate::stats::ShardStats;
+use crate::subscriber::{SubState, Subscriber};
+
+/// Followers above which a room keeps an id → position index, making removal O(1). Below
+/// it a scan of at most this many entries is cheaper than the index's memory (most rooms
+/// have a handful of followers per shard).
+const INDEX_FROM: usize = 16;
+
+/// One room's followers on this shard: a dense vector for fan-out, plus (for big rooms) an
+/// index so that a connection leaving costs O(1) instead of a scan of everyone (the old
+/// `Vec::retain` made each unsubscribe O(followers), which a crowd of clients controls).
+#[derive(Default)]
+pub(super) struct Followers {
+    subs: Vec<Rc<Subscriber>>,
+    pos: Option<FxHashMap<u64, u32>>,
+}
+
+impl Followers {
+    pub(super) fn push(&mut self, s: Rc<Subscriber>) {
+        if let Some(pos) = &mut self.pos {
+            pos.insert(s.id(), self.subs.len() as u32);
+        }
+        self.subs.push(s);
+        if self.pos.is_none() && self.subs.len() > INDEX_FROM {
+            self.pos = Some(self.subs.iter().enumerate().map(|(i, s)| (s.id(), i as u32)).collect());
+        }
+    }
+
+    /// Removes the connection `id`; O(1) (swap with the last).
+    pub(super) fn remove(&mut self, id: u64) -> bool {
+        let i = match &mut self.pos {
+            Some(pos) => pos.remove(&id).map(|i| i as usize),
+            None => self.subs.iter().position(|s| s.id() == id),
+        };
+        let Some(i) = i else { return false };
+        self.subs.swap_remove(i);
+        if let (Some(pos), Some(moved)) = (&mut self.pos, self.subs.get(i)) {
+            pos.insert(moved.id(), i as u32);
+        }
+        if self.subs.len() < INDEX_FROM / 2 {
+            self.pos = None;
+        }
+        true
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.subs.is_empty()
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Rc<Subscriber>> {
+        self.subs.iter()
+    }
+}
+
+impl Shard {
+    pub(crate) fn handle_event(&self, ev: Event) {
+        match ev {
+            Event::Deliver(msg) => self.deliver_local(&msg),
+            Event::SubReady { token, result } => self.on_sub_ready(token, result),
+            Event::PubAck { reply, room, result } => self.on_pub_ack(reply, &room, result),
+            Event::Info { token, info } => {
+                if let Some(Waiting::Info(tx)) = self.waiting.borrow_mut().remove(&token) {
+                    let _ = tx.try_send(info);
+                }
+            }
+            Event::Barrier => self.note_barrier(false),
+        }
+    }
+
+    /// Fan-out on this shard: per subscriber, a write-through to an idle socket, or one
+    /// refcount increment and one queue push.
+    pub(crate) fn deliver_local(&self, msg: &Arc<Message>) {
+        let local = self.local.borrow();
+        let Some(followers) = local.get(&*msg.room) else { return };
+        let (direct, window) = (self.cork.get() == 0, self.coalesce.get());
+        // One clock read per message, not per subscriber.
+        let now = Instant::now();
+        self.count_pushes(followers.iter().map(|s| s.deliver(msg, direct, window, now)));
+    }
+
+    pub(super) fn count_pushes(&self, pushes: impl Iterator<Item = Pushed>) {
+        let (mut delivered, mut dropped, mut conflated, mut slow) = (0u64, 0u64, 0u64, 0u64);
+        for p in pushes {
+            match p {
+                Pushed::Queued { .. } | Pushed::Written => delivered += 1,
+                Pushed::Conflated { removed, .. } => {
+                    delivered += 1;
+                    conflated += removed as u64;
+                }
+                Pushed::Dropped => dropped += 1,
+                Pushed::Disconnected => slow += 1,
+                Pushed::Closed => {}
+            }
+        }
+        let s = &self.stats;
+        ShardStats::add(&s.delivered, delivered);
+        if dropped + conflated + slow > 0 {
+            ShardStats::add(&s.dropped, dropped);
+            ShardStats::add(&s.conflated, conflated);
+            ShardStats::add(&s.slow_disconnects, slow);
+        }
+    }
+
+    /// The owner answered a subscribe: the subscriber gets `ok` (with the epoch), then a
+    /// `reset` notice if its position was void, then a `gap` notice, then the replay, and
+    /// goes live — or, refused, an `error` (`too_many_rooms`) or, for a silent
+    /// (room-per-URL) subscription, a close 1013, since that connection has no other room.
+    pub(super) fn on_sub_ready(&self, token: u64, result: Result<Replay, TooManyRooms>) {
+        let Some(p) = self.pending.borrow_mut().remove(&token) else { return };
+        let sub = p.sub.upgrade().filter(|_| !p.cancelled);
+        let Some(sub) = sub else {
+            // Left (or gone) while pending: release what the owner counted, if anything.
+            if result.is_ok() {
+                self.release(&p.room);
+            }
+            return;
+        };
+        debug_assert_eq!(sub.rooms.borrow().get(&p.room), Some(&SubState::Pending(token)));
+        let replay = match result {
+            Ok(r) => r,
+            Err(e) => {
+                sub.rooms.borrow_mut().remove(&p.room);
+                ShardStats::sub(&self.stats.subscriptions, 1);
+                match &p.ack {
+                    Ack::Ok(id) => {
+                        sub.push_ctrl(envelope::error_frame(id.as_deref(), "too_many_rooms", &e.to_string()))
+                    }
+                    Ack::Silent => sub.close(1013, "too_many_rooms", false),
+                }
+                return;
+            }
+        };
+        if let Ack::Ok(id) = &p.ack {
+            sub.push_ctrl(envelope::ok_epoch_frame(id.as_deref(), &p.room, replay.last_seq, replay.epoch));
+        }
+        if replay.reset {
+            sub.push_ctrl(envelope::reset_frame(&p.room, replay.epoch));
+        }
+        if let Some((from, to)) = replay.gap {
+            sub.push_ctrl(envelope::gap_frame(&p.room, from, to));
+        }
+        self.count_pushes(replay.messages.iter().map(|m| sub.push_msg(m)));
+        sub.rooms.borrow_mut().insert(p.room.clone(), SubState::Live);
+        self.local.borrow_mut().entry(p.room).or_default().push(sub);
+    }
+
+    /// Releases one admitted subscription of this shard at `room`'s owner, without
+    /// waiting (called while handling events): the request is queued in order, and its
+    /// queue is bounded by the subscriptions that can be pending at once.
+    pub(super) fn release(&self, room: &str) {
+        let owner = super::owner_of(room, self.n);
+        if owner == self.id {
+            self.registry().unsubscribe(room, self.id, Instant::now());
+        } else if let Some(q) = &self.req[owner] {
+            q.push(Request::Unsubscribe { room: room.into(), origin: self.id }, &self.stats);
+        }
+    }
+
+    pub(super) fn on_pub_ack(&self, reply: Reply, room: &str, result: Result<Receipt, TooManyRooms>) {
+        match reply {
+            Reply::None => {}
+            Reply::Conn { conn, id } => {
+                if let Some(sub) = self.conns.borrow().get(&conn).and_then(Weak::upgrade) {
+                    let id = id.as_deref();
+                    sub.push_ctrl(match result {
+                        Ok(r) => envelope::ok_epoch_frame(id, room, r.seq, r.epoch),
+                        Err(e) => envelope::error_frame(id, "too_many_rooms", &e.to_string()),
+                    });
+                }
+            }
+            Reply::Waiter(token) => {
+                if let Some(Waiting::Seq(tx)) = self.waiting.borrow_mut().remove(&token) {
+                    let _ = tx.try_send(result.map_err(EngineError::from));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::DeliveryMode;
+
+    fn sub(id: u64) -> Rc<Subscriber> {
+        Rc::new(Subscriber::new(id, DeliveryMode::Envelope, 1 << 10))
+    }
+
+    fn ids(f: &Followers) -> Vec<u64> {
+        let mut v: Vec<u64> = f.iter().map(|s| s.id()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn followers_add_and_remove_in_any_order_with_and_without_the_index() {
+        for n in [3u64, 40] {
+            let mut f = Followers::default();
+            for i in 0..n {
+                f.push(sub(i));
+            }
+            assert_eq!(f.pos.is_some(), n as usize > INDEX_FROM);
+            assert!(!f.remove(999));
+            // Remove every other one, then the rest from the back.
+            for i in (0..n).step_by(2) {
+                assert!(f.remove(i));
+                assert!(!f.remove(i), "only once");
+            }
+            assert_eq!(ids(&f), (0..n).filter(|i| i % 2 == 1).collect::<Vec<_>>());
+            if let Some(pos) = &f.pos {
+                for (i, s) in f.subs.iter().enumerate() {
+                    assert_eq!(pos[&s.id()] as usize, i, "index follows every swap");
+                }
+            }
+            for i in (0..n).rev().filter(|i| i % 2 == 1) {
+                assert!(f.remove(i));
+            }
+            assert!(f.is_empty() && f.pos.is_none());
+        }
+    }
+}
