@@ -7,7 +7,8 @@
 //! - [`sim`]: publisher models (vehicles, flights, sensors, orders) producing JSON payloads.
 //! - [`scenario`]: TOML scenarios, built-in presets, and their expansion into a [`scenario::Plan`].
 //! - [`sys`]: Linux calls (epoll, timerfd, sockets, affinity, CPU time, /proc).
-//! - [`worker`]: one pinned thread running an epoll loop over many connections.
+//! - [`worker`]: one pinned thread running an epoll loop over many connections (split into
+//!   shared state, connections, delivery, publisher).
 //! - [`runner`]: one measurement (setup → warm-up → window → drain) → [`stats::Summary`].
 //! - [`stats`]: per-thread histograms and counters, merged into the summary.
 //! - [`report`]: human summary, JSON, recorded run folders with an SVG plot.
