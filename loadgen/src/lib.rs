@@ -12,15 +12,21 @@
 //! - [`runner`]: one measurement (setup → warm-up → window → drain) → [`stats::Summary`].
 //! - [`stats`]: per-thread histograms and counters, merged into the summary.
 //! - [`report`]: human summary, JSON, recorded run folders with an SVG plot.
+//! - [`http`]: HTTP/1.1 client pieces for backend publishing (request encoding, response splitting).
+//! - [`ledger`]: per-subscription delivery accounting (seq / stamp contiguity, resume checks).
+//! - [`sampler`]: the server's RSS, sampled on a thread every interval (peaks included).
 //!
 //! Measuring follows DESIGN §5: publishers and subscribers share one process and one
 //! monotonic clock; each publisher sends on its own schedule and never waits, and latency is
 //! measured from the *intended* send time, so a stalled server (or loadgen) shows up as
 //! latency instead of silently lowering the offered load.
 
+pub mod http;
+pub mod ledger;
 pub mod payload;
 pub mod report;
 pub mod runner;
+pub mod sampler;
 pub mod scenario;
 pub mod sim;
 pub mod stats;

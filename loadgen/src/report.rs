@@ -234,6 +234,29 @@ pub fn machine() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Creates a fresh `DIR/<UTC date-time>-<name>/` (suffixed `-2`, `-3`… if taken).
+pub fn new_record_dir(dir: &Path, name: &str) -> Result<PathBuf> {
+    let date = sh("date", &["-u", "+%Y-%m-%d-%H%M%S"]);
+    let mut out = dir.join(format!("{date}-{name}"));
+    let mut k = 2;
+    while out.exists() {
+        out = dir.join(format!("{date}-{name}-{k}"));
+        k += 1;
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    Ok(out)
+}
+
+/// The start of every recorded README: title, exact command, machine and toolchain facts.
+pub fn readme_head(name: &str, command: &str) -> String {
+    let mut md = format!("# {name}\n\n```\n{command}\n```\n\n| | |\n|---|---|\n");
+    for (k, v) in machine() {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
+    md.push('\n');
+    md
+}
+
 /// Writes `DIR/<date>-<scenario>/` and returns its path.
 pub fn record(
     dir: &Path,
@@ -243,19 +266,8 @@ pub fn record(
     extra_md: &str,
     json: &serde_json::Value,
 ) -> Result<PathBuf> {
-    let date = sh("date", &["-u", "+%Y-%m-%d-%H%M%S"]);
-    let mut out = dir.join(format!("{date}-{scenario}"));
-    let mut k = 2;
-    while out.exists() {
-        out = dir.join(format!("{date}-{scenario}-{k}"));
-        k += 1;
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut md = format!("# {scenario}\n\n```\n{command}\n```\n\n| | |\n|---|---|\n");
-    for (k, v) in machine() {
-        let _ = writeln!(md, "| {k} | {v} |");
-    }
-    md.push('\n');
+    let out = new_record_dir(dir, scenario)?;
+    let mut md = readme_head(scenario, command);
     md.push_str(extra_md);
     for (name, s) in summaries {
         let _ = write!(md, "\n## {name}\n\n```\n{}```\n", human(s));

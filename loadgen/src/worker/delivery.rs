@@ -104,7 +104,7 @@ impl Worker {
                         _ => self.stats.unparsed += 1,
                     }
                 }
-                MuxMsg::Ok { id: Some(id) } if !is_pub => {
+                MuxMsg::Ok { id: Some(id), .. } if !is_pub => {
                     let c = &mut self.conns[i];
                     let k = id as usize;
                     if (1..=c.slot_state.len()).contains(&k) && c.slot_state[k - 1] == SLOT_PENDING {
@@ -113,7 +113,7 @@ impl Worker {
                         self.sh.slots_done.fetch_add(1, SeqCst);
                     }
                 }
-                MuxMsg::Error { id } => {
+                MuxMsg::Error { id, .. } => {
                     self.stats.server_errors += 1;
                     let err = String::from_utf8_lossy(msg).into_owned();
                     self.stats.error(|| format!("server error: {err}"));
@@ -130,7 +130,7 @@ impl Worker {
                     self.stats.gap_notices += 1;
                     self.stats.gap_messages += to.saturating_sub(from) + 1;
                 }
-                MuxMsg::Ok { .. } | MuxMsg::Pong => {}
+                MuxMsg::Ok { .. } | MuxMsg::Pong | MuxMsg::Reset { .. } => {}
                 MuxMsg::Data { .. } | MuxMsg::Other => self.stats.unparsed += 1,
             },
         }
