@@ -15,12 +15,15 @@
 //! - [`http`]: HTTP/1.1 client pieces for backend publishing (request encoding, response splitting).
 //! - [`ledger`]: per-subscription delivery accounting (seq / stamp contiguity, resume checks).
 //! - [`sampler`]: the server's RSS, sampled on a thread every interval (peaks included).
+//! - [`crowd`]: one thread of well-behaved publishers and subscribers with exact loss accounting,
+//!   churn and resumes (`abuse`'s neighbours, `soak`'s fleet).
 //!
 //! Measuring follows DESIGN §5: publishers and subscribers share one process and one
 //! monotonic clock; each publisher sends on its own schedule and never waits, and latency is
 //! measured from the *intended* send time, so a stalled server (or loadgen) shows up as
 //! latency instead of silently lowering the offered load.
 
+pub mod crowd;
 pub mod http;
 pub mod ledger;
 pub mod payload;
