@@ -17,12 +17,16 @@
 //! - [`sampler`]: the server's RSS, sampled on a thread every interval (peaks included).
 //! - [`crowd`]: one thread of well-behaved publishers and subscribers with exact loss accounting,
 //!   churn and resumes (`abuse`'s neighbours, `soak`'s fleet).
+//! - [`attack`]: hostile clients (floods, room churn, zero window, garbage), each bounded.
+//! - [`abuse`]: the `abuse` command — one attacker at a time against healthy neighbours.
 //!
 //! Measuring follows DESIGN §5: publishers and subscribers share one process and one
 //! monotonic clock; each publisher sends on its own schedule and never waits, and latency is
 //! measured from the *intended* send time, so a stalled server (or loadgen) shows up as
 //! latency instead of silently lowering the offered load.
 
+pub mod abuse;
+pub mod attack;
 pub mod crowd;
 pub mod http;
 pub mod ledger;
