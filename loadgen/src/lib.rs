@@ -1,5 +1,6 @@
 //! shardcast-loadgen: an open-loop load generator and latency meter for WebSocket broadcast
-//! servers — shardcast's multiplexed `/ws` protocol or any room-per-URL server.
+//! servers — shardcast's multiplexed `/ws` protocol or any room-per-URL server — plus, for
+//! shardcast, an abuse meter (one hostile client against healthy neighbours) and a soak.
 //!
 //! Layout (one noun per module):
 //! - [`ws`]: RFC 6455 client pieces — handshake, masked frame encoding, server frame parser.
@@ -19,6 +20,8 @@
 //!   churn and resumes (`abuse`'s neighbours, `soak`'s fleet).
 //! - [`attack`]: hostile clients (floods, room churn, zero window, garbage), each bounded.
 //! - [`abuse`]: the `abuse` command — one attacker at a time against healthy neighbours.
+//! - [`misbehave`]: a soak's slow reader, never-reader and garbage sender.
+//! - [`soak`]: the `soak` command — minutes of a fleet with churn and misbehaving clients.
 //!
 //! Measuring follows DESIGN §5: publishers and subscribers share one process and one
 //! monotonic clock; each publisher sends on its own schedule and never waits, and latency is
@@ -30,12 +33,14 @@ pub mod attack;
 pub mod crowd;
 pub mod http;
 pub mod ledger;
+pub mod misbehave;
 pub mod payload;
 pub mod report;
 pub mod runner;
 pub mod sampler;
 pub mod scenario;
 pub mod sim;
+pub mod soak;
 pub mod stats;
 pub mod sys;
 pub mod worker;

@@ -1,5 +1,5 @@
 //! `shardcast-loadgen` — command line. Parses flags and calls [`runner::run_once`] per
-//! measurement, or [`abuse::run`]; see `--help` and results/LOADGEN.md.
+//! measurement, [`abuse::run`] or [`soak::run`]; see `--help` and results/LOADGEN.md.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,7 +11,7 @@ use shardcast_loadgen::runner::{self, RunOpts, Target};
 use shardcast_loadgen::scenario::{self, Overrides, Scenario};
 use shardcast_loadgen::stats::Summary;
 use shardcast_loadgen::ws::WsUrl;
-use shardcast_loadgen::{abuse, report};
+use shardcast_loadgen::{abuse, report, soak};
 
 #[derive(Parser)]
 #[command(
@@ -24,10 +24,12 @@ time (no coordinated omission), loss, duplicates, reordering and fan-out complet
 Targets: shardcast's multiplexed protocol (--url ws://HOST:PORT/ws, the default) or any room-per-URL server \
 (--url-template 'ws://HOST:PORT/ws/{room}/', one connection per client and room).\n\n\
 Presets: fanout-1k, fanout-5k, hot-100, fleet, iot, connections (or --scenario-file FILE.toml).\n\n\
-`abuse` measures what one hostile client does to healthy neighbours.\n\n\
+`abuse` measures what one hostile client does to healthy neighbours; `soak` runs a realistic fleet with \
+churn and misbehaving clients for minutes and reports minute by minute.\n\n\
 Example:\n  taskset -c 0 target/release/shardcast --listen 127.0.0.1:8080 --shards 1 --no-demo &\n  \
 shardcast-loadgen run --scenario fanout-1k --rate 100 --cpus 1 --duration 10s --record results\n  \
-shardcast-loadgen abuse --url ws://127.0.0.1:8080 --attack all --server-pid $! --record results"
+shardcast-loadgen abuse --url ws://127.0.0.1:8080 --attack all --server-pid $! --record results\n  \
+shardcast-loadgen soak --url ws://127.0.0.1:8080 --minutes 10 --server-pid $! --record results"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -77,6 +79,11 @@ enum Cmd {
     /// attacker's counters. Loopback targets only; every attack stops itself.
     #[command(after_help = ABUSE_HELP)]
     Abuse(AbuseArgs),
+    /// Minutes of a realistic fleet plus connection churn plus a few misbehaving clients; one
+    /// line per minute (deliveries, p50/p99/p99.9/max, server RSS, reconnects, verified
+    /// resumes, gaps, loss) and a verdict comparing the first and last minute. Loopback only.
+    #[command(after_help = SOAK_HELP)]
+    Soak(SoakArgs),
     /// Open and hold N idle subscribers (one room each); with --server-pid, report the server's
     /// RSS growth per connection (VmRSS from /proc/PID/status before and after).
     Connections {
@@ -200,6 +207,67 @@ struct AbuseArgs {
     #[arg(long)]
     json: Option<PathBuf>,
     /// Record into DIR/<date>-abuse/ (README.md with command, commit, machine; summary.json; rss.csv).
+    #[arg(long)]
+    record: Option<PathBuf>,
+}
+
+const SOAK_HELP: &str = "Each minute line: live deliveries and their latency (receive - intended send time) in that minute,
+server RSS at the minute's end (and peak, sampled every 100 ms), reconnects, room subscriptions resumed with
+since and how each resume went (verified = the first message was since+1; via gap = the server announced a
+gap from since+1; failed = anything else), gap notices to well-behaved clients, lost (never delivered and never
+announced; what is still missing after --drain is added to the last minute), duplicates, joins, disconnects
+by the server, and what the misbehaving clients saw (slow reader: reads 20 KiB/s of a fleet room; never-reader:
+follows every fleet room with a 4 KiB receive buffer, reconnects when the server releases it; garbage: one
+invalid connection per second).
+Verdict: steady when RSS grew at most max(8 MiB, 10 %) from the end of minute 1 to the end of the last minute,
+p99 grew at most 1.5x, and nothing was lost, duplicated or resumed wrongly.";
+
+#[derive(Args)]
+struct SoakArgs {
+    /// Server base URL (ws://HOST:PORT).
+    #[arg(long, default_value = "ws://127.0.0.1:8080")]
+    url: String,
+    /// Server process id, for its RSS (VmRSS from /proc/PID/status).
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Number of minutes.
+    #[arg(long, default_value_t = 10)]
+    minutes: u32,
+    /// Length of one "minute" (shorter for quick checks, e.g. 5s).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    minute: Duration,
+    /// Vehicles publishing over /ws into vehicle:<i> and fleet:<i mod fleets>.
+    #[arg(long, default_value_t = 500)]
+    vehicles: u32,
+    /// Publishes per second per vehicle.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Number of fleet:<k> rooms.
+    #[arg(long, default_value_t = 5)]
+    fleets: u32,
+    /// /ws subscribers (one fleet room + three vehicle rooms each).
+    #[arg(long, default_value_t = 200)]
+    mux_subscribers: u32,
+    /// /ws/<room> subscribers (a vehicle room; one in ten a fleet room).
+    #[arg(long, default_value_t = 100)]
+    room_subscribers: u32,
+    /// Subscribers closing per second (0 = no churn).
+    #[arg(long, default_value_t = 5)]
+    churn: u32,
+    /// Share of closing /ws subscribers that come back resuming with `since` (the rest are
+    /// replaced by fresh subscribers).
+    #[arg(long, default_value_t = 0.5)]
+    resume_share: f64,
+    /// Leave out the slow reader, never-reader and garbage sender.
+    #[arg(long)]
+    no_misbehaving: bool,
+    /// After the last minute, wait at most this long for in-flight messages.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    drain: Duration,
+    /// Write everything as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Record into DIR/<date>-soak/ (README.md with command, commit, machine; summary.json; minutes.csv).
     #[arg(long)]
     record: Option<PathBuf>,
 }
@@ -367,6 +435,7 @@ fn real_main(cli: Cli) -> Result<()> {
             common.output(&format!("capacity-{name}"), &runs, &format!("**{verdict}**\n"), json)
         }
         Cmd::Abuse(a) => abuse_cmd(a),
+        Cmd::Soak(a) => soak_cmd(a),
         Cmd::Connections { common, connections } => {
             let sc = if common.scenario_file.is_some()
                 || common.scenario != "fanout-1k" && common.scenario != "connections"
@@ -497,6 +566,46 @@ fn abuse_cmd(a: AbuseArgs) -> Result<()> {
     }
     if let Some(dir) = &a.record {
         let out = abuse::record(dir, &command_line(), &o, &rows, "")?;
+        println!("recorded in {}", out.display());
+    }
+    Ok(())
+}
+
+fn soak_cmd(a: SoakArgs) -> Result<()> {
+    let o = soak::SoakOpts {
+        addr: WsUrl::loopback_addr(&a.url)?,
+        server_pid: a.server_pid,
+        minutes: a.minutes,
+        minute: a.minute,
+        vehicles: a.vehicles,
+        rate_hz: a.rate,
+        fleets: a.fleets,
+        mux_subscribers: a.mux_subscribers,
+        room_subscribers: a.room_subscribers,
+        churn_per_s: a.churn,
+        resume_share: a.resume_share.clamp(0.0, 1.0),
+        misbehaving: !a.no_misbehaving,
+        drain: a.drain,
+    };
+    if !(o.rate_hz > 0.0 && o.rate_hz <= 1000.0) {
+        bail!("--rate must be in (0, 1000] Hz");
+    }
+    let r = soak::run(&o, |m| {
+        use std::io::Write as _;
+        println!("{}", soak::minute_line(m, o.minutes));
+        let _ = std::io::stdout().flush();
+    })?;
+    println!("{}", r.verdict.line);
+    if let Some(e) = &r.first_error {
+        println!("first error seen by the fleet: {e}");
+    }
+    let json = serde_json::json!({ "mode": "soak", "result": &r });
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(dir) = &a.record {
+        let out = soak::record(dir, &command_line(), &r, "")?;
         println!("recorded in {}", out.display());
     }
     Ok(())
