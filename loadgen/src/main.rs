@@ -206,6 +206,9 @@ struct AbuseArgs {
     /// Write everything as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// A note for the recorded README (repeatable), e.g. how the server was started.
+    #[arg(long = "note", value_name = "TEXT")]
+    notes: Vec<String>,
     /// Record into DIR/<date>-abuse/ (README.md with command, commit, machine; summary.json; rss.csv).
     #[arg(long)]
     record: Option<PathBuf>,
@@ -270,6 +273,9 @@ struct SoakArgs {
     /// Write everything as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// A note for the recorded README (repeatable), e.g. how the server was started.
+    #[arg(long = "note", value_name = "TEXT")]
+    notes: Vec<String>,
     /// Record into DIR/<date>-soak/ (README.md with command, commit, machine; summary.json; minutes.csv).
     #[arg(long)]
     record: Option<PathBuf>,
@@ -568,7 +574,7 @@ fn abuse_cmd(a: AbuseArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = &a.record {
-        let out = abuse::record(dir, &command_line(), &o, &rows, "")?;
+        let out = abuse::record(dir, &command_line(), &o, &rows, &notes_md(&a.notes))?;
         println!("recorded in {}", out.display());
     }
     Ok(())
@@ -608,8 +614,21 @@ fn soak_cmd(a: SoakArgs) -> Result<()> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     if let Some(dir) = &a.record {
-        let out = soak::record(dir, &command_line(), &r, "")?;
+        let out = soak::record(dir, &command_line(), &r, &notes_md(&a.notes))?;
         println!("recorded in {}", out.display());
     }
     Ok(())
+}
+
+/// `--note`s as a Markdown list for a recorded README.
+fn notes_md(notes: &[String]) -> String {
+    if notes.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from("Notes:\n");
+    for n in notes {
+        md.push_str(&format!("- {n}\n"));
+    }
+    md.push('\n');
+    md
 }

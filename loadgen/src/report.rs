@@ -225,7 +225,12 @@ pub fn machine() -> Vec<(&'static str, String)> {
                 "yes (uncommitted changes)".into()
             },
         ),
-        ("nproc", sh("nproc", &[])),
+        // `--all`: the machine's CPUs, not the loadgen's affinity (it usually runs under taskset).
+        ("nproc", sh("nproc", &["--all"])),
+        (
+            "loadgen CPUs (affinity)",
+            crate::sys::affinity_of(0).map_or("unknown".into(), |c| format!("{c:?}")),
+        ),
         ("cpu", cpu),
         ("memory", mem),
         ("kernel", sh("uname", &["-sr"])),
