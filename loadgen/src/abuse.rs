@@ -6,7 +6,8 @@
 //! until the neighbours have every acknowledged message (or `--drain` passes). Neighbours'
 //! latency is counted for messages whose *intended* send time fell in the attack period, so a
 //! message held up by the attack counts against it however late it arrives. Server RSS is
-//! sampled every 100 ms (peak) and read before the attack and after the drain.
+//! sampled every 100 ms (peak) and read before the attack and once the server is idle again
+//! after the drain (which also keeps one attack's aftermath out of the next one's warm-up).
 
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -64,6 +65,10 @@ pub struct AbuseRow {
     /// Every live neighbour had every acknowledged message when the drain ended.
     pub drained: bool,
     pub drain_ms: f64,
+    /// After the drain: how long the server took to go idle again (CPU < 20 % over 200 ms),
+    /// and whether it did within 10 s. `None` without `--server-pid`.
+    pub settle_ms: Option<f64>,
+    pub settled: Option<bool>,
     pub rss_kib_before: Option<u64>,
     pub rss_kib_peak: Option<u64>,
     pub rss_kib_after: Option<u64>,
@@ -180,6 +185,7 @@ fn run_one(o: &AbuseOpts, a: Attack, sampler: &RssSampler) -> Result<AbuseRow> {
     };
     let report = attacker.join().map_err(|_| anyhow::anyhow!("attacker thread panicked"))?;
     let result = crowd.join().map_err(|_| anyhow::anyhow!("neighbour thread panicked"))?;
+    let settled = settle(o.server_pid);
     let end = sys::mono_ns();
     let rss_after = sampler.now();
     let mut total = Tally::new();
@@ -195,6 +201,8 @@ fn run_one(o: &AbuseOpts, a: Attack, sampler: &RssSampler) -> Result<AbuseRow> {
         total: total.summary(),
         drained: result.drained,
         drain_ms: result.drain_ns as f64 / 1e6,
+        settle_ms: settled.map(|s| s.0),
+        settled: settled.map(|s| s.1),
         rss_kib_before: rss_before,
         rss_kib_peak: sampler.peak_between(attack_start, end).max(rss_before).max(rss_after),
         rss_kib_after: rss_after,
@@ -206,6 +214,26 @@ fn run_one(o: &AbuseOpts, a: Attack, sampler: &RssSampler) -> Result<AbuseRow> {
         attacker: report,
         first_neighbour_error,
     })
+}
+
+/// Waits until the server is idle (CPU < 20 % of a core over 200 ms), at most 10 s, so that
+/// what an attack left behind (queues being freed, work still running) is over before RSS
+/// "after" is read and before the next attack's quiet warm-up. Returns (ms waited, idle).
+fn settle(pid: Option<u32>) -> Option<(f64, bool)> {
+    let pid = pid?;
+    let start = sys::mono_ns();
+    loop {
+        let a = sys::pid_cpu_ns(pid)?;
+        std::thread::sleep(Duration::from_millis(200));
+        let b = sys::pid_cpu_ns(pid)?;
+        let waited = (sys::mono_ns() - start) as f64 / 1e6;
+        if (b.saturating_sub(a) as f64) < 0.2 * 200e6 {
+            return Some((waited, true));
+        }
+        if waited >= 10_000.0 {
+            return Some((waited, false));
+        }
+    }
 }
 
 fn sleep_until(t: u64) {
@@ -327,7 +355,7 @@ pub fn notes(rows: &[AbuseRow]) -> String {
         let _ = writeln!(
             t,
             "  - neighbours: {} deliveries in the attack period, {} duplicates, {} gap notices, {} server errors, \
-             publisher send lag p99 {} (max {}), {} publishes refused, drain {:.0} ms",
+             publisher send lag p99 {} (max {}), {} publishes refused, drain {:.0} ms{}",
             r.during.deliveries,
             r.total.duplicates,
             r.total.gap_notices,
@@ -335,7 +363,12 @@ pub fn notes(rows: &[AbuseRow]) -> String {
             fmt_us(r.total.send_lag.p99_us),
             fmt_us(r.total.send_lag.max_us),
             r.total.publish_refusals,
-            r.drain_ms
+            r.drain_ms,
+            match (r.settle_ms, r.settled) {
+                (Some(ms), Some(true)) => format!(", server idle again {ms:.0} ms later"),
+                (Some(ms), _) => format!(", server still busy {ms:.0} ms later"),
+                _ => String::new(),
+            }
         );
         if let Some(e) = &r.first_neighbour_error {
             let _ = writeln!(t, "  - first neighbour error: {e}");
@@ -361,7 +394,8 @@ pub fn record(
          subscribers and one HTTP publisher every {:.0} ms; attack {:.1} s after a {:.1} s quiet \
          warm-up. Latency = receive − intended send time of messages sent during the attack \
          (one monotonic clock); lost = never delivered and never announced by a `gap` (gap \
-         messages in brackets); RSS = server VmRSS sampled every 100 ms.\n\n{}\n{}\n",
+         messages in brackets); RSS = server VmRSS sampled every 100 ms, \"after\" once the \
+         server is idle again after the drain.\n\n{}\n{}\n",
         o.publish_every.as_secs_f64() * 1e3,
         o.duration.as_secs_f64(),
         o.warmup.as_secs_f64(),

@@ -165,7 +165,7 @@ const ABUSE_HELP: &str = "Attacks (--attack NAME, repeatable, or all):
 Output: one table row per attack: neighbours' latency p50/p99/p99.9/max for messages sent during the attack,
 the quiet warm-up's p99, lost messages (never delivered and never announced by a gap notice; gap-notice
 messages in brackets), neighbours the server disconnected, server RSS before / peak / after (every 100 ms with
---server-pid) and what the attacker did. --record writes README.md, summary.json and rss.csv.
+--server-pid; after = once the server is idle again, at most 10 s) and what the attacker did. --record writes README.md, summary.json and rss.csv.
 The target must be a loopback address; connections are bounded (garbage: rate x duration, room-churn: 1000).";
 
 #[derive(Args)]
