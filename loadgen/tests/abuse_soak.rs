@@ -1,9 +1,12 @@
 //! End-to-end: `abuse` (every attack, 1 s each) and `soak` (2 × 3 s) against the real
 //! `shardcast` binary on a free loopback port, stopped by its PID afterwards.
 //!
-//! Cargo builds only this package's binaries for its tests, so the server binary is built
-//! here (`cargo build -p shardcast-server --bin shardcast`, same profile and target dir; a
-//! no-op when `cargo test --workspace` already built it), or taken from `SHARDCAST_BIN`.
+//! Cargo builds only this package's binaries for its tests, so the server binary is found
+//! here: `SHARDCAST_BIN` if set, else `target/<profile>/shardcast` — built here with
+//! `cargo build -p shardcast-server` (same profile and target dir) only when it is missing or
+//! older than the server's and engine's sources. Under `cargo test --workspace` it is fresh,
+//! so nothing is rebuilt: a rebuild there would swap the binary under the server's own tests
+//! (`-p` resolves features differently from the workspace build).
 //!
 //! These tests check that the commands run, print and record well-formed output and that the
 //! neighbours received messages. They assert no timing and none of issue 7's thresholds: the
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-/// The `shardcast` binary, built once per test run.
+/// The `shardcast` binary, checked (and if need be built) once per test run.
 fn server_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -27,6 +30,14 @@ fn server_bin() -> &'static Path {
         let exe = PathBuf::from(env!("CARGO_BIN_EXE_shardcast-loadgen"));
         let profile_dir = exe.parent().expect("target/<profile>").to_path_buf();
         let target_dir = profile_dir.parent().expect("target dir").to_path_buf();
+        let bin = profile_dir.join("shardcast");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root");
+        let sources = ["server/src", "server/Cargo.toml", "engine/src", "engine/Cargo.toml", "Cargo.lock"];
+        let newest_source = sources.iter().filter_map(|p| newest_mtime(&root.join(p))).max();
+        let built = std::fs::metadata(&bin).and_then(|m| m.modified()).ok();
+        if built.is_some() && built >= newest_source {
+            return bin;
+        }
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "--quiet", "-p", "shardcast-server", "--bin", "shardcast", "--target-dir"])
             .arg(&target_dir);
@@ -35,8 +46,17 @@ fn server_bin() -> &'static Path {
         }
         let status = cmd.status().expect("running cargo build for the server");
         assert!(status.success(), "building the shardcast server failed");
-        profile_dir.join("shardcast")
+        bin
     })
+}
+
+/// Latest modification time of a file or of anything under a directory.
+fn newest_mtime(p: &Path) -> Option<std::time::SystemTime> {
+    let m = std::fs::metadata(p).ok()?;
+    if !m.is_dir() {
+        return m.modified().ok();
+    }
+    std::fs::read_dir(p).ok()?.filter_map(|e| newest_mtime(&e.ok()?.path())).max()
 }
 
 /// A `shardcast --shards 1 --no-demo` on a free loopback port; SIGTERM then SIGKILL by PID
