@@ -3,7 +3,8 @@
 //! Every simulated payload starts `{"t":<intended send ns>,"p":<publisher>,"s":<seq>,...`, so
 //! the receiver scans a few bytes instead of parsing ~200 bytes of JSON per delivery. For the
 //! multiplexed `/ws` protocol the server wraps it as `{"room":R,"seq":N,"data":{"t":..`; replies
-//! (`ok`, `error`, `gap`, `pong`) start with `{"op":`.
+//! (`ok`, `error`, `gap`, `pong`, and `reset` from servers with room epochs) start with
+//! `{"op":`.
 
 /// The three measurement fields every payload carries first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +60,12 @@ fn uint_field(b: &[u8], key: &[u8], from: usize) -> Option<(u64, usize)> {
     parse_uint(b, i)
 }
 
+/// The first unsigned integer field `key` (given as `b"\"key\""`) anywhere in `b`, e.g. the
+/// `seq` of an HTTP publish response `{"seq":12}`.
+pub fn uint_of(b: &[u8], key: &[u8]) -> Option<u64> {
+    uint_field(b, key, 0).map(|x| x.0)
+}
+
 /// Extracts `t`, `p`, `s` from a payload that starts with them (searching from `from`).
 pub fn stamp(b: &[u8], from: usize) -> Option<Stamp> {
     // Our payloads put t, p, s first, in that order; a server that re-serialises may not.
@@ -77,11 +84,15 @@ pub enum MuxMsg<'a> {
         seq: u64,
         stamp: Option<Stamp>,
     },
+    /// `seq`: for `pub`, the seq given to the message; for `sub`, the room's last seq.
     Ok {
         id: Option<u64>,
+        seq: Option<u64>,
     },
+    /// `code` is empty when the error carries none.
     Error {
         id: Option<u64>,
+        code: &'a [u8],
     },
     Gap {
         room: &'a [u8],
@@ -89,6 +100,10 @@ pub enum MuxMsg<'a> {
         to: u64,
     },
     Pong,
+    /// The room's sequence restarted (new epoch): what the client held no longer applies.
+    Reset {
+        room: &'a [u8],
+    },
     Other,
 }
 
@@ -124,9 +139,12 @@ pub fn classify_mux(b: &[u8]) -> MuxMsg<'_> {
         // `id` may come before `op` in other servers' encodings: search the whole object.
         let id = || uint_field(b, b"\"id\"", i).map(|x| x.0);
         return match op {
-            b"ok" => MuxMsg::Ok { id: id() },
-            b"error" => MuxMsg::Error { id: id() },
+            b"ok" => MuxMsg::Ok { id: id(), seq: uint_field(b, b"\"seq\"", i).map(|x| x.0) },
+            b"error" => {
+                MuxMsg::Error { id: id(), code: string_field(b, b"\"code\"", i).map(|x| x.0).unwrap_or(b"") }
+            }
             b"pong" => MuxMsg::Pong,
+            b"reset" => MuxMsg::Reset { room: string_field(b, b"\"room\"", i).map(|x| x.0).unwrap_or(b"") },
             b"gap" => {
                 let room = string_field(b, b"\"room\"", i).map(|x| x.0).unwrap_or(b"");
                 let from = uint_field(b, b"\"from\"", k).map(|x| x.0).unwrap_or(0);
@@ -170,12 +188,15 @@ mod tests {
     fn mux_replies() {
         assert_eq!(
             classify_mux(br#"{"op":"ok","id":1,"room":"fleet:berlin","seq":1235}"#),
-            MuxMsg::Ok { id: Some(1) }
+            MuxMsg::Ok { id: Some(1), seq: Some(1235) }
         );
+        assert_eq!(classify_mux(br#"{"op":"ok","room":"r"}"#), MuxMsg::Ok { id: None, seq: None });
         assert_eq!(
             classify_mux(br#"{"op":"error","id":3,"code":"forbidden","message":"no"}"#),
-            MuxMsg::Error { id: Some(3) }
+            MuxMsg::Error { id: Some(3), code: b"forbidden" }
         );
+        assert_eq!(classify_mux(br#"{"op":"reset","room":"r","epoch":"k3x"}"#), MuxMsg::Reset { room: b"r" });
+        assert_eq!(uint_of(br#"{"seq":42}"#, b"\"seq\""), Some(42));
         assert_eq!(
             classify_mux(br#"{"op":"gap","room":"r","from":1000,"to":1100}"#),
             MuxMsg::Gap { room: b"r", from: 1000, to: 1100 }

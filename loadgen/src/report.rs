@@ -225,13 +225,41 @@ pub fn machine() -> Vec<(&'static str, String)> {
                 "yes (uncommitted changes)".into()
             },
         ),
-        ("nproc", sh("nproc", &[])),
+        // `--all`: the machine's CPUs, not the loadgen's affinity (it usually runs under taskset).
+        ("nproc", sh("nproc", &["--all"])),
+        (
+            "loadgen CPUs (affinity)",
+            crate::sys::affinity_of(0).map_or("unknown".into(), |c| format!("{c:?}")),
+        ),
         ("cpu", cpu),
         ("memory", mem),
         ("kernel", sh("uname", &["-sr"])),
         ("rustc", sh("rustc", &["--version"])),
         ("date (UTC)", sh("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
     ]
+}
+
+/// Creates a fresh `DIR/<UTC date-time>-<name>/` (suffixed `-2`, `-3`… if taken).
+pub fn new_record_dir(dir: &Path, name: &str) -> Result<PathBuf> {
+    let date = sh("date", &["-u", "+%Y-%m-%d-%H%M%S"]);
+    let mut out = dir.join(format!("{date}-{name}"));
+    let mut k = 2;
+    while out.exists() {
+        out = dir.join(format!("{date}-{name}-{k}"));
+        k += 1;
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    Ok(out)
+}
+
+/// The start of every recorded README: title, exact command, machine and toolchain facts.
+pub fn readme_head(name: &str, command: &str) -> String {
+    let mut md = format!("# {name}\n\n```\n{command}\n```\n\n| | |\n|---|---|\n");
+    for (k, v) in machine() {
+        let _ = writeln!(md, "| {k} | {v} |");
+    }
+    md.push('\n');
+    md
 }
 
 /// Writes `DIR/<date>-<scenario>/` and returns its path.
@@ -243,19 +271,8 @@ pub fn record(
     extra_md: &str,
     json: &serde_json::Value,
 ) -> Result<PathBuf> {
-    let date = sh("date", &["-u", "+%Y-%m-%d-%H%M%S"]);
-    let mut out = dir.join(format!("{date}-{scenario}"));
-    let mut k = 2;
-    while out.exists() {
-        out = dir.join(format!("{date}-{scenario}-{k}"));
-        k += 1;
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut md = format!("# {scenario}\n\n```\n{command}\n```\n\n| | |\n|---|---|\n");
-    for (k, v) in machine() {
-        let _ = writeln!(md, "| {k} | {v} |");
-    }
-    md.push('\n');
+    let out = new_record_dir(dir, scenario)?;
+    let mut md = readme_head(scenario, command);
     md.push_str(extra_md);
     for (name, s) in summaries {
         let _ = write!(md, "\n## {name}\n\n```\n{}```\n", human(s));

@@ -277,3 +277,153 @@ pub fn affinity_of(pid: u32) -> Option<Vec<usize>> {
 pub fn online_cpus() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
+
+/// Opens a blocking TCP connection to `dst` within `timeout`, with `SO_RCVBUF` set *before*
+/// the connect when asked (the window scale is fixed at the SYN, so setting it later would not
+/// shrink the advertised window). `TCP_NODELAY` is on. Used by the hostile clients, which want
+/// exactly this: a tiny receive window they never drain.
+pub fn connect_with_rcvbuf(
+    dst: SocketAddr,
+    rcvbuf: Option<usize>,
+    timeout: std::time::Duration,
+) -> io::Result<std::net::TcpStream> {
+    use std::os::fd::FromRawFd;
+    let SocketAddr::V4(v4) = dst else {
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "only IPv4 targets are supported"));
+    };
+    // SAFETY: socket/setsockopt/connect/poll with correctly sized, initialised arguments; the
+    // fd is closed on every error path and otherwise owned by the returned TcpStream.
+    unsafe {
+        let fd = cvt(libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0))?;
+        let sz = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        if let Some(b) = rcvbuf {
+            let v = b.min(i32::MAX as usize) as libc::c_int;
+            libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, &v as *const _ as *const _, sz);
+        }
+        let one: libc::c_int = 1;
+        libc::setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, &one as *const _ as *const _, sz);
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK);
+        let sa = sockaddr(v4);
+        if libc::connect(fd, &sa as *const _ as *const _, std::mem::size_of_val(&sa) as _) < 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                libc::close(fd);
+                return Err(e);
+            }
+            let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+            match poll1(fd, libc::POLLOUT, ms) {
+                Ok(0) => {
+                    libc::close(fd);
+                    return Err(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"));
+                }
+                Ok(_) => {
+                    if let Err(e) = socket_error(fd) {
+                        libc::close(fd);
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    libc::close(fd);
+                    return Err(e);
+                }
+            }
+        }
+        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        Ok(std::net::TcpStream::from_raw_fd(fd))
+    }
+}
+
+/// `poll(2)` on one fd: the returned events (0 on timeout). EINTR counts as a timeout.
+pub fn poll1(fd: RawFd, events: libc::c_short, timeout_ms: i32) -> io::Result<libc::c_short> {
+    let mut p = libc::pollfd { fd, events, revents: 0 };
+    // SAFETY: one valid pollfd.
+    let r = unsafe { libc::poll(&mut p, 1, timeout_ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(0) } else { Err(e) };
+    }
+    Ok(if r == 0 { 0 } else { p.revents })
+}
+
+/// Lowers (positive `nice`) the calling thread's scheduling priority; best effort. Lets the
+/// measuring thread win the loadgen core from a busy attacker thread, so neighbours' latency
+/// reflects the server rather than the loadgen.
+pub fn nice_current_thread(nice: i32) {
+    // SAFETY: gettid/setpriority on the calling thread only.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, nice);
+    }
+}
+
+/// One IPv4 TCP socket as the kernel lists it in /proc/net/tcp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpEntry {
+    /// Kernel TCP state: 1 ESTABLISHED, 4 FIN_WAIT1, 7 CLOSE, 8 CLOSE_WAIT, ... (see
+    /// include/net/tcp_states.h).
+    pub state: u8,
+    /// Bytes in the send queue not yet acknowledged by the peer.
+    pub tx_queue: u64,
+    pub rx_queue: u64,
+    /// Socket inode; 0 once no process holds the socket (closed, still draining in the kernel).
+    pub inode: u64,
+}
+
+/// Finds the socket whose local end is `local` and remote end is `remote` (e.g. the server's
+/// side of one of our connections: local = server address, remote = our address).
+pub fn tcp_entry(local: SocketAddrV4, remote: SocketAddrV4) -> Option<TcpEntry> {
+    let text = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let (l, r) = (proc_addr(local), proc_addr(remote));
+    text.lines().skip(1).find_map(|line| parse_tcp_line(line, &l, &r))
+}
+
+/// `127.0.0.1:8080` → `0100007F:1F90` (address as the kernel prints the u32, port big-endian).
+fn proc_addr(a: SocketAddrV4) -> String {
+    format!("{:08X}:{:04X}", u32::from_ne_bytes(a.ip().octets()), a.port())
+}
+
+fn parse_tcp_line(line: &str, local: &str, remote: &str) -> Option<TcpEntry> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.len() < 10 || f[1] != local || f[2] != remote {
+        return None;
+    }
+    let (tx, rx) = f[4].split_once(':')?;
+    Some(TcpEntry {
+        state: u8::from_str_radix(f[3], 16).ok()?,
+        tx_queue: u64::from_str_radix(tx, 16).ok()?,
+        rx_queue: u64::from_str_radix(rx, 16).ok()?,
+        inode: f[9].parse().ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_net_tcp_line() {
+        let a = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 8080);
+        let b = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 40000);
+        assert_eq!(proc_addr(a), "0100007F:1F90");
+        let line = "   3: 0100007F:1F90 0100007F:9C40 01 002B1100:00000000 01:00000014 00000000  1000        0 123456 1 0000000000000000 20 4 30 10 -1";
+        let e = parse_tcp_line(line, &proc_addr(a), &proc_addr(b)).unwrap();
+        assert_eq!(e, TcpEntry { state: 1, tx_queue: 0x2B1100, rx_queue: 0, inode: 123456 });
+        assert!(parse_tcp_line(line, &proc_addr(b), &proc_addr(a)).is_none());
+    }
+
+    #[test]
+    fn finds_a_live_loopback_connection() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = connect_with_rcvbuf(l.local_addr().unwrap(), Some(4096), std::time::Duration::from_secs(2))
+            .unwrap();
+        let (s, _) = l.accept().unwrap();
+        let (SocketAddr::V4(srv), SocketAddr::V4(cli)) = (s.local_addr().unwrap(), c.local_addr().unwrap())
+        else {
+            panic!("v4")
+        };
+        let e = tcp_entry(srv, cli).expect("server side listed");
+        assert_eq!(e.state, 1);
+        assert_ne!(e.inode, 0);
+    }
+}

@@ -174,6 +174,23 @@ impl WsUrl {
     }
 }
 
+impl WsUrl {
+    /// The address of a `ws://HOST:PORT[/…]` server that must be on this machine: the
+    /// hostile clients of `abuse` and `soak` refuse anything but a loopback address.
+    pub fn loopback_addr(url: &str) -> anyhow::Result<std::net::SocketAddr> {
+        use std::net::ToSocketAddrs;
+        let u = WsUrl::parse(url)?;
+        let addr = (u.host.as_str(), u.port)
+            .to_socket_addrs()?
+            .find(|a| a.is_ipv4())
+            .ok_or_else(|| anyhow::anyhow!("{url:?}: no IPv4 address"))?;
+        if !addr.ip().is_loopback() {
+            anyhow::bail!("{url:?} is not a loopback address: abuse and soak only attack this machine");
+        }
+        Ok(addr)
+    }
+}
+
 /// Builds the HTTP upgrade request; returns it with the expected `Sec-WebSocket-Accept`.
 pub fn handshake_request(url: &WsUrl, key_bytes: [u8; 16]) -> (Vec<u8>, String) {
     let key = base64::engine::general_purpose::STANDARD.encode(key_bytes);
@@ -347,6 +364,8 @@ mod tests {
             Handshake::Failed(_)
         ));
         assert!(WsUrl::parse("http://x").is_err());
+        assert_eq!(WsUrl::loopback_addr("ws://127.0.0.1:9/ws").unwrap().port(), 9);
+        assert!(WsUrl::loopback_addr("ws://10.1.2.3:9").is_err());
         assert_eq!(WsUrl::parse("ws://localhost/ws").unwrap().port, 80);
     }
 }
