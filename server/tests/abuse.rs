@@ -171,8 +171,17 @@ fn a_zero_window_socket_is_reset_after_the_write_timeout() {
 
 #[test]
 fn a_zero_window_socket_is_released_soon_after_its_policy_acts() {
-    // Default write timeout (30 s): the close after `disconnect` gets 5 s, not 30.
-    let server = Server::start(&["--shards", "1", "--policy", "disconnect", "--outbox-bytes", "64KiB"]);
+    // A write timeout far longer than the test: the close after `disconnect` gets 5 s.
+    let server = Server::start(&[
+        "--shards",
+        "1",
+        "--policy",
+        "disconnect",
+        "--outbox-bytes",
+        "64KiB",
+        "--write-timeout",
+        "60s",
+    ]);
     let _s = stall_a_subscriber(&server, "stall:disconnect");
     let took = wait_for("release", Duration::from_secs(15), || {
         metric(&server, "shardcast_connections_current") == 0

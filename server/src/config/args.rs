@@ -105,7 +105,7 @@ pub struct Args {
     /// Close a connection whose socket accepted no byte for this long while frames were
     /// waiting (a client that stopped reading, or a half-open socket), whatever the
     /// slow-consumer policy, and free its memory. After the policy or shutdown closed the
-    /// connection, its close frame gets at most 5 s. Default: 30s.
+    /// connection, its close frame gets at most 5 s. Default: 10s.
     #[arg(long, env = "SHARDCAST_WRITE_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub write_timeout: Option<Duration>,
     /// Time allowed for one whole plain-HTTP request (head and body) once it has started;

@@ -149,7 +149,7 @@ impl Default for Config {
             history_size: 100,
             history_ttl: None,
             policy: Policy::Drop,
-            write_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(10),
             max_http_connections: 1024,
             http_publish_rate: 2000,
