@@ -123,8 +123,11 @@ impl Room {
                 replay.gap = Some((s + 1, first_held - 1));
                 if snapshot {
                     // Entries the gap swallowed but the snapshot still knows, older than
-                    // anything in history, so the order stays ascending.
-                    replay.messages.extend(self.snapshot_before(first_held));
+                    // anything in history, so the order stays ascending; never one the
+                    // client already has (`seq <= since`).
+                    replay
+                        .messages
+                        .extend(self.snapshot_before(first_held).into_iter().filter(|m| m.seq > s));
                 }
                 replay.messages.extend(self.history.iter().cloned());
             }
@@ -230,6 +233,20 @@ mod tests {
         let rep = r.subscribe(0, Some(1), true, now);
         assert_eq!(rep.gap, Some((2, 5)));
         assert_eq!(seqs(&rep), vec![5, 6, 7]);
+    }
+
+    /// Found by the `engine_model` fuzz target: the snapshot entries that fill a gap must
+    /// still be newer than `since` (the client already has everything up to it).
+    #[test]
+    fn snapshot_in_a_gap_never_resends_seq_at_or_below_since() {
+        let mut r = room(RoomSettings { key: Some("id".into()), history_size: 2, ..Default::default() });
+        let now = Instant::now();
+        publish_n(&mut r, 6, now); // history 5,6; snapshot v0→4, v1→5, v2→6 (and 1..3 superseded)
+        r.publish(Bytes::from_static(b"{}"), Some("old".into()), now); // seq 7, key "old"
+        publish_n(&mut r, 2, now); // seqs 8, 9: history 8,9; snapshot v2→6, old→7, v0→8, v1→9
+        let rep = r.subscribe(0, Some(6), true, now);
+        assert_eq!(rep.gap, Some((7, 7)));
+        assert_eq!(seqs(&rep), vec![7, 8, 9], "#6 is the client's own since");
     }
 
     #[test]
