@@ -122,7 +122,7 @@ impl Outbox {
         }
         let was_empty = self.queue.is_empty();
         if !self.gaps.is_empty() {
-            self.flush_gap_of(&msg.room);
+            self.flush_gap_of(&msg.room, msg.seq);
         }
         self.bytes += len;
         self.queue.push_back(Entry::Msg(msg.clone()));
@@ -180,16 +180,25 @@ impl Outbox {
         taken
     }
 
+    /// Pushes of one subscription go up in `seq`, so a `seq` at or below a room's pending
+    /// range means the client subscribed again with a `since` below it: its replay pushes
+    /// those seqs anew, and the old range is stale.
     fn record_gap(&mut self, msg: &Message) {
         match self.gaps.iter_mut().find(|(r, _, _)| Arc::ptr_eq(r, &msg.room) || **r == *msg.room) {
+            Some(g) if msg.seq <= g.2 => (g.1, g.2) = (msg.seq, msg.seq),
             Some(g) => g.2 = msg.seq,
             None => self.gaps.push((msg.room.clone(), msg.seq, msg.seq)),
         }
     }
 
-    fn flush_gap_of(&mut self, room: &Arc<str>) {
+    /// Announces `room`'s pending gap before its message `seq` is queued, unless the gap is
+    /// stale (see [`Outbox::record_gap`]): then `seq` and what follows it are being resent.
+    fn flush_gap_of(&mut self, room: &Arc<str>, seq: u64) {
         if let Some(i) = self.gaps.iter().position(|(r, _, _)| **r == **room) {
             let (r, from, to) = self.gaps.swap_remove(i);
+            if seq <= to {
+                return;
+            }
             let f = envelope::gap_frame(&r, from, to);
             self.bytes += f.len();
             self.queue.push_back(Entry::Ctrl(f));
@@ -296,6 +305,49 @@ mod tests {
         o.push_msg(&msg(&r, 5, None, Policy::Drop));
         o.take(&mut out, 1024);
         assert_eq!(texts(&out), vec!["a#1", "a#2", r#"{"op":"gap","room":"a","from":3,"to":4}"#, "a#5"]);
+    }
+
+    /// Found by the `engine_model` fuzz target. A pending gap belongs to the subscription that
+    /// dropped those messages; when the client subscribes again with a `since` below it, the
+    /// replay pushes those seqs again (pushes of one subscription only ever go up).
+    #[test]
+    fn drops_of_a_replay_below_a_pending_gap_are_announced() {
+        let r: Arc<str> = "a".into();
+        let one = msg(&r, 1, None, Policy::Drop).frame.len();
+        let mut o = Outbox::new(one * 3, DeliveryMode::Envelope);
+        for s in 1..=5 {
+            o.push_msg(&msg(&r, s, None, Policy::Drop)); // 1..=3 queued, 4..=5 pending
+        }
+        let mut out = vec![];
+        o.take(&mut out, 1);
+        // Resubscribed with since = 1: after its `ok`, the replay of 2..=5 does not fit.
+        o.push_ctrl(envelope::ok_frame(None, Some("a"), Some(5)));
+        for s in 2..=5 {
+            assert_eq!(o.push_msg(&msg(&r, s, None, Policy::Drop)), Pushed::Dropped);
+        }
+        o.take(&mut out, 1024);
+        let ok = r#"{"op":"ok","room":"a","seq":5}"#;
+        assert_eq!(texts(&out), vec!["a#1", "a#2", "a#3", ok, r#"{"op":"gap","room":"a","from":2,"to":5}"#]);
+    }
+
+    #[test]
+    fn a_pending_gap_is_not_announced_before_a_replay_of_its_seqs() {
+        let r: Arc<str> = "a".into();
+        let one = msg(&r, 1, None, Policy::Drop).frame.len();
+        let mut o = Outbox::new(one * 3, DeliveryMode::Envelope);
+        for s in 1..=5 {
+            o.push_msg(&msg(&r, s, None, Policy::Drop)); // 1..=3 queued, 4..=5 pending
+        }
+        let mut out = vec![];
+        o.take(&mut out, 2);
+        // Resubscribed with since = 3: after its `ok`, the replay delivers 4 and drops 5.
+        o.push_ctrl(envelope::ok_frame(None, Some("a"), Some(5)));
+        for s in 4..=5 {
+            o.push_msg(&msg(&r, s, None, Policy::Drop));
+        }
+        o.take(&mut out, 1024);
+        let (ok, gap) = (r#"{"op":"ok","room":"a","seq":5}"#, r#"{"op":"gap","room":"a","from":5,"to":5}"#);
+        assert_eq!(texts(&out), vec!["a#1", "a#2", "a#3", ok, "a#4", gap]);
     }
 
     #[test]
