@@ -20,6 +20,8 @@ pub mod config;
 pub mod envelope;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mesh;
 pub mod message;
 pub mod outbox;
