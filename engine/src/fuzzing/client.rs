@@ -58,7 +58,10 @@ impl Current {
     fn on_msg(&mut self, room: &str, q: u64) {
         assert!(!self.awaiting_replay_gap, "{room}#{q} arrived before the replay gap");
         assert!(q > self.last_rx, "{room}#{q} after #{}: out of order or duplicate", self.last_rx);
-        if let Some(s) = self.info.since {
+        // A `since` ahead of the room (e.g. after a restart) is taken as "up to date" and
+        // live delivery goes on from `last_seq + 1`; issue 7's room epochs turn it into a
+        // reset, and then this is where the model must follow.
+        if let Some(s) = self.info.since.map(|s| s.min(self.info.last_seq)) {
             assert!(q > s, "{room}#{q} resent although the client asked for seq > {s}");
         }
         if let Some(&(a, b)) = self.lost.iter().find(|(a, b)| (*a..=*b).contains(&q)) {
