@@ -213,8 +213,10 @@ impl Outbox {
         }
     }
 
-    /// Removes every queued message superseded by a newer one of the same room and key,
-    /// `incoming` included. Order of what stays is unchanged, so per-room `seq` order holds.
+    /// Removes every queued `conflate` message superseded by a newer one of the same room
+    /// and key, `incoming` included. Messages of other policies stay, keyed or not (a key
+    /// also serves snapshots): dropping them is announced by a gap, never silent. Order of
+    /// what stays is unchanged, so per-room `seq` order holds.
     fn conflate(&mut self, incoming: &Message) -> usize {
         let mut keep = vec![true; self.queue.len()];
         {
@@ -224,7 +226,7 @@ impl Outbox {
             }
             for (i, e) in self.queue.iter().enumerate().rev() {
                 if let Entry::Msg(m) = e {
-                    if let Some(k) = &m.key {
+                    if let (Some(k), Policy::Conflate) = (&m.key, m.policy) {
                         if !seen.insert((&m.room, k)) {
                             keep[i] = false;
                         }
@@ -363,6 +365,22 @@ mod tests {
         let mut out = vec![];
         o.take(&mut out, 1024);
         assert_eq!(texts(&out), vec!["fleet:x#2", "fleet:x#3", "fleet:x#4"]);
+    }
+
+    /// Found by the `engine_model` fuzz target: a key also serves snapshots under `drop`, and
+    /// conflating for one room must not silently remove another room's `drop` messages.
+    #[test]
+    fn conflation_removes_only_conflate_messages() {
+        let (pos, log): (Arc<str>, Arc<str>) = ("fleet:x".into(), "log:x".into());
+        let one = msg(&log, 1, Some("v1"), Policy::Drop).frame.len();
+        let mut o = Outbox::new(one * 2, DeliveryMode::Envelope);
+        o.push_msg(&msg(&log, 1, Some("v1"), Policy::Drop));
+        o.push_msg(&msg(&log, 2, Some("v1"), Policy::Drop));
+        assert_eq!(o.push_msg(&msg(&pos, 1, Some("v1"), Policy::Conflate)), Pushed::Dropped);
+        let mut out = vec![];
+        o.take(&mut out, 1024);
+        let gap = r#"{"op":"gap","room":"fleet:x","from":1,"to":1}"#;
+        assert_eq!(texts(&out), vec!["log:x#1", "log:x#2", gap]);
     }
 
     #[test]
