@@ -372,7 +372,7 @@ impl Config {
                 return Err(invalid(field, "must be at least 16 bytes; short secrets can be brute-forced"));
             }
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| invalid("log", format!("{:?}: {e}", self.log)))?;
+        crate::logfilter::log_filter(&self.log).map_err(|e| invalid("log", format!("{:?}: {e}", self.log)))?;
         validate_history("history", self.history_size, self.history_ttl)?;
         for name in self.namespaces.keys() {
             let field = format!("namespaces.{name}");

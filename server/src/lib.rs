@@ -39,6 +39,7 @@ pub mod demo;
 pub mod fuzzing;
 pub mod http;
 pub mod listener;
+pub mod logfilter;
 pub mod metrics;
 pub mod page;
 pub mod protocol;
