@@ -24,6 +24,8 @@ pub mod envelope;
 pub mod epoch;
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod memlock;
 pub mod mesh;
 pub mod message;

@@ -467,6 +467,20 @@ mod tests {
         assert_eq!((rep.gap, seqs(&rep)), (Some((1, 5)), vec![6, 7, 8, 9, 10]));
     }
 
+    /// Found by the `engine_model` fuzz target: the snapshot entries that fill a gap must
+    /// still be newer than `since` (the client already has everything up to it).
+    #[test]
+    fn snapshot_in_a_gap_never_resends_seq_at_or_below_since() {
+        let mut r = room(RoomSettings { key: Some("id".into()), history_size: 2, ..Default::default() });
+        let now = Instant::now();
+        publish_n(&mut r, 6, now); // history 5,6; snapshot v0→4, v1→5, v2→6 (and 1..3 superseded)
+        r.publish(Bytes::from_static(b"{}"), Some("old".into()), now); // seq 7, key "old"
+        publish_n(&mut r, 2, now); // seqs 8, 9: history 8,9; snapshot v2→6, old→7, v0→8, v1→9
+        let rep = r.subscribe(0, Resume { since: Some(6), snapshot: true, ..Default::default() }, now);
+        assert_eq!(rep.gap, Some((7, 7)));
+        assert_eq!(seqs(&rep), vec![7, 8, 9], "#6 is the client's own since");
+    }
+
     #[test]
     fn ttl_expires_history_and_snapshot() {
         let ttl = Duration::from_secs(10);

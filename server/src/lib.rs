@@ -25,7 +25,8 @@
 //!
 //! * [`server`] — `run(config, stop)`: listeners, engine start, accept loops, ordered shutdown.
 //! * [`listener`] — one `SO_REUSEPORT` socket per shard. [`conn`] — HTTP head, upgrade checks.
-//! * [`ws`] — a WebSocket session (tungstenite decodes inbound frames, the engine's frames go out).
+//! * [`ws`] — a WebSocket session (tungstenite decodes inbound frames, the engine's frames go out);
+//!   [`wsconfig`] — its decoder limits.
 //! * [`writer`] — coalesced vectored writes of every queued frame. [`api`] — the HTTP endpoints.
 //! * [`state`] — process-wide settings/counters and per-shard registries. [`shutdown`] — signals.
 
@@ -34,8 +35,11 @@ pub mod auth;
 pub mod config;
 pub mod conn;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod listener;
+pub mod logfilter;
 pub mod metrics;
 pub mod page;
 pub mod protocol;
@@ -45,3 +49,4 @@ pub mod shutdown;
 pub mod state;
 pub mod writer;
 pub mod ws;
+pub mod wsconfig;

@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
 use tungstenite::error::{CapacityError, Error as WsError};
-use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
+use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::Message;
 
 use crate::auth::Rights;
@@ -137,22 +137,12 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
 }
 
 impl Session {
-    fn ws_config(&self) -> WebSocketConfig {
-        let max = self.ctx.shared.config.max_frame;
-        let mut c = WebSocketConfig::default();
-        // Small: tungstenite allocates this per connection up front; it grows on demand.
-        c.read_buffer_size = 512;
-        c.write_buffer_size = 0;
-        c.max_message_size = Some(max);
-        c.max_frame_size = Some(max);
-        c
-    }
-
     /// Reads until the client goes away, breaks the protocol, or the server stops. Before
     /// returning it has closed the outbox (so the writer finishes), except on shutdown,
     /// where the server closes every session after draining the engine.
     async fn read_loop(&self, stream: &RefCell<TcpStream>, early: Vec<u8>) {
-        let mut ws = WebSocketContext::new(Role::Server, Some(self.ws_config()));
+        let config = crate::wsconfig::ws_config(self.ctx.shared.config.max_frame);
+        let mut ws = WebSocketContext::new(Role::Server, Some(config));
         let mut msgs: Vec<Message> = Vec::new();
         let mut end = self.decode(&mut ws, &early, &mut msgs);
         drop(early); // an idle session keeps no buffer of its own

@@ -42,7 +42,7 @@ impl Config {
                 return Err(invalid(field, "must be at least 16 bytes; short secrets can be brute-forced"));
             }
         }
-        tracing_subscriber::EnvFilter::try_new(&self.log).map_err(|e| invalid("log", format!("{:?}: {e}", self.log)))?;
+        crate::logfilter::log_filter(&self.log).map_err(|e| invalid("log", format!("{:?}: {e}", self.log)))?;
         validate_history("history", self.history_size, self.history_ttl)?;
         if self.room_ttl.is_some_and(|t| t.is_zero()) {
             return Err(invalid("room_ttl", "must be positive (use \"off\" to disable)"));
