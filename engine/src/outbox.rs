@@ -133,7 +133,7 @@ impl Outbox {
         if self.newest.is_some() && msg.policy == Policy::Conflate {
             removed = self.supersede(msg);
         }
-        if self.bytes + len > self.budget && !self.queue.is_empty() {
+        if self.bytes + len > self.budget && !self.nothing_queued() {
             match msg.policy {
                 Policy::Disconnect => {
                     self.close(1008, "slow consumer", true);
