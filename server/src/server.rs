@@ -21,8 +21,12 @@ use crate::state::{ShardCtx, Shared};
 /// How long shutdown waits for clients to take their last frames.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// How long start-up waits for every shard to be accepting before it reports anyway.
+const READY_WAIT: Duration = Duration::from_secs(60);
+
 /// Runs the server until `stop` is set. `on_bound` is called once with the bound address,
-/// before any connection is accepted.
+/// once every shard is accepting: "listening on" then means ready. (Connections the kernel
+/// queued for a shard still starting would otherwise wait, unanswered, until it is.)
 pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) -> anyhow::Result<()> {
     let (listeners, addr) =
         crate::listener::bind_reuseport(config.listen, config.shards).with_context(|| {
@@ -42,22 +46,39 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
     tracing::info!(%addr, shards = cfg.shards, demo = !cfg.no_demo, auth = cfg.jwt_secret.is_some(), "starting");
     let listeners = Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
     let shared2 = shared.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
+    let ready_tx = Mutex::new(ready_tx);
+    let started = Instant::now();
     let engine = Engine::start(engine_cfg, stop, move |shard: Rc<Shard>| {
         let l = listeners.lock().expect("listener list").get_mut(shard.id()).and_then(Option::take);
         let ctx = ShardCtx::new(shared2.clone(), shard);
+        let ready = ready_tx.lock().expect("ready channel").clone();
         async move {
             if let Some(l) = l {
-                shard_main(ctx, l).await;
+                shard_main(ctx, l, ready).await;
             }
         }
     })?;
+    for _ in 0..cfg.shards {
+        match ready_rx.recv_timeout(READY_WAIT) {
+            Ok(shard) => tracing::debug!(shard, elapsed = ?started.elapsed(), "shard accepting"),
+            Err(_) => {
+                tracing::warn!("not every shard started within {READY_WAIT:?}");
+                break;
+            }
+        }
+    }
     on_bound(addr);
     engine.join()?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shard_main(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
+async fn shard_main(
+    ctx: Rc<ShardCtx>,
+    listener: std::net::TcpListener,
+    ready: std::sync::mpsc::Sender<usize>,
+) {
     // SAFETY: the fd comes from a listening std socket we own and hand over here.
     let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let shard = ctx.shard.clone();
@@ -65,6 +86,8 @@ async fn shard_main(ctx: Rc<ShardCtx>, listener: std::net::TcpListener) {
         glommio::spawn_local(demo(ctx.clone())).detach();
     }
     glommio::spawn_local(keepalive(ctx.clone())).detach();
+    let _ = ready.send(shard.id());
+    drop(ready);
     loop {
         let accepted = or(async { Some(listener.accept().await) }, async {
             shard.stopping().await;
