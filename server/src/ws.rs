@@ -17,7 +17,7 @@ use futures_lite::AsyncRead;
 use glommio::net::TcpStream;
 use shardcast_engine::{envelope, Ack, Reply, SubOptions};
 use std::cell::{Cell, RefCell};
-use std::io::{self, Read, Write};
+use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
@@ -32,6 +32,7 @@ use crate::protocol::{self, ClientOp};
 use crate::ratelimit::TokenBucket;
 use crate::state::{Live, ShardCtx};
 use crate::writer;
+use crate::wsconfig::Feed;
 
 /// Which endpoint the client connected to.
 #[derive(Debug, Clone)]
@@ -40,34 +41,6 @@ pub enum Endpoint {
     Mux,
     /// `GET /ws/<room>`: joined to one room; frames in and out are the raw payloads.
     Room(String),
-}
-
-/// Input bytes for tungstenite, and a sink for what it writes (pong and close replies).
-struct Feed<'a> {
-    input: &'a [u8],
-    output: Vec<u8>,
-}
-
-impl Read for Feed<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = buf.len().min(self.input.len());
-        buf[..n].copy_from_slice(&self.input[..n]);
-        self.input = &self.input[n..];
-        Ok(n)
-    }
-}
-
-impl Write for Feed<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 struct Session {

@@ -1,6 +1,7 @@
 //! The tungstenite configuration of every WebSocket session, in one place so that the
 //! session ([`crate::ws`]) and the `ws_frames` fuzz target decode with the same limits.
 
+use std::io::{self, Read, Write};
 use tungstenite::protocol::WebSocketConfig;
 
 /// Decoder settings for a session whose largest accepted message is `max_frame` bytes.
@@ -19,6 +20,35 @@ pub fn ws_config(max_frame: usize) -> WebSocketConfig {
     c.max_message_size = Some(max_frame);
     c.max_frame_size = Some(max_frame);
     c
+}
+
+/// Input bytes for tungstenite, and a sink for what it writes (pong and close replies): the
+/// session and the `ws_frames` fuzz target drive the decoder through the same adapter.
+pub struct Feed<'a> {
+    pub input: &'a [u8],
+    pub output: Vec<u8>,
+}
+
+impl Read for Feed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.input.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = buf.len().min(self.input.len());
+        buf[..n].copy_from_slice(&self.input[..n]);
+        self.input = &self.input[n..];
+        Ok(n)
+    }
+}
+
+impl Write for Feed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -12,41 +12,13 @@
 //! after a Close, that every message respects `max_frame`, that text is UTF-8, and that what
 //! tungstenite writes back (pong, close replies) is unmasked, final control frames.
 
-use std::io::{self, Read, Write};
+use std::io;
 use tungstenite::error::Error as WsError;
 use tungstenite::protocol::{Role, WebSocketContext};
 use tungstenite::Message;
 
 use super::Input;
-use crate::wsconfig::ws_config;
-
-/// Client bytes in, tungstenite's replies out (as `ws.rs`'s `Feed`).
-struct Feed<'a> {
-    input: &'a [u8],
-    output: Vec<u8>,
-}
-
-impl Read for Feed<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.input.is_empty() {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let n = buf.len().min(self.input.len());
-        buf[..n].copy_from_slice(&self.input[..n]);
-        self.input = &self.input[n..];
-        Ok(n)
-    }
-}
-
-impl Write for Feed<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.output.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+use crate::wsconfig::{ws_config, Feed};
 
 pub fn ws_frames(data: &[u8]) {
     let mut u = Input::new(data);
