@@ -98,6 +98,11 @@ impl Outbox {
         }
     }
 
+    /// The byte budget the policies enforce.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// Bytes queued and not yet taken by the writer.
     pub fn queued_bytes(&self) -> usize {
         self.bytes

@@ -52,7 +52,6 @@ pub struct Subscriber {
     /// The connection's reader, parked while the outbox is too full to take more replies
     /// (see [`Subscriber::poll_room_to_read`]).
     read_waker: Cell<Option<Waker>>,
-    budget: usize,
     pub(crate) rooms: RefCell<FxHashMap<Arc<str>, SubState>>,
 }
 
@@ -80,7 +79,6 @@ impl Subscriber {
             streak: Cell::new(0),
             in_flight: Cell::new(0),
             read_waker: Cell::new(None),
-            budget,
             rooms: RefCell::new(FxHashMap::default()),
         }
     }
@@ -130,7 +128,7 @@ impl Subscriber {
 
     /// Whether the read gate is open now (see [`Subscriber::poll_room_to_read`]).
     pub fn may_read(&self) -> bool {
-        self.held_bytes() < self.budget / 2 || self.is_closed()
+        self.held_bytes() < self.outbox.borrow().budget() / 2 || self.is_closed()
     }
 
     fn wake_reader(&self) {

@@ -162,14 +162,16 @@ async fn read_request(
     first: bool,
 ) -> Result<Option<(Request, usize)>, ReadError> {
     let cfg = &ctx.shared.config;
-    let now = Instant::now();
-    // Until the request's first byte: the handshake timeout for a new connection, the idle
-    // timeout between keep-alive requests. From its first byte: the request timeout.
-    let mut deadline = now + if first { cfg.handshake_timeout } else { cfg.idle_timeout };
-    let mut started = !buf.is_empty() || first;
-    if started && !first {
-        deadline = now + cfg.request_timeout;
-    }
+    // A new connection's first request: the handshake timeout, whole. A later request: the
+    // idle timeout until its first byte (bytes already buffered count), then the request
+    // timeout.
+    let mut started = first || !buf.is_empty();
+    let limit = match (first, started) {
+        (true, _) => cfg.handshake_timeout,
+        (false, true) => cfg.request_timeout,
+        (false, false) => cfg.idle_timeout,
+    };
+    let mut deadline = Instant::now() + limit;
     let mut head: Option<(Request, usize)> = None;
     loop {
         if head.is_none() && !buf.is_empty() {
@@ -214,9 +216,13 @@ fn publish_refusal(ctx: &ShardCtx, req: &Request, peer: Option<std::net::SocketA
     if req.method != "POST" || req.path.split('?').next() != Some("/api/publish") {
         return None;
     }
-    let ip = peer.map(|p| p.ip().to_string()).unwrap_or_default();
-    let client = req.header("x-api-key").or_else(|| req.bearer_token()).unwrap_or(&ip);
-    if ctx.http_limits.borrow_mut().try_take(client.as_bytes(), Instant::now()) {
+    let ip = match peer.map(|p| p.ip()) {
+        Some(std::net::IpAddr::V4(a)) => a.to_ipv6_mapped().octets(),
+        Some(std::net::IpAddr::V6(a)) => a.octets(),
+        None => [0; 16],
+    };
+    let key = req.header("x-api-key").or_else(|| req.bearer_token()).map(str::as_bytes);
+    if ctx.http_limits.borrow_mut().try_take(key.unwrap_or(&ip), Instant::now()) {
         return None;
     }
     ctx.reject(RejectReason::RateLimited);

@@ -47,12 +47,11 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
     let listeners = Mutex::new(listeners.into_iter().map(Some).collect::<Vec<_>>());
     let shared2 = shared.clone();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<usize>();
-    let ready_tx = Mutex::new(ready_tx);
     let started = Instant::now();
     let engine = Engine::start(engine_cfg, stop, move |shard: Rc<Shard>| {
         let l = listeners.lock().expect("listener list").get_mut(shard.id()).and_then(Option::take);
         let ctx = ShardCtx::new(shared2.clone(), shard);
-        let ready = ready_tx.lock().expect("ready channel").clone();
+        let ready = ready_tx.clone();
         async move {
             if let Some(l) = l {
                 shard_main(ctx, l, ready).await;
@@ -174,10 +173,10 @@ async fn keepalive(ctx: Rc<ShardCtx>) {
 
 /// Closes every session whose token's `exp` is at or before `now` (unix seconds).
 fn close_expired(ctx: &ShardCtx, now: u64) {
-    loop {
-        let first = ctx.expiries.borrow().first().copied();
-        let Some((exp, id)) = first.filter(|&(exp, _)| exp <= now) else { return };
-        ctx.expiries.borrow_mut().remove(&(exp, id));
+    let expired = |e: &mut std::collections::BTreeSet<(u64, u64)>| {
+        e.first().is_some_and(|&(exp, _)| exp <= now).then(|| e.pop_first()).flatten()
+    };
+    while let Some((_, id)) = expired(&mut ctx.expiries.borrow_mut()) {
         if let Some(l) = ctx.live.borrow().get(&id) {
             ctx.reject(RejectReason::TokenExpired);
             l.sub.close(1008, "token expired", false);
