@@ -49,8 +49,10 @@ impl Engine {
         for (id, (req, ev)) in req_ends.into_iter().zip(ev_ends).enumerate() {
             let placement =
                 if config.pin { Placement::Fixed(cpus[id % cpus.len()]) } else { Placement::Unbound };
-            let mut builder =
-                LocalExecutorBuilder::new(placement).name(&format!("shard-{id}")).io_memory(config.io_memory);
+            let mut builder = LocalExecutorBuilder::new(placement)
+                .name(&format!("shard-{id}"))
+                .io_memory(config.io_memory)
+                .ring_depth(config.ring_depth);
             if let Some(spin) = config.spin_before_park {
                 builder = builder.spin_before_park(spin);
             }

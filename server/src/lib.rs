@@ -38,6 +38,7 @@ pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod keepalive;
 pub mod listener;
 pub mod logfilter;
 pub mod metrics;

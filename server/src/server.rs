@@ -15,7 +15,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
 use crate::demo::DemoFleet;
-use crate::metrics::RejectReason;
 use crate::state::{ShardCtx, Shared};
 
 /// How long shutdown waits for clients to take their last frames.
@@ -84,7 +83,7 @@ async fn shard_main(
     if shard.id() == 0 && !ctx.shared.config.no_demo {
         glommio::spawn_local(demo(ctx.clone())).detach();
     }
-    glommio::spawn_local(keepalive(ctx.clone())).detach();
+    glommio::spawn_local(crate::keepalive::run(ctx.clone())).detach();
     let _ = ready.send(shard.id());
     drop(ready);
     loop {
@@ -124,63 +123,6 @@ async fn shard_main(
     .await;
     if !closed {
         tracing::warn!(shard = shard.id(), "some connections did not finish within {:?}", SHUTDOWN_GRACE);
-    }
-}
-
-/// How often the sweep checks token expiry; pings and idle checks run every `ping_interval`.
-const SWEEP_TICK: Duration = Duration::from_secs(1);
-
-/// One sweep per shard: every second it closes sessions whose token expired (1008 "token
-/// expired", O(log n) each from the expiry index); every `ping_interval` it pings every
-/// session and closes (1001) those that sent nothing for `idle_timeout`. One timer per
-/// shard instead of one per connection keeps idle connections cheap; the walk over all
-/// sessions yields whenever the scheduler asks, so it never holds the core for long.
-async fn keepalive(ctx: Rc<ShardCtx>) {
-    let cfg = &ctx.shared.config;
-    let ping = shardcast_engine::frame::ping_frame(b"");
-    let mut last_ping = Instant::now();
-    loop {
-        let stopped = or(
-            async {
-                glommio::timer::sleep(SWEEP_TICK.min(cfg.ping_interval)).await;
-                false
-            },
-            async {
-                ctx.shard.stopping().await;
-                true
-            },
-        )
-        .await;
-        if stopped {
-            return;
-        }
-        close_expired(&ctx, crate::auth::now_unix());
-        if last_ping.elapsed() < cfg.ping_interval {
-            continue;
-        }
-        last_ping = Instant::now();
-        let live: Vec<_> = ctx.live.borrow().values().cloned().collect();
-        for l in live {
-            if l.last_rx.get().elapsed() >= cfg.idle_timeout {
-                l.sub.close(1001, "idle timeout", false);
-            } else {
-                l.sub.push_ctrl(ping.clone());
-            }
-            glommio::yield_if_needed().await;
-        }
-    }
-}
-
-/// Closes every session whose token's `exp` is at or before `now` (unix seconds).
-fn close_expired(ctx: &ShardCtx, now: u64) {
-    let expired = |e: &mut std::collections::BTreeSet<(u64, u64)>| {
-        e.first().is_some_and(|&(exp, _)| exp <= now).then(|| e.pop_first()).flatten()
-    };
-    while let Some((_, id)) = expired(&mut ctx.expiries.borrow_mut()) {
-        if let Some(l) = ctx.live.borrow().get(&id) {
-            ctx.reject(RejectReason::TokenExpired);
-            l.sub.close(1008, "token expired", false);
-        }
     }
 }
 
