@@ -23,7 +23,7 @@ WebSocket connections from one process and measures delivery latency from each m
 time (no coordinated omission), loss, duplicates, reordering and fan-out completion.\n\n\
 Targets: shardcast's multiplexed protocol (--url ws://HOST:PORT/ws, the default) or any room-per-URL server \
 (--url-template 'ws://HOST:PORT/ws/{room}/', one connection per client and room).\n\n\
-Presets: fanout-1k, fanout-5k, hot-100, fleet, iot, connections (or --scenario-file FILE.toml).\n\n\
+Presets: fanout-1k, fanout-5k, hot-100, fleet, rooms-500, iot, connections (or --scenario-file FILE.toml).\n\n\
 `abuse` measures what one hostile client does to healthy neighbours; `soak` runs a realistic fleet with \
 churn and misbehaving clients for minutes and reports minute by minute.\n\n\
 Example:\n  taskset -c 0 target/release/shardcast --listen 127.0.0.1:8080 --shards 1 --no-demo &\n  \
@@ -104,7 +104,7 @@ struct Common {
     /// by the room name; publishers send raw payloads, subscribers receive the exact bytes.
     #[arg(long)]
     url_template: Option<String>,
-    /// Built-in scenario: fanout-1k, fanout-5k, hot-100, fleet, iot, connections.
+    /// Built-in scenario: fanout-1k, fanout-5k, hot-100, fleet, rooms-500, iot, connections.
     #[arg(long, default_value = "fanout-1k")]
     scenario: String,
     /// Scenario TOML file (overrides --scenario); format in results/LOADGEN.md.
