@@ -11,7 +11,7 @@ use shardcast_loadgen::runner::{self, RunOpts, Target};
 use shardcast_loadgen::scenario::{self, Overrides, Scenario};
 use shardcast_loadgen::stats::Summary;
 use shardcast_loadgen::ws::WsUrl;
-use shardcast_loadgen::{abuse, report, soak};
+use shardcast_loadgen::{abuse, compare, report, series, soak};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,8 @@ Presets: fanout-1k, fanout-5k, hot-100, fleet, rooms-500, iot, connections (or -
 churn and misbehaving clients for minutes and reports minute by minute.\n\n\
 Example:\n  taskset -c 0 target/release/shardcast --listen 127.0.0.1:8080 --shards 1 --no-demo &\n  \
 shardcast-loadgen run --scenario fanout-1k --rate 100 --cpus 1 --duration 10s --record results\n  \
+shardcast-loadgen run --compare ws://127.0.0.1:8300/ws/{room}/ ws://127.0.0.1:8080/ws/{room}/ \
+--server-pids $UWS_PID,$SC_PID --scenario rooms-500 --rounds 5 --record results\n  \
 shardcast-loadgen abuse --url ws://127.0.0.1:8080 --attack all --server-pid $! --record results\n  \
 shardcast-loadgen soak --url ws://127.0.0.1:8080 --minutes 10 --server-pid $! --record results"
 )]
@@ -43,12 +45,23 @@ enum Cmd {
         #[command(flatten)]
         common: Common,
         /// Run the same scenario against two targets, interleaved A B A B ... (each a /ws URL
-        /// or a template containing {room}); prints B/A ratios of the medians over rounds.
+        /// or a template containing {room}); prints medians over rounds side by side with B/A
+        /// ratios, then each side's rounds in order (runs in a row on one server) with
+        /// last/first ratios.
         #[arg(long, num_args = 2, value_names = ["TARGET_A", "TARGET_B"])]
         compare: Option<Vec<String>>,
-        /// Rounds for --compare.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
+        /// Rounds for --compare (default 3).
+        #[arg(long)]
+        rounds: Option<usize>,
+        /// With --compare: the server processes of TARGET_A and TARGET_B, for each side's server
+        /// CPU over the window, CPU µs per delivery and RSS (as --server-pid for one target).
+        #[arg(long, value_delimiter = ',', value_name = "PID_A,PID_B", requires = "compare")]
+        server_pids: Option<Vec<u32>>,
+        /// N runs in a row against the same server (new connections each run, no restart), one
+        /// line per run and last/first ratios, to show degradation with uptime. With --compare
+        /// it is the number of rounds (each server's rounds are its runs in a row).
+        #[arg(long, alias = "runs-in-a-row", value_name = "N")]
+        repeat: Option<usize>,
     },
     /// Step the offered load (per-publisher rate) up until p99 exceeds --slo-ms or anything is
     /// lost; each step is a fresh measurement with new connections. Reports the highest passing step.
@@ -150,6 +163,9 @@ struct Common {
     /// summary.json; intervals.csv; latency.svg). Usually `--record results`.
     #[arg(long)]
     record: Option<PathBuf>,
+    /// A note for the recorded README (repeatable), e.g. which server each target is.
+    #[arg(long = "note", value_name = "TEXT")]
+    notes: Vec<String>,
 }
 
 const ABUSE_HELP: &str = "Attacks (--attack NAME, repeatable, or all):
@@ -328,7 +344,9 @@ impl Common {
         }
     }
 
-    fn opts(&self, target: Target, scenario: Scenario) -> Result<RunOpts> {
+    /// Options for one measurement against `target`, whose server process is `server_pid`
+    /// (`--server-pid`, or one side of `--server-pids`).
+    fn opts(&self, target: Target, scenario: Scenario, server_pid: Option<u32>) -> Result<RunOpts> {
         if let Target::PerRoom(t) = &target {
             if !t.contains("{room}") {
                 bail!("--url-template must contain {{room}}");
@@ -336,7 +354,7 @@ impl Common {
         }
         let cpus = match &self.cpus {
             Some(s) => runner::parse_cpus(s)?,
-            None => runner::default_cpus(self.server_pid),
+            None => runner::default_cpus(server_pid),
         };
         Ok(RunOpts {
             target,
@@ -347,7 +365,7 @@ impl Common {
             connect_timeout: self.connect_timeout,
             cpus,
             source_ips: self.source_ips,
-            server_pid: self.server_pid,
+            server_pid,
             progress: !self.quiet,
             hold_only: false,
         })
@@ -365,7 +383,8 @@ impl Common {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
         if let Some(dir) = &self.record {
-            let out = report::record(dir, scenario, &command_line(), runs, extra_md, &json)?;
+            let md = format!("{}{extra_md}", notes_md(&self.notes));
+            let out = report::record(dir, scenario, &command_line(), runs, &md, &json)?;
             println!("recorded in {}", out.display());
         }
         Ok(())
@@ -382,21 +401,27 @@ fn main() {
 
 fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
-        Cmd::Run { common, compare, rounds } => {
+        Cmd::Run { common, compare, rounds, server_pids, repeat } => {
             let sc = common.scenario(&Overrides::default())?;
             match compare {
-                None => {
-                    let s = runner::run_once(&common.opts(common.target(), sc.clone())?)?;
-                    print!("{}", report::human(&s));
-                    common.output(
-                        &sc.name,
-                        &[("run".into(), &s)],
-                        "",
-                        serde_json::json!({ "mode": "run", "runs": [&s] }),
-                    )
+                None if rounds.is_some() => {
+                    bail!("--rounds is for --compare; use --repeat N for runs in a row")
                 }
+                None => run_cmd(&common, sc, repeat.unwrap_or(1)),
                 Some(t) => {
-                    compare_runs(&common, sc, Target::parse(&t[0]), Target::parse(&t[1]), rounds.max(1))
+                    let rounds = match (rounds, repeat) {
+                        (Some(r), Some(n)) if r != n => bail!("--rounds {r} and --repeat {n} disagree"),
+                        (r, n) => r.or(n).unwrap_or(3).max(1),
+                    };
+                    let pids = match server_pids.as_deref() {
+                        None => [None, None],
+                        Some([a, b]) => [Some(*a), Some(*b)],
+                        Some(_) => bail!("--server-pids takes two process ids: PID_A,PID_B"),
+                    };
+                    if common.server_pid.is_some() {
+                        bail!("with --compare, give each side's server as --server-pids PID_A,PID_B");
+                    }
+                    compare_cmd(&common, sc, [Target::parse(&t[0]), Target::parse(&t[1])], pids, rounds)
                 }
             }
         }
@@ -411,7 +436,7 @@ fn real_main(cli: Cli) -> Result<()> {
             for &r in &rates {
                 let sc = common.scenario(&Overrides { rate: Some(r), ..Default::default() })?;
                 name.clone_from(&sc.name);
-                let s = runner::run_once(&common.opts(common.target(), sc)?)?;
+                let s = runner::run_once(&common.opts(common.target(), sc, common.server_pid)?)?;
                 let pass = s.ok(Some(slo_ms));
                 println!(
                     "rate {r:>8.1} Hz/publisher: delivered {:>9.0}/s  p50 {:>8}  p99 {:>8}  max {:>8}  lost {}  {}{}",
@@ -456,7 +481,7 @@ fn real_main(cli: Cli) -> Result<()> {
                     &Overrides { connections: Some(connections), ..Default::default() },
                 )?
             };
-            let mut o = common.opts(common.target(), sc.clone())?;
+            let mut o = common.opts(common.target(), sc.clone(), common.server_pid)?;
             o.hold_only = true;
             let s = runner::run_once(&o)?;
             print!("{}", report::human(&s));
@@ -473,66 +498,58 @@ fn real_main(cli: Cli) -> Result<()> {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    if v.is_empty() {
-        return 0.0;
+/// `run` against one target: one measurement, or `--repeat N` runs in a row on the same server.
+fn run_cmd(common: &Common, sc: Scenario, n: usize) -> Result<()> {
+    let o = common.opts(common.target(), sc.clone(), common.server_pid)?;
+    if n <= 1 {
+        let s = runner::run_once(&o)?;
+        print!("{}", report::human(&s));
+        return common.output(
+            &sc.name,
+            &[("run".into(), &s)],
+            "",
+            serde_json::json!({ "mode": "run", "runs": [&s] }),
+        );
     }
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
+    let mut lines = String::new();
+    let runs = series::repeat(&o, n, |k, s| {
+        let l = series::run_line(&format!("run {k}"), s);
+        println!("{l}");
+        lines.push_str(&l);
+        lines.push('\n');
+    })?;
+    let t = series::trend(&runs);
+    let verdict = series::trend_line(&t);
+    println!("{verdict}");
+    let labelled: Vec<(String, &Summary)> =
+        runs.iter().enumerate().map(|(i, s)| (format!("run {}", i + 1), s)).collect();
+    let json = serde_json::json!({ "mode": "repeat", "target": o.target.as_str(),
+        "server_pid": o.server_pid, "in_a_row": t, "runs": runs });
+    common.output(&format!("repeat-{}", sc.name), &labelled, &format!("```\n{lines}{verdict}\n```\n"), json)
 }
 
-fn compare_runs(common: &Common, sc: Scenario, a: Target, b: Target, rounds: usize) -> Result<()> {
-    let mut ra: Vec<Summary> = Vec::new();
-    let mut rb: Vec<Summary> = Vec::new();
-    for round in 1..=rounds {
-        for (label, t, out) in [("A", &a, &mut ra), ("B", &b, &mut rb)] {
-            let s = runner::run_once(&common.opts(t.clone(), sc.clone())?)?;
-            println!(
-                "round {round} {label}: delivered {:.0}/s p50 {} p99 {} p99.9 {} lost {}{}",
-                s.delivered_per_s,
-                report::fmt_us(s.latency.p50_us),
-                report::fmt_us(s.latency.p99_us),
-                report::fmt_us(s.latency.p999_us),
-                s.lost,
-                if s.loadgen_saturated { " (loadgen near saturation)" } else { "" }
-            );
-            out.push(s);
-        }
-    }
-    type Metric = (&'static str, fn(&Summary) -> f64);
-    let metrics: [Metric; 8] = [
-        ("latency p50 µs", |s| s.latency.p50_us),
-        ("latency p99 µs", |s| s.latency.p99_us),
-        ("latency p99.9 µs", |s| s.latency.p999_us),
-        ("fan-out completion p99 µs", |s| s.fanout_completion.p99_us),
-        ("delivered msgs/s", |s| s.delivered_per_s),
-        ("lost", |s| s.lost as f64),
-        ("server CPU cores", |s| s.server_cpu_cores.unwrap_or(f64::NAN)),
-        ("loadgen µs CPU/delivery", |s| s.loadgen_cpu_us_per_delivery),
-    ];
-    let mut table = format!("\nmedians over {rounds} rounds\n  A = {}\n  B = {}\n", a.as_str(), b.as_str());
-    table.push_str(&format!("  {:<28} {:>12} {:>12} {:>8}\n", "metric", "A", "B", "B/A"));
-    let mut ratios = serde_json::Map::new();
-    for (name, f) in metrics {
-        let ma = median(ra.iter().map(f).collect());
-        let mb = median(rb.iter().map(f).collect());
-        let ratio = if ma != 0.0 { mb / ma } else { f64::NAN };
-        table.push_str(&format!("  {name:<28} {ma:>12.1} {mb:>12.1} {ratio:>8.3}\n"));
-        ratios.insert(name.into(), serde_json::json!({"a": ma, "b": mb, "b_over_a": ratio}));
-    }
+/// `run --compare A B`: interleaved rounds, each side with its own server pid.
+fn compare_cmd(
+    common: &Common,
+    sc: Scenario,
+    targets: [Target; 2],
+    pids: [Option<u32>; 2],
+    rounds: usize,
+) -> Result<()> {
+    let [ta, tb] = targets;
+    let a = common.opts(ta, sc.clone(), pids[0])?;
+    let b = common.opts(tb, sc.clone(), pids[1])?;
+    let c = compare::run(&a, &b, rounds, |label, round, s| {
+        println!("{}", series::run_line(&format!("round {round} {label}"), s));
+    })?;
+    let table = compare::table(&c);
     print!("{table}");
-    let mut runs: Vec<(String, &Summary)> = Vec::new();
-    for (i, (x, y)) in ra.iter().zip(&rb).enumerate() {
-        runs.push((format!("A round {}", i + 1), x));
-        runs.push((format!("B round {}", i + 1), y));
-    }
-    let json = serde_json::json!({"mode": "compare", "a": a.as_str(), "b": b.as_str(), "rounds": rounds, "medians": ratios, "a_runs": ra, "b_runs": rb});
-    common.output(&format!("compare-{}", sc.name), &runs, &format!("```{table}```\n"), json)
+    common.output(
+        &format!("compare-{}", sc.name),
+        &compare::labelled(&c),
+        &format!("```{table}```\n"),
+        compare::json(&c),
+    )
 }
 
 fn abuse_cmd(a: AbuseArgs) -> Result<()> {
