@@ -23,7 +23,7 @@ for sc in "fanout-1k --rate 100" "fanout-5k --rate 20" "hot-100" "fleet" "rooms-
   # shellcheck disable=SC2086
   $LG run --url "$SCURL" --server-pid "$SC" --scenario $sc "${common[@]}"
   # shellcheck disable=SC2086
-  $LG run --compare "$BLURL" "$SCURL" --rounds 2 --scenario $sc "${common[@]}"
+  $LG run --compare "$BLURL" "$SCURL" --server-pids "$BL,$SC" --rounds 2 --scenario $sc "${common[@]}"
 done
 $LG connections -n 15000 --url "$SCURL" --server-pid "$SC" --cpus 1 --duration 3s --quiet --record results
 $LG connections -n 15000 --url-template "$BLURL" --server-pid "$BL" --cpus 1 --duration 3s --quiet --record results
