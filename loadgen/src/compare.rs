@@ -136,7 +136,7 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// One metric's folded values and `B / A` (NaN when A is 0 or missing).
+/// One metric's folded values and `B / A` (NaN unless A is positive).
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     #[serde(skip)]
@@ -162,7 +162,8 @@ pub fn rows(c: &Comparison) -> Vec<Row> {
         .iter()
         .map(|m| {
             let (a, b) = (fold(m, &c.a.runs), fold(m, &c.b.runs));
-            let b_over_a = if a != 0.0 && a.is_finite() { b / a } else { f64::NAN };
+            // Only over a positive A: RSS growth can be negative, and a ratio to it means nothing.
+            let b_over_a = if a > 0.0 && a.is_finite() { b / a } else { f64::NAN };
             Row { name: m.name, decimals: m.decimals, a, b, b_over_a }
         })
         .collect()
@@ -309,6 +310,10 @@ mod tests {
         let lost = get("lost");
         assert_eq!((lost.b, lost.b_over_a.is_nan()), (0.0, true));
         assert_eq!(get("lost, all rounds").b, 3.0);
+        // B's RSS stayed flat in two rounds of three: growth median 0, and no ratio over that.
+        let mut c2 = c.clone();
+        std::mem::swap(&mut c2.a, &mut c2.b);
+        assert!(rows(&c2).iter().find(|x| x.name == "server RSS growth B/conn").unwrap().b_over_a.is_nan());
 
         let t = table(&c);
         assert!(t.contains("medians over 3 rounds"), "{t}");
