@@ -8,6 +8,7 @@ server="${1:-$([[ -x "$dir/../target/release/shardcast" ]] && echo shardcast || 
 "$dir/loadgen-run.sh" "$server" run --scenario fanout-5k --rate 20
 "$dir/loadgen-run.sh" "$server" run --scenario hot-100
 "$dir/loadgen-run.sh" "$server" run --scenario fleet
+"$dir/loadgen-run.sh" "$server" run --scenario rooms-500
 "$dir/loadgen-run.sh" "$server" run --scenario iot
 "$dir/loadgen-run.sh" "$server" capacity --scenario fanout-1k --rates 25,50,100,200,400,800 --slo-ms 10
 "$dir/loadgen-run.sh" "$server" connections -n 15000

@@ -11,4 +11,5 @@ start_server baseline; A_PID=$SERVER_PID; A_ADDR=$SERVER_ADDR
 start_server shardcast; B_PID=$SERVER_PID; B_ADDR=$SERVER_ADDR
 trap 'kill $A_PID $B_PID 2>/dev/null || true' EXIT
 # shellcheck disable=SC2046
-"$LG" run --compare "ws://$A_ADDR/ws/{room}/" "ws://$B_ADDR/ws/{room}/" $(cpus_flag) --record results "$@"
+"$LG" run --compare "ws://$A_ADDR/ws/{room}/" "ws://$B_ADDR/ws/{room}/" --server-pids "$A_PID,$B_PID" \
+  $(cpus_flag) --record results "$@"

@@ -19,11 +19,11 @@ trap 'kill -TERM $SC $BL 2>/dev/null || true' EXIT
 SCP=$(wait_port /tmp/rec-sc.out); BLP=$(wait_port /tmp/rec-bl.out)
 SCURL="ws://127.0.0.1:$SCP/ws"; BLURL="ws://127.0.0.1:$BLP/ws/{room}/"
 common=(--cpus 1 --warmup 1s --duration 5s --quiet --record results)
-for sc in "fanout-1k --rate 100" "fanout-5k --rate 20" "hot-100" "fleet" "iot"; do
+for sc in "fanout-1k --rate 100" "fanout-5k --rate 20" "hot-100" "fleet" "rooms-500" "iot"; do
   # shellcheck disable=SC2086
   $LG run --url "$SCURL" --server-pid "$SC" --scenario $sc "${common[@]}"
   # shellcheck disable=SC2086
-  $LG run --compare "$BLURL" "$SCURL" --rounds 2 --scenario $sc "${common[@]}"
+  $LG run --compare "$BLURL" "$SCURL" --server-pids "$BL,$SC" --rounds 2 --scenario $sc "${common[@]}"
 done
 $LG connections -n 15000 --url "$SCURL" --server-pid "$SC" --cpus 1 --duration 3s --quiet --record results
 $LG connections -n 15000 --url-template "$BLURL" --server-pid "$BL" --cpus 1 --duration 3s --quiet --record results

@@ -13,6 +13,9 @@
 //! - [`runner`]: one measurement (setup → warm-up → window → drain) → [`stats::Summary`].
 //! - [`stats`]: per-thread histograms and counters, merged into the summary.
 //! - [`report`]: human summary, JSON, recorded run folders with an SVG plot.
+//! - [`series`]: runs in a row on one server process (`run --repeat`), last/first trends.
+//! - [`compare`]: `run --compare A B` — interleaved rounds, per-side server CPU and RSS,
+//!   medians and B/A ratios.
 //! - [`http`]: HTTP/1.1 client pieces for backend publishing (request encoding, response splitting).
 //! - [`ledger`]: per-subscription delivery accounting (seq / stamp contiguity, resume checks).
 //! - [`sampler`]: the server's RSS, sampled on a thread every interval (peaks included).
@@ -30,6 +33,7 @@
 
 pub mod abuse;
 pub mod attack;
+pub mod compare;
 pub mod crowd;
 pub mod http;
 pub mod ledger;
@@ -39,6 +43,7 @@ pub mod report;
 pub mod runner;
 pub mod sampler;
 pub mod scenario;
+pub mod series;
 pub mod sim;
 pub mod soak;
 pub mod stats;

@@ -89,7 +89,11 @@ pub fn human(s: &Summary) -> String {
         }
     );
     if let Some(c) = s.server_cpu_cores {
-        let _ = writeln!(o, "  server CPU         {:.2} cores", c);
+        let _ = write!(o, "  server CPU         {c:.2} cores");
+        if let (Some(cs), Some(us)) = (s.server_cpu_s, s.server_cpu_us_per_delivery) {
+            let _ = write!(o, " ({cs:.2} CPU-s, {us:.2} µs per delivery)");
+        }
+        o.push('\n');
     }
     if let (Some(b), Some(a)) = (s.server_rss_kib_before, s.server_rss_kib_after) {
         let _ = write!(o, "  server RSS         {} KiB → {} KiB", b, a);

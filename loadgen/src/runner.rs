@@ -323,6 +323,10 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
         _ => None,
     };
     let lost = m.expected.saturating_sub(m.received);
+    let server_cpu_ns = match (srv_start, srv_end) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     Ok(Summary {
         scenario: o.scenario.name.clone(),
         target: o.target.as_str().to_string(),
@@ -360,10 +364,11 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
         } else {
             0.0
         },
-        server_cpu_cores: match (srv_start, srv_end) {
-            (Some(a), Some(b)) => Some((b.saturating_sub(a)) as f64 / win_wall),
-            _ => None,
-        },
+        server_cpu_cores: server_cpu_ns.map(|ns| ns as f64 / win_wall),
+        server_cpu_s: server_cpu_ns.map(|ns| ns as f64 / 1e9),
+        server_cpu_us_per_delivery: server_cpu_ns
+            .filter(|_| m.received > 0)
+            .map(|ns| ns as f64 / 1e3 / m.received as f64),
         server_rss_kib_before: rss_before,
         server_rss_kib_after: rss_after,
         rss_bytes_per_connection: rss_per_conn,

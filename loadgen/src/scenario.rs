@@ -79,7 +79,8 @@ fn one() -> u32 {
 }
 
 /// Names of the built-in presets, for `--help` and errors.
-pub const PRESETS: &[&str] = &["fanout-1k", "fanout-5k", "hot-100", "fleet", "iot", "connections"];
+pub const PRESETS: &[&str] =
+    &["fanout-1k", "fanout-5k", "hot-100", "fleet", "rooms-500", "iot", "connections"];
 
 /// Overrides from the command line applied to a preset or file.
 #[derive(Debug, Clone, Default)]
@@ -132,6 +133,15 @@ pub fn preset(name: &str, o: &Overrides) -> Result<Scenario> {
                 sub("vehicle-watchers", 2000, "vehicle:{id}", 500, 1, 1),
                 sub("dashboards", 20, "fleet:city", 1, 1, 1),
             ],
+        ),
+        // `fleet` without the shared fleet:city room: many small rooms at a light load, the
+        // shape where tail latency comes from per-message overhead rather than fan-out width
+        // (issue 8), and which room-per-URL servers serve without a 500-publisher hot room.
+        "rooms-500" => (
+            "500 vehicles at 2 Hz, each publishing only to its own vehicle:<id>; 4 subscribers per \
+             vehicle room (2000 clients): 1000 msgs/s in, 4000 deliveries/s out",
+            vec![pubg(Kind::Vehicle, 500, 2.0, &["vehicle:{id}"])],
+            vec![sub("vehicle-watchers", 2000, "vehicle:{id}", 500, 1, 1)],
         ),
         "iot" => (
             "2000 sensors at 10 Hz into sensor:<id>; 50 dashboards, each on a different 10% \
@@ -286,6 +296,24 @@ mod tests {
         assert_eq!(total, 50 * 200);
         let f = preset("fanout-1k", &Overrides { rate: Some(7.0), ..o }).unwrap();
         assert_eq!(f.publishers[0].rate, 7.0);
+    }
+
+    #[test]
+    fn rooms_500_shape() {
+        let s = preset("rooms-500", &Overrides::default()).unwrap();
+        assert_eq!(s.offered_rate(), 1000.0);
+        let p = Plan::build(&s).unwrap();
+        assert_eq!(p.publishers.len(), 500);
+        assert!(p.publishers.iter().all(|x| x.rooms.len() == 1 && x.rate == 2.0));
+        assert_eq!(p.publishers[42].rooms, vec![p.room_index["vehicle:42"]]);
+        assert_eq!(p.rooms.len(), 500);
+        assert_eq!(p.clients.len(), 2000);
+        assert!(p.clients.iter().all(|c| c.len() == 1));
+        let per = p.subs_per_room();
+        assert!(per.iter().all(|&n| n == 4), "4 subscribers in every room");
+        // Deliveries per second: each publish reaches its room's 4 subscribers.
+        let out: f64 = p.publishers.iter().map(|x| x.rate * per[x.rooms[0] as usize] as f64).sum();
+        assert_eq!(out, 4000.0);
     }
 
     #[test]

@@ -130,7 +130,7 @@ impl Percentiles {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct IntervalRow {
     pub second: usize,
     pub warmup: bool,
@@ -143,14 +143,14 @@ pub struct IntervalRow {
     pub thread_util: Vec<f64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct ThreadUsage {
     pub cpu: usize,
     pub utilisation: f64,
 }
 
-/// Everything one measurement produced.
-#[derive(Debug, Clone, Serialize)]
+/// Everything one measurement produced. (`Default` only so tests can build one by hand.)
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub scenario: String,
     pub target: String,
@@ -185,6 +185,11 @@ pub struct Summary {
     pub loadgen_cpu_us_per_delivery: f64,
     pub loadgen_saturated: bool,
     pub server_cpu_cores: Option<f64>,
+    /// Server CPU-seconds (utime + stime) over the window.
+    pub server_cpu_s: Option<f64>,
+    /// Server CPU per delivery in µs: `server_cpu_s` ÷ `received` — the figure that compares
+    /// servers at a fixed offered load, where "cores" alone hides how much work each did.
+    pub server_cpu_us_per_delivery: Option<f64>,
     pub server_rss_kib_before: Option<u64>,
     pub server_rss_kib_after: Option<u64>,
     pub rss_bytes_per_connection: Option<f64>,

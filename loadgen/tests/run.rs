@@ -148,6 +148,11 @@ fn serve(s: TcpStream, rooms: Rooms, seqs: Arc<Mutex<HashMap<String, u64>>>) {
 }
 
 fn run_loadgen(args: &[&str]) -> serde_json::Value {
+    run_loadgen_json(args).0["runs"][0].clone()
+}
+
+/// Runs the loadgen with `--json`; returns the whole JSON and stdout.
+fn run_loadgen_json(args: &[&str]) -> (serde_json::Value, String) {
     let dir =
         std::env::temp_dir().join(format!("loadgen-test-{}-{}", std::process::id(), args.join("_").len()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -163,7 +168,7 @@ fn run_loadgen(args: &[&str]) -> serde_json::Value {
     assert!(out.status.success(), "loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
     println!("{stdout}");
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    v["runs"][0].clone()
+    (v, stdout.into_owned())
 }
 
 fn rand_suffix() -> u128 {
@@ -241,6 +246,67 @@ fn multiplexed_ws_against_test_server() {
         "1500ms",
     ]);
     assert_clean(&s);
+}
+
+/// `--compare` with `--server-pids` (the in-test server runs in this process) and `--repeat`:
+/// per-side server CPU and RSS, the side-by-side table and the runs-in-a-row lines.
+#[test]
+fn compare_with_server_pids_and_repeat() {
+    let port = start_server();
+    let url = format!("ws://127.0.0.1:{port}/ws/{{room}}/");
+    let f = scenario_file();
+    let pid = std::process::id();
+    let short = ["--scenario-file", &f, "--warmup", "300ms", "--duration", "700ms"];
+    let pids = format!("{pid},{pid}");
+    let mut args = vec!["run", "--compare", &url, &url, "--server-pids", &pids, "--rounds", "2"];
+    args.extend(short);
+    let (j, out) = run_loadgen_json(&args);
+    assert_eq!(j["mode"], "compare");
+    assert_eq!(j["a_server_pid"], pid);
+    for side in ["a_runs", "b_runs"] {
+        let runs = j[side].as_array().unwrap();
+        assert_eq!(runs.len(), 2);
+        for r in runs {
+            assert_clean(r);
+            assert!(r["server_cpu_us_per_delivery"].as_f64().unwrap() >= 0.0, "{r}");
+            assert!(r["server_rss_kib_after"].as_u64().unwrap() > 0, "{r}");
+        }
+    }
+    assert!(j["medians"]["server RSS after MiB"]["b"].as_f64().unwrap() > 0.0);
+    assert_eq!(j["in_a_row"]["a"]["p999_us"].as_array().unwrap().len(), 2);
+    for needle in ["round 2 B: delivered", "server CPU µs/delivery", "runs in a row", "last/first"] {
+        assert!(out.contains(needle), "{needle:?} missing in\n{out}");
+    }
+
+    let pid = pid.to_string();
+    let mut args = vec!["run", "--url-template", &url, "--server-pid", &pid, "--repeat", "2"];
+    args.extend(short);
+    let (j, out) = run_loadgen_json(&args);
+    assert_eq!(j["mode"], "repeat");
+    assert_eq!(j["runs"].as_array().unwrap().len(), 2);
+    assert!(j["in_a_row"]["last_over_first_p999"].as_f64().is_some(), "{}", j["in_a_row"]);
+    assert!(out.contains("run 2: delivered") && out.contains("2 runs in a row: p99.9 last/first"), "{out}");
+}
+
+#[test]
+fn flag_misuse_is_a_clean_error() {
+    for (args, msg) in [
+        (&["run", "--rounds", "2"][..], "--rounds is for --compare"),
+        (
+            &["run", "--compare", "ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws", "--server-pids", "1"][..],
+            "two process ids",
+        ),
+        (
+            &["run", "--compare", "ws://127.0.0.1:1/ws", "ws://127.0.0.1:2/ws", "--server-pid", "1"][..],
+            "--server-pids",
+        ),
+        (&["run", "--server-pids", "1,2"][..], "--compare"),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_shardcast-loadgen")).args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(err.contains(msg), "{args:?}: {err}");
+    }
 }
 
 #[test]
