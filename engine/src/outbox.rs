@@ -230,8 +230,10 @@ impl Outbox {
             }
         }
         if self.queue.is_empty() {
-            // Drained: the overflow is over, and with it the conflation index.
+            // Drained: the overflow is over, and with it the conflation index; the queue's
+            // storage goes too, so an idle subscriber holds no queue memory.
             self.newest = None;
+            self.queue = VecDeque::new();
         }
         self.bytes -= taken;
         taken

@@ -30,32 +30,46 @@ struct Upgrade {
 
 /// Serves one accepted connection until it closes.
 ///
-/// The HTTP phase and the WebSocket session are separate boxed futures: this task lives as
-/// long as the connection, and a future is as large as its largest state, so keeping the
-/// short-lived HTTP state out of the long-lived session keeps idle connections small.
-pub async fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) {
-    let wants_upgrade = {
-        let Some(_slot) = HttpSlot::take(&ctx) else {
-            ctx.reject(RejectReason::MaxHttpConnections);
-            let resp = http::error_json(
-                503,
-                "too_many_connections",
-                "server is at its HTTP connection limit",
-                Conn::Close,
-            );
-            // Never wait on a client we are turning away: one non-blocking attempt.
-            let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-            // SAFETY: a live slice and a socket we own.
-            unsafe {
-                libc::send(fd, resp.as_ptr().cast(), resp.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
-            };
-            return;
+/// Three boxed stages — plain HTTP, the upgrade handshake, the WebSocket session — each
+/// freed before the next starts. This future lives as long as the connection and is as
+/// large as its largest state, so it holds nothing but the current stage's box: an idle
+/// WebSocket connection keeps only its session's state.
+pub fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
+    let http = Box::pin(http_stage(ctx.clone(), stream));
+    async move {
+        // Each `match` consumes a stage's result inside its arm, so no result outlives it.
+        let handshake = match http.await {
+            Some(u) => Box::pin(handshake(ctx.clone(), u)),
+            None => return,
         };
-        Box::pin(http_phase(ctx.clone(), stream)).await
-    };
-    if let Some(u) = wants_upgrade {
-        Box::pin(upgrade(ctx, u.stream, u.req, u.accept, u.early)).await;
+        let session = match handshake.await {
+            Some(start) => Box::pin(ws::run(ctx.clone(), start)),
+            None => return,
+        };
+        session.await;
+        ctx.counters().connections_current.fetch_sub(1, Relaxed);
+        ctx.shared.connections.fetch_sub(1, Relaxed);
     }
+}
+
+/// The plain-HTTP stage under a `--max-http-connections` slot; Some once the client asks
+/// for a WebSocket and its headers pass.
+async fn http_stage(ctx: Rc<ShardCtx>, stream: TcpStream) -> Option<Upgrade> {
+    let Some(_slot) = HttpSlot::take(&ctx) else {
+        ctx.reject(RejectReason::MaxHttpConnections);
+        let resp = http::error_json(
+            503,
+            "too_many_connections",
+            "server is at its HTTP connection limit",
+            Conn::Close,
+        );
+        // Never wait on a client we are turning away: one non-blocking attempt.
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
+        // SAFETY: a live slice and a socket we own.
+        unsafe { libc::send(fd, resp.as_ptr().cast(), resp.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+        return None;
+    };
+    http_phase(ctx.clone(), stream).await
 }
 
 /// A place under `--max-http-connections`, held for the connection's plain-HTTP phase.
@@ -244,8 +258,10 @@ async fn with_timeout<T>(
     .await
 }
 
-/// Checks an upgrade request and, if it passes, answers 101 and runs the session.
-async fn upgrade(ctx: Rc<ShardCtx>, mut stream: TcpStream, req: Request, accept: String, early: Vec<u8>) {
+/// Checks an upgrade request and, if it passes, answers 101 and counts the connection
+/// (the caller uncounts it when the session ends). None: refused (answered) or gone.
+async fn handshake(ctx: Rc<ShardCtx>, u: Upgrade) -> Option<ws::Start> {
+    let Upgrade { mut stream, req, accept, early } = u;
     let shared = ctx.shared.clone();
     let refuse = |status: u16, code: &str, msg: &str| http::error_json(status, code, msg, Conn::Close);
     let endpoint = match req.path.as_str() {
@@ -286,9 +302,10 @@ async fn upgrade(ctx: Rc<ShardCtx>, mut stream: TcpStream, req: Request, accept:
         Err((_, resp, reason)) => {
             ctx.reject(reason);
             let _ = stream.write_all(&resp).await;
-            return;
+            return None;
         }
     };
+    drop(req);
     // A room-per-URL client whose room cannot be created (room limit) gets a plain 503
     // rather than an upgrade that the engine would close at once (1013 too_many_rooms).
     if let Endpoint::Room(room) = &ep {
@@ -296,15 +313,15 @@ async fn upgrade(ctx: Rc<ShardCtx>, mut stream: TcpStream, req: Request, accept:
             shared.connections.fetch_sub(1, Relaxed);
             ctx.reject(RejectReason::MaxRooms);
             let _ = stream.write_all(&refuse(503, "too_many_rooms", "the server is at its room limit")).await;
-            return;
+            return None;
         }
+    }
+    if stream.write_all(&http::switching_protocols(&accept)).await.is_err() {
+        shared.connections.fetch_sub(1, Relaxed);
+        return None;
     }
     let c = ctx.counters();
     c.connections_total.fetch_add(1, Relaxed);
     c.connections_current.fetch_add(1, Relaxed);
-    if stream.write_all(&http::switching_protocols(&accept)).await.is_ok() {
-        ws::run(ctx.clone(), stream, early, ep, rights).await;
-    }
-    c.connections_current.fetch_sub(1, Relaxed);
-    shared.connections.fetch_sub(1, Relaxed);
+    Some(ws::Start { stream, early, endpoint: ep, rights })
 }

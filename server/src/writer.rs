@@ -72,7 +72,8 @@ pub async fn run(
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     // Socket buffer full: wait for writability (glommio tries a send first).
                     let chunk = &batch[idx].bytes(mode)[off..];
-                    write_within(stream, chunk, sub, timeout).await?
+                    // Boxed: the stalled path's state would otherwise sit in every writer.
+                    Box::pin(write_within(stream, chunk, sub, timeout)).await?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -83,6 +84,14 @@ pub async fn run(
             advance(&batch, mode, &mut idx, &mut off, n);
         }
         sub.batch_written();
+        // Frames sent: the buffers' memory goes back too unless more is already queued, so
+        // an idle connection holds none (one allocation per burst costs far less than its
+        // write).
+        batch.clear();
+        if sub.queued_bytes() == 0 {
+            batch = Vec::new();
+            iov = Vec::new();
+        }
     }
 }
 

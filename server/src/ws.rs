@@ -52,8 +52,22 @@ struct Session {
     bucket: RefCell<TokenBucket>,
 }
 
-/// Runs a session to its end. `early` holds bytes that arrived with the handshake.
-pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint: Endpoint, rights: Rights) {
+/// A session's start: the socket that was answered 101, the bytes that arrived with the
+/// handshake, the endpoint and the client's rights.
+pub struct Start {
+    pub stream: TcpStream,
+    pub early: Vec<u8>,
+    pub endpoint: Endpoint,
+    pub rights: Rights,
+}
+
+/// Registers the session and returns the future that runs it to its end.
+///
+/// Set-up is synchronous and the future captures only what the session keeps: an idle
+/// connection holds this future for its whole life, and an `async fn` would also keep
+/// storage for its arguments beside the locals they are moved into.
+pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output = ()> {
+    let Start { stream, early, endpoint, rights } = start;
     let mode = match endpoint {
         Endpoint::Mux => shardcast_engine::DeliveryMode::Envelope,
         Endpoint::Room(_) => shardcast_engine::DeliveryMode::Raw,
@@ -76,37 +90,45 @@ pub async fn run(ctx: Rc<ShardCtx>, stream: TcpStream, early: Vec<u8>, endpoint:
         endpoint,
         rights,
     });
-    if let Endpoint::Room(room) = &s.endpoint {
-        ctx.shard.subscribe(&sub, room, None, false, Ack::Silent).await;
-    }
     let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    sub.set_direct(writer::direct(fd));
     let stream = RefCell::new(stream);
-    let writer = async {
-        if let Err(e) = writer::run(&stream, &sub, &ctx.shard, cfg.write_timeout).await {
-            if e.kind() == io::ErrorKind::TimedOut {
-                ctx.reject(RejectReason::WriteTimeout);
-                tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
-                writer::reset_on_close(fd);
-            } else {
-                tracing::debug!(conn = sub.id(), "write failed: {e}");
-            }
+    async move {
+        let ctx = &s.ctx;
+        let sub = &s.live.sub;
+        if let Endpoint::Room(room) = &s.endpoint {
+            // Boxed, like the removal below: a future is as large as its largest state,
+            // and these one-off states would otherwise be held by every idle session.
+            Box::pin(ctx.shard.subscribe(sub, room, None, false, Ack::Silent)).await;
         }
-    };
-    let reader = async {
-        s.read_loop(&stream, early).await;
-        pending::<()>().await
-    };
-    // Shutdown and idle timeouts end a session through its outbox (a close frame), so
-    // the session itself waits on nothing but its socket and its outbox.
-    or(writer, reader).await;
-    // Before the socket closes: its fd number may soon belong to another connection.
-    sub.clear_direct();
-    ctx.live.borrow_mut().remove(&sub.id());
-    if let Some(exp) = expires {
-        ctx.expiries.borrow_mut().remove(&(exp, sub.id()));
+        sub.set_direct(writer::direct(fd));
+        let write_timeout = ctx.shared.config.write_timeout;
+        let writer = async {
+            if let Err(e) = writer::run(&stream, sub, &ctx.shard, write_timeout).await {
+                if e.kind() == io::ErrorKind::TimedOut {
+                    ctx.reject(RejectReason::WriteTimeout);
+                    tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
+                    writer::reset_on_close(fd);
+                } else {
+                    tracing::debug!(conn = sub.id(), "write failed: {e}");
+                }
+            }
+        };
+        let reader = async {
+            s.read_loop(&stream, early).await;
+            pending::<()>().await
+        };
+        // Shutdown and idle timeouts end a session through its outbox (a close frame), so
+        // the session itself waits on nothing but its socket and its outbox.
+        or(writer, reader).await;
+        // Before the socket closes: its fd number may soon belong to another connection.
+        sub.clear_direct();
+        ctx.live.borrow_mut().remove(&sub.id());
+        if let Some(exp) = expires {
+            ctx.expiries.borrow_mut().remove(&(exp, sub.id()));
+        }
+        Box::pin(ctx.shard.remove_subscriber(sub)).await;
+        drop(stream);
     }
-    ctx.shard.remove_subscriber(&sub).await;
 }
 
 impl Session {
@@ -120,7 +142,8 @@ impl Session {
         let mut end = self.decode(&mut ws, &early, &mut msgs);
         drop(early); // an idle session keeps no buffer of its own
         loop {
-            for (i, m) in msgs.drain(..).enumerate() {
+            // Taken, not drained: an idle session keeps no message buffer either.
+            for (i, m) in std::mem::take(&mut msgs).into_iter().enumerate() {
                 {
                     // A burst of inbound messages fans out corked: one write per subscriber.
                     let _cork = (i > 0).then(|| self.ctx.shard.cork());
