@@ -25,8 +25,9 @@
 //!
 //! * [`server`] — `run(config, stop)`: listeners, engine start, accept loops, ordered shutdown.
 //! * [`listener`] — one `SO_REUSEPORT` socket per shard. [`conn`] — HTTP head, upgrade checks.
-//! * [`ws`] — a WebSocket session (tungstenite decodes inbound frames, the engine's frames go out);
-//!   [`wsconfig`] — its decoder limits.
+//! * [`ws`] — a WebSocket session ([`wsframe`] decodes inbound frames, the engine's frames go
+//!   out); [`wsconfig`] — tungstenite set up as the session's decoder was, the fuzz reference.
+//! * [`keepalive`] — token expiry, pings spread over the interval, idle timeouts, per shard.
 //! * [`writer`] — coalesced vectored writes of every queued frame. [`api`] — the HTTP endpoints.
 //! * [`state`] — process-wide settings/counters and per-shard registries. [`shutdown`] — signals.
 
@@ -51,3 +52,4 @@ pub mod state;
 pub mod writer;
 pub mod ws;
 pub mod wsconfig;
+pub mod wsframe;

@@ -1,11 +1,11 @@
-//! A WebSocket session after the handshake: inbound frames decoded by tungstenite, ops
-//! dispatched to the engine, outbound frames written by [`crate::writer`].
+//! A WebSocket session after the handshake: inbound frames decoded by
+//! [`crate::wsframe::Decoder`], ops dispatched to the engine, outbound frames written by
+//! [`crate::writer`].
 //!
-//! tungstenite's `WebSocketContext` keeps the protocol state (masking, fragmentation,
-//! control frames, UTF-8, limits) apart from I/O: we read the socket into the shard's shared
-//! buffer, hand those bytes to the context through [`Feed`], and collect whatever it wants
-//! to send back (pongs) into the outbox. Server→client data never goes through tungstenite:
-//! it is the engine's once-encoded frames.
+//! The decoder keeps the protocol state (masking, fragmentation, control frames, UTF-8,
+//! limits) apart from I/O: we read the socket into the shard's shared buffer and hand those
+//! bytes to it; pings are answered through the outbox. Server→client data is the engine's
+//! once-encoded frames.
 //!
 //! One task runs two futures, the writer and the reader; pings and idle timeouts come from
 //! one sweep per shard ([`crate::server`]), not a timer per connection. The session ends
@@ -22,9 +22,6 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
-use tungstenite::error::{CapacityError, Error as WsError};
-use tungstenite::protocol::{Role, WebSocketContext};
-use tungstenite::Message;
 
 use crate::auth::Rights;
 use crate::metrics::RejectReason;
@@ -32,7 +29,7 @@ use crate::protocol::{self, ClientOp};
 use crate::ratelimit::TokenBucket;
 use crate::state::{Live, ShardCtx};
 use crate::writer;
-use crate::wsconfig::Feed;
+use crate::wsframe::{Decoder, WsError, WsMessage};
 
 /// Which endpoint the client connected to.
 #[derive(Debug, Clone)]
@@ -136,9 +133,8 @@ impl Session {
     /// returning it has closed the outbox (so the writer finishes), except on shutdown,
     /// where the server closes every session after draining the engine.
     async fn read_loop(&self, stream: &RefCell<TcpStream>, early: Vec<u8>) {
-        let config = crate::wsconfig::ws_config(self.ctx.shared.config.max_frame);
-        let mut ws = WebSocketContext::new(Role::Server, Some(config));
-        let mut msgs: Vec<Message> = Vec::new();
+        let mut ws = Decoder::new(self.ctx.shared.config.max_frame);
+        let mut msgs: Vec<WsMessage> = Vec::new();
         let mut end = self.decode(&mut ws, &early, &mut msgs);
         drop(early); // an idle session keeps no buffer of its own
         loop {
@@ -198,60 +194,36 @@ impl Session {
         }
     }
 
-    /// Feeds bytes to tungstenite, collecting complete messages; queues its replies
-    /// (pongs). Returns the close code and reason if the input breaks the protocol.
-    fn decode(
-        &self,
-        ws: &mut WebSocketContext,
-        input: &[u8],
-        msgs: &mut Vec<Message>,
-    ) -> Option<(u16, String)> {
+    /// Feeds bytes to the decoder, collecting complete messages. Returns the close code
+    /// and reason if the input breaks the protocol.
+    fn decode(&self, ws: &mut Decoder, input: &[u8], msgs: &mut Vec<WsMessage>) -> Option<(u16, String)> {
         if !input.is_empty() {
             self.live.last_rx.set(Instant::now());
         }
-        let mut feed = Feed { input, output: Vec::new() };
-        let end = loop {
-            match ws.read(&mut feed) {
-                Ok(m) => msgs.push(m),
-                Err(WsError::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => break None,
-                Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => break None,
-                Err(WsError::Capacity(c)) => {
-                    self.ctx.reject(RejectReason::TooLarge);
-                    let why = match c {
-                        CapacityError::MessageTooLong { size, max_size } => {
-                            format!("message of {size} bytes exceeds the limit of {max_size}")
-                        }
-                        other => other.to_string(),
-                    };
-                    break Some((1009, why));
-                }
-                Err(WsError::Utf8(_)) => break Some((1007, "invalid UTF-8 in text frame".into())),
-                Err(WsError::Protocol(p)) => break Some((1002, p.to_string())),
-                Err(e) => break Some((1002, e.to_string())),
-            }
-        };
-        // After a peer's Close, tungstenite's output holds its automatic close reply; the
-        // session sends exactly one close (see `handle`), so that reply is not queued.
-        let peer_closed = msgs.iter().any(|m| matches!(m, Message::Close(_)));
-        if !feed.output.is_empty() && end.is_none() && !peer_closed {
-            self.live.sub.push_ctrl(Bytes::from(feed.output));
+        let e = ws.feed(input, msgs).err()?;
+        if let WsError::TooLarge { .. } = e {
+            self.ctx.reject(RejectReason::TooLarge);
         }
-        end
+        Some((e.close_code(), e.to_string()))
     }
 
     /// Handles one message; returns a close (code, reason) if the session must end.
-    async fn handle(&self, m: Message) -> Option<(u16, String)> {
+    async fn handle(&self, m: WsMessage) -> Option<(u16, String)> {
         match m {
-            Message::Text(t) => {
+            WsMessage::Text(t) => {
                 match &self.endpoint {
-                    Endpoint::Mux => self.handle_op(t.as_bytes().to_vec()).await,
+                    Endpoint::Mux => self.handle_op(t).await,
                     Endpoint::Room(room) => self.handle_room_text(room, Bytes::from(t)).await,
                 }
                 None
             }
-            Message::Binary(_) => Some((1003, "binary frames are not supported; send JSON text".into())),
-            Message::Close(c) => Some((c.map_or(1000, |c| u16::from(c.code)), String::new())),
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => None,
+            WsMessage::Binary(_) => Some((1003, "binary frames are not supported; send JSON text".into())),
+            WsMessage::Close(c) => Some((c.map_or(1000, |(code, _)| code), String::new())),
+            WsMessage::Ping(p) => {
+                self.live.sub.push_ctrl(shardcast_engine::frame::pong_frame(&p));
+                None
+            }
+            WsMessage::Pong(_) => None,
         }
     }
 

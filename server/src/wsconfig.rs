@@ -1,5 +1,6 @@
-//! The tungstenite configuration of every WebSocket session, in one place so that the
-//! session ([`crate::ws`]) and the `ws_frames` fuzz target decode with the same limits.
+//! tungstenite configured as the sessions' decoder was before [`crate::wsframe`] replaced
+//! it: the `ws_frames` fuzz target and corpus replay decode every input with both and
+//! check the session's decoder against this reference.
 
 use std::io::{self, Read, Write};
 use tungstenite::protocol::WebSocketConfig;
@@ -22,8 +23,7 @@ pub fn ws_config(max_frame: usize) -> WebSocketConfig {
     c
 }
 
-/// Input bytes for tungstenite, and a sink for what it writes (pong and close replies): the
-/// session and the `ws_frames` fuzz target drive the decoder through the same adapter.
+/// Input bytes for tungstenite, and a sink for what it writes (pong and close replies).
 pub struct Feed<'a> {
     pub input: &'a [u8],
     pub output: Vec<u8>,
