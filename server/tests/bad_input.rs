@@ -78,6 +78,38 @@ fn fragmented_text_is_reassembled() {
     n.check();
 }
 
+/// The decoder keeps a partial header and payload across reads: frames sent one byte per
+/// write (a 64-bit length among them) still decode, and an empty ping still gets its pong.
+#[test]
+fn frames_trickled_byte_by_byte_are_decoded() {
+    let server = Server::start(&["--shards", "1"]);
+    let mut n = Neighbour::new(&server);
+    let mut c = server.raw_ws("/ws");
+    let mut bytes = encode_frame(true, OP_PING, b"", Some([9, 8, 7, 6]));
+    // A 64-bit length for a small payload is legal (RFC 6455 only asks for the minimal
+    // form when sending).
+    let op = br#"{"op":"ping","id":"slow"}"#;
+    bytes.extend_from_slice(&[0x81, 0x80 | 127]);
+    bytes.extend_from_slice(&(op.len() as u64).to_be_bytes());
+    let mask = [1, 2, 3, 4];
+    bytes.extend_from_slice(&mask);
+    bytes.extend(op.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    for b in &bytes {
+        c.send_raw(std::slice::from_ref(b));
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        matches!(c.read_event(TIMEOUT), RawEvent::Frame { opcode: OP_PONG, ref payload, .. } if payload.is_empty())
+    );
+    match c.read_event(TIMEOUT) {
+        RawEvent::Frame { opcode: OP_TEXT, payload, .. } => {
+            assert_eq!(String::from_utf8(payload).unwrap(), r#"{"op":"pong","id":"slow"}"#)
+        }
+        other => panic!("{other:?}"),
+    }
+    n.check();
+}
+
 #[test]
 fn frame_over_max_frame_closes_1009() {
     let server = Server::start(&["--shards", "2", "--max-frame", "1KiB"]);
