@@ -4,7 +4,8 @@
 //! * Every [`EXPIRY_TICK`] it closes sessions whose token expired (1008 "token expired"),
 //!   O(log n) each from the expiry index.
 //! * Pings are spread over the ping interval: a [`PingRound`] takes the sessions alive at its
-//!   start and walks them in equal slices, one every [`PING_TICK`]. Pinging every session at
+//!   start (weakly: it keeps none alive) and walks them in equal slices, one every
+//!   [`PING_TICK`]. Pinging every session at
 //!   once woke thousands of writers in one burst (~30 ms of a shard's time at 2,500
 //!   connections, every 20 s) and every delivery queued behind it; that burst was the
 //!   light-load tail that grew with uptime (issue 8).
@@ -16,7 +17,7 @@
 //! at most `idle_timeout + 2 × ping_interval` after its last input.
 
 use futures_lite::future::or;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::metrics::RejectReason;
@@ -56,10 +57,12 @@ pub async fn run(ctx: Rc<ShardCtx>) {
             close_expired(&ctx, crate::auth::now_unix());
         }
         if round.is_over(now) {
-            let live: Vec<Rc<Live>> = ctx.live.borrow().values().cloned().collect();
+            // Weak: a session that ends during the round frees its subscriber (and any
+            // frames still queued for it) at once, not when the round is over.
+            let live: Vec<Weak<Live>> = ctx.live.borrow().values().map(Rc::downgrade).collect();
             round = PingRound::new(live, now, cfg.ping_interval, tick);
         }
-        for l in round.next_slice() {
+        for l in round.next_slice().iter().filter_map(Weak::upgrade) {
             let quiet = l.last_rx.get().elapsed();
             if l.sub.is_closed() || quiet < cfg.ping_interval {
                 continue;
