@@ -33,6 +33,7 @@ pub mod outbox;
 mod outq;
 pub mod room;
 pub mod rooms;
+mod roomset;
 mod runtime;
 pub mod shard;
 pub mod snapshot;

@@ -3,7 +3,6 @@
 //! across cores).
 
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
@@ -52,7 +51,7 @@ pub struct Subscriber {
     /// The connection's reader, parked while the outbox is too full to take more replies
     /// (see [`Subscriber::poll_room_to_read`]).
     read_waker: Cell<Option<Waker>>,
-    pub(crate) rooms: RefCell<FxHashMap<Arc<str>, SubState>>,
+    pub(crate) rooms: RefCell<crate::roomset::RoomSet>,
 }
 
 impl std::fmt::Debug for Subscriber {
@@ -79,7 +78,7 @@ impl Subscriber {
             streak: Cell::new(0),
             in_flight: Cell::new(0),
             read_waker: Cell::new(None),
-            rooms: RefCell::new(FxHashMap::default()),
+            rooms: RefCell::default(),
         }
     }
 
@@ -100,7 +99,7 @@ impl Subscriber {
 
     /// Whether `room` is followed (live or pending).
     pub fn follows(&self, room: &str) -> bool {
-        self.rooms.borrow().contains_key(room)
+        self.rooms.borrow().contains(room)
     }
 
     /// Bytes waiting in the outbox.

@@ -226,7 +226,7 @@ impl Shard {
 
     /// Forgets a connection: leaves all its rooms. Call once, when it ends.
     pub async fn remove_subscriber(&self, sub: &Rc<Subscriber>) {
-        let rooms: Vec<Arc<str>> = sub.rooms.borrow().keys().cloned().collect();
+        let rooms: Vec<Arc<str>> = sub.rooms.borrow().names();
         for room in rooms {
             self.unsubscribe(sub, &room).await;
         }
@@ -277,7 +277,7 @@ impl Shard {
     /// Stops following `room`. Returns whether it was followed (live or pending). O(1) in
     /// the room's followers.
     pub async fn unsubscribe(&self, sub: &Rc<Subscriber>, room: &str) -> bool {
-        let Some((name, state)) = sub.rooms.borrow_mut().remove_entry(room) else { return false };
+        let Some((name, state)) = sub.rooms.borrow_mut().remove(room) else { return false };
         ShardStats::sub(&self.stats.subscriptions, 1);
         if let SubState::Pending(token) = state {
             // The owner has not answered yet; its answer releases the subscription if it
