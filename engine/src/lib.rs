@@ -14,7 +14,8 @@
 //!   byte literals.
 //! - [`rooms`]: the rooms one shard owns and their lifecycle — room limit, retained-bytes
 //!   budget with LRU eviction, idle TTL — and each room's [`epoch`].
-//! - [`subscriber`], [`shard`]: per-core state, `Rc`/`RefCell`, no locks.
+//! - [`subscriber`] (its rooms in a `roomset`), [`shard`]: per-core state, `Rc`/`RefCell`, no
+//!   locks.
 //! - [`mesh`] + `outq`: typed, bounded cross-core messages; `runtime`: executors.
 //! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal.
 
