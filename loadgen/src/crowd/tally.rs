@@ -7,138 +7,95 @@
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
+use std::ops::{Deref, DerefMut};
 
 use crate::stats::{new_hist, Percentiles};
 
+/// Declares [`Counts`] and its field-by-field sum from one list, so a new counter is
+/// written once and cannot be left out of the sum.
+macro_rules! counts {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// The counters of a [`Tally`] (and of its [`TallySummary`]).
+        #[derive(Debug, Clone, Default, Serialize)]
+        pub struct Counts {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl Counts {
+            /// Adds every counter of `o` into `self`.
+            pub fn add(&mut self, o: &Counts) {
+                $(self.$name += o.$name;)*
+            }
+        }
+    };
+}
+
+counts! {
+    /// Live messages received (each counted once per subscription), latency recorded.
+    deliveries,
+    /// Messages received from history after a resume (not in `lat`: their delay is the outage).
+    replayed,
+    duplicates,
+    /// Messages that never arrived and were not announced by a `gap` notice (silent holes,
+    /// plus what was still missing when the drain ended).
+    lost,
+    gap_notices,
+    gap_messages,
+    resets,
+    /// Subscribers closed by the crowd that came back resuming with `since` (mux), or any
+    /// subscriber reconnecting after the server closed it.
+    reconnects,
+    /// Subscribers that left for good, and the fresh ones that joined in their place.
+    leaves,
+    joins,
+    /// Room subscriptions resumed with `since` (a `/ws` subscriber resumes each of its rooms).
+    resumes,
+    resumes_verified,
+    resumes_via_gap,
+    resume_failures,
+    /// `sub` with `since` above the room's seq accepted without `reset` (DESIGN §3 / issue 7).
+    since_ahead,
+    /// Connections of well-behaved clients the server closed (or that broke).
+    disconnects,
+    publishes,
+    /// Publishes the server refused (HTTP status ≠ 200, or an `error` reply to `pub`).
+    publish_refusals,
+    /// Publishes not sent because the publisher's connection was down.
+    send_skipped,
+    /// `error` replies to subscribers.
+    server_errors,
+    /// Frames that were neither a known reply nor a stamped message.
+    unparsed,
+}
+
+/// A period's latency histograms and [`Counts`]; the counters read as fields of the tally
+/// itself (`tally.lost`) through `Deref`.
 #[derive(Clone)]
 pub struct Tally {
     /// Delivery latency (receive − intended send, ns) of live messages.
     pub lat: Histogram<u64>,
     /// How late the publishers actually sent (actual − intended, ns): large = loadgen trouble.
     pub send_lag: Histogram<u64>,
-    /// Live messages received (each counted once per subscription), latency recorded.
-    pub deliveries: u64,
-    /// Messages received from history after a resume (not in `lat`: their delay is the outage).
-    pub replayed: u64,
-    pub duplicates: u64,
-    /// Messages that never arrived and were not announced by a `gap` notice (silent holes,
-    /// plus what was still missing when the drain ended).
-    pub lost: u64,
-    pub gap_notices: u64,
-    pub gap_messages: u64,
-    pub resets: u64,
-    /// Subscribers closed by the crowd that came back resuming with `since` (mux), or any
-    /// subscriber reconnecting after the server closed it.
-    pub reconnects: u64,
-    /// Subscribers that left for good, and the fresh ones that joined in their place.
-    pub leaves: u64,
-    pub joins: u64,
-    /// Room subscriptions resumed with `since` (a `/ws` subscriber resumes each of its rooms).
-    pub resumes: u64,
-    pub resumes_verified: u64,
-    pub resumes_via_gap: u64,
-    pub resume_failures: u64,
-    /// `sub` with `since` above the room's seq accepted without `reset` (DESIGN §3 / issue 7).
-    pub since_ahead: u64,
-    /// Connections of well-behaved clients the server closed (or that broke).
-    pub disconnects: u64,
-    pub publishes: u64,
-    /// Publishes the server refused (HTTP status ≠ 200, or an `error` reply to `pub`).
-    pub publish_refusals: u64,
-    /// Publishes not sent because the publisher's connection was down.
-    pub send_skipped: u64,
-    /// `error` replies to subscribers.
-    pub server_errors: u64,
-    /// Frames that were neither a known reply nor a stamped message.
-    pub unparsed: u64,
+    pub counts: Counts,
 }
 
 impl Tally {
     pub fn new() -> Tally {
-        Tally {
-            lat: new_hist(),
-            send_lag: new_hist(),
-            deliveries: 0,
-            replayed: 0,
-            duplicates: 0,
-            lost: 0,
-            gap_notices: 0,
-            gap_messages: 0,
-            resets: 0,
-            reconnects: 0,
-            leaves: 0,
-            joins: 0,
-            resumes: 0,
-            resumes_verified: 0,
-            resumes_via_gap: 0,
-            resume_failures: 0,
-            since_ahead: 0,
-            disconnects: 0,
-            publishes: 0,
-            publish_refusals: 0,
-            send_skipped: 0,
-            server_errors: 0,
-            unparsed: 0,
-        }
+        Tally { lat: new_hist(), send_lag: new_hist(), counts: Counts::default() }
     }
 
     /// Adds `o` into `self` (histograms merged, counters summed).
     pub fn absorb(&mut self, o: &Tally) {
         self.lat.add(&o.lat).ok();
         self.send_lag.add(&o.send_lag).ok();
-        let pairs: [(&mut u64, u64); 21] = [
-            (&mut self.deliveries, o.deliveries),
-            (&mut self.replayed, o.replayed),
-            (&mut self.duplicates, o.duplicates),
-            (&mut self.lost, o.lost),
-            (&mut self.gap_notices, o.gap_notices),
-            (&mut self.gap_messages, o.gap_messages),
-            (&mut self.resets, o.resets),
-            (&mut self.reconnects, o.reconnects),
-            (&mut self.leaves, o.leaves),
-            (&mut self.joins, o.joins),
-            (&mut self.resumes, o.resumes),
-            (&mut self.resumes_verified, o.resumes_verified),
-            (&mut self.resumes_via_gap, o.resumes_via_gap),
-            (&mut self.resume_failures, o.resume_failures),
-            (&mut self.since_ahead, o.since_ahead),
-            (&mut self.disconnects, o.disconnects),
-            (&mut self.publishes, o.publishes),
-            (&mut self.publish_refusals, o.publish_refusals),
-            (&mut self.send_skipped, o.send_skipped),
-            (&mut self.server_errors, o.server_errors),
-            (&mut self.unparsed, o.unparsed),
-        ];
-        for (a, b) in pairs {
-            *a += b;
-        }
+        self.counts.add(&o.counts);
     }
 
     pub fn summary(&self) -> TallySummary {
         TallySummary {
             latency: Percentiles::of(&self.lat),
             send_lag: Percentiles::of(&self.send_lag),
-            deliveries: self.deliveries,
-            replayed: self.replayed,
-            duplicates: self.duplicates,
-            lost: self.lost,
-            gap_notices: self.gap_notices,
-            gap_messages: self.gap_messages,
-            resets: self.resets,
-            reconnects: self.reconnects,
-            leaves: self.leaves,
-            joins: self.joins,
-            resumes: self.resumes,
-            resumes_verified: self.resumes_verified,
-            resumes_via_gap: self.resumes_via_gap,
-            resume_failures: self.resume_failures,
-            since_ahead: self.since_ahead,
-            disconnects: self.disconnects,
-            publishes: self.publishes,
-            publish_refusals: self.publish_refusals,
-            send_skipped: self.send_skipped,
-            server_errors: self.server_errors,
-            unparsed: self.unparsed,
+            counts: self.counts.clone(),
         }
     }
 }
@@ -149,30 +106,59 @@ impl Default for Tally {
     }
 }
 
-/// [`Tally`] with percentiles instead of histograms (µs), for JSON and tables.
+impl Deref for Tally {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl DerefMut for Tally {
+    fn deref_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
+}
+
+/// [`Tally`] with percentiles instead of histograms (µs), for JSON and tables; the counters
+/// serialise beside them, as fields of the summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct TallySummary {
     pub latency: Percentiles,
     pub send_lag: Percentiles,
-    pub deliveries: u64,
-    pub replayed: u64,
-    pub duplicates: u64,
-    pub lost: u64,
-    pub gap_notices: u64,
-    pub gap_messages: u64,
-    pub resets: u64,
-    pub reconnects: u64,
-    pub leaves: u64,
-    pub joins: u64,
-    pub resumes: u64,
-    pub resumes_verified: u64,
-    pub resumes_via_gap: u64,
-    pub resume_failures: u64,
-    pub since_ahead: u64,
-    pub disconnects: u64,
-    pub publishes: u64,
-    pub publish_refusals: u64,
-    pub send_skipped: u64,
-    pub server_errors: u64,
-    pub unparsed: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+impl Deref for TallySummary {
+    type Target = Counts;
+    fn deref(&self) -> &Counts {
+        &self.counts
+    }
+}
+
+impl DerefMut for TallySummary {
+    fn deref_mut(&mut self) -> &mut Counts {
+        &mut self.counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorb_sums_every_counter_and_the_summary_keeps_them_flat() {
+        let mut a = Tally::new();
+        a.lost = 2;
+        a.unparsed = 1;
+        let mut b = Tally::new();
+        b.lost = 3;
+        b.deliveries = 7;
+        a.absorb(&b);
+        assert_eq!((a.lost, a.deliveries, a.unparsed), (5, 7, 1));
+        // Counters serialise beside the percentiles, as they did before `Counts` existed.
+        let v = serde_json::to_value(a.summary()).unwrap();
+        assert_eq!((v["lost"].as_u64(), v["deliveries"].as_u64()), (Some(5), Some(7)));
+        assert!(v["latency"].is_object() && v.get("counts").is_none());
+    }
 }
