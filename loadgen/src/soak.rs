@@ -374,6 +374,30 @@ pub fn minute_line(r: &MinuteRow, minutes: u32) -> String {
     s
 }
 
+/// `minutes.csv`: each column's name and how a minute fills it — one list, so the header
+/// and the rows cannot disagree.
+const CSV_COLUMNS: &[(&str, fn(&MinuteRow) -> String)] = &[
+    ("minute", |m| m.minute.to_string()),
+    ("deliveries", |m| m.crowd.deliveries.to_string()),
+    ("p50_us", |m| format!("{:.1}", m.crowd.latency.p50_us)),
+    ("p99_us", |m| format!("{:.1}", m.crowd.latency.p99_us)),
+    ("p999_us", |m| format!("{:.1}", m.crowd.latency.p999_us)),
+    ("max_us", |m| format!("{:.1}", m.crowd.latency.max_us)),
+    ("rss_kib_end", |m| m.rss_kib_end.map_or(String::new(), |v| v.to_string())),
+    ("rss_kib_peak", |m| m.rss_kib_peak.map_or(String::new(), |v| v.to_string())),
+    ("reconnects", |m| m.crowd.reconnects.to_string()),
+    ("resumes", |m| m.crowd.resumes.to_string()),
+    ("resumes_verified", |m| m.crowd.resumes_verified.to_string()),
+    ("resumes_via_gap", |m| m.crowd.resumes_via_gap.to_string()),
+    ("resume_failures", |m| m.crowd.resume_failures.to_string()),
+    ("gap_notices", |m| m.crowd.gap_notices.to_string()),
+    ("gap_messages", |m| m.crowd.gap_messages.to_string()),
+    ("lost", |m| m.crowd.lost.to_string()),
+    ("duplicates", |m| m.crowd.duplicates.to_string()),
+    ("joins", |m| m.crowd.joins.to_string()),
+    ("disconnects", |m| m.crowd.disconnects.to_string()),
+];
+
 /// Writes `DIR/<date>-soak/`: README.md, summary.json, minutes.csv.
 pub fn record(dir: &Path, command: &str, r: &SoakResult, extra_md: &str) -> Result<PathBuf> {
     let out = report::new_record_dir(dir, "soak")?;
@@ -408,35 +432,11 @@ pub fn record(dir: &Path, command: &str, r: &SoakResult, extra_md: &str) -> Resu
     std::fs::write(out.join("README.md"), md)?;
     let json = serde_json::json!({ "mode": "soak", "result": r });
     std::fs::write(out.join("summary.json"), serde_json::to_string_pretty(&json)?)?;
-    let mut csv = String::from(
-        "minute,deliveries,p50_us,p99_us,p999_us,max_us,rss_kib_end,rss_kib_peak,reconnects,resumes,\
-         resumes_verified,resumes_via_gap,resume_failures,gap_notices,gap_messages,lost,duplicates,joins,disconnects\n",
-    );
+    let header: Vec<&str> = CSV_COLUMNS.iter().map(|(name, _)| *name).collect();
+    let mut csv = header.join(",") + "\n";
     for m in &r.minutes {
-        let c = &m.crowd;
-        let _ = writeln!(
-            csv,
-            "{},{},{:.1},{:.1},{:.1},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-            m.minute,
-            c.deliveries,
-            c.latency.p50_us,
-            c.latency.p99_us,
-            c.latency.p999_us,
-            c.latency.max_us,
-            m.rss_kib_end.map_or(String::new(), |v| v.to_string()),
-            m.rss_kib_peak.map_or(String::new(), |v| v.to_string()),
-            c.reconnects,
-            c.resumes,
-            c.resumes_verified,
-            c.resumes_via_gap,
-            c.resume_failures,
-            c.gap_notices,
-            c.gap_messages,
-            c.lost,
-            c.duplicates,
-            c.joins,
-            c.disconnects
-        );
+        let row: Vec<String> = CSV_COLUMNS.iter().map(|(_, cell)| cell(m)).collect();
+        let _ = writeln!(csv, "{}", row.join(","));
     }
     std::fs::write(out.join("minutes.csv"), csv)?;
     Ok(out)
@@ -457,6 +457,18 @@ mod tests {
             rss_kib_peak: None,
             misbehaving: None,
         }
+    }
+
+    #[test]
+    fn csv_columns_keep_the_recorded_header_and_cell_formats() {
+        let names: Vec<&str> = CSV_COLUMNS.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            names.join(","),
+            "minute,deliveries,p50_us,p99_us,p999_us,max_us,rss_kib_end,rss_kib_peak,reconnects,resumes,\
+             resumes_verified,resumes_via_gap,resume_failures,gap_notices,gap_messages,lost,duplicates,joins,disconnects"
+        );
+        let cells: Vec<String> = CSV_COLUMNS.iter().map(|(_, cell)| cell(&row(2, 1.0, 1234.56))).collect();
+        assert_eq!(cells.join(","), "2,1000,0.0,1234.6,0.0,0.0,1024,,0,0,0,0,0,0,0,0,0,0,0");
     }
 
     #[test]
