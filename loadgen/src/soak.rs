@@ -374,9 +374,12 @@ pub fn minute_line(r: &MinuteRow, minutes: u32) -> String {
     s
 }
 
+/// How one minute fills one `minutes.csv` cell.
+type CsvCell = fn(&MinuteRow) -> String;
+
 /// `minutes.csv`: each column's name and how a minute fills it — one list, so the header
 /// and the rows cannot disagree.
-const CSV_COLUMNS: &[(&str, fn(&MinuteRow) -> String)] = &[
+const CSV_COLUMNS: &[(&str, CsvCell)] = &[
     ("minute", |m| m.minute.to_string()),
     ("deliveries", |m| m.crowd.deliveries.to_string()),
     ("p50_us", |m| format!("{:.1}", m.crowd.latency.p50_us)),
