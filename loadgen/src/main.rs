@@ -7,9 +7,9 @@ mod cli;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use cli::{command_line, notes_md, parse_duration};
+use cli::parse_duration;
 use shardcast_loadgen::runner::{self, RunOpts, Target};
 use shardcast_loadgen::scenario::{self, Overrides, Scenario};
 use shardcast_loadgen::stats::Summary;
@@ -158,16 +158,8 @@ struct Common {
     /// No progress line on stderr (it is also off when stderr is not a terminal).
     #[arg(long, short)]
     quiet: bool,
-    /// Write the summary (all runs) as JSON to this file.
-    #[arg(long)]
-    json: Option<PathBuf>,
-    /// Record the run into DIR/<date>-<scenario>/ (README.md with command, commit, machine;
-    /// summary.json; intervals.csv; latency.svg). Usually `--record results`.
-    #[arg(long)]
-    record: Option<PathBuf>,
-    /// A note for the recorded README (repeatable), e.g. which server each target is.
-    #[arg(long = "note", value_name = "TEXT")]
-    notes: Vec<String>,
+    #[command(flatten)]
+    out: cli::Output,
 }
 
 impl Common {
@@ -224,16 +216,9 @@ impl Common {
         extra_md: &str,
         json: serde_json::Value,
     ) -> Result<()> {
-        if let Some(path) = &self.json {
-            std::fs::write(path, serde_json::to_string_pretty(&json)?)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        if let Some(dir) = &self.record {
-            let md = format!("{}{extra_md}", notes_md(&self.notes));
-            let out = report::record(dir, scenario, &command_line(), runs, &md, &json)?;
-            println!("recorded in {}", out.display());
-        }
-        Ok(())
+        self.out.emit(&json, |dir, command, notes| {
+            report::record(dir, scenario, command, runs, &format!("{notes}{extra_md}"), &json)
+        })
     }
 }
 

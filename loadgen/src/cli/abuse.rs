@@ -1,6 +1,5 @@
 //! `abuse`: flags and handler (the measurement is [`shardcast_loadgen::abuse`]).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -9,7 +8,7 @@ use shardcast_loadgen::abuse;
 use shardcast_loadgen::attack::Attack;
 use shardcast_loadgen::ws::WsUrl;
 
-use super::{command_line, notes_md, parse_duration};
+use super::parse_duration;
 
 pub const HELP: &str = "Attacks (--attack NAME, repeatable, or all):
   ping-flood       pipelines {\"op\":\"ping\"} text frames on /ws as fast as the socket takes them, never reads
@@ -62,15 +61,8 @@ pub struct AbuseArgs {
     /// No progress lines on stderr.
     #[arg(long, short)]
     pub quiet: bool,
-    /// Write everything as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// A note for the recorded README (repeatable), e.g. how the server was started.
-    #[arg(long = "note", value_name = "TEXT")]
-    pub notes: Vec<String>,
-    /// Record into DIR/<date>-abuse/ (README.md with command, commit, machine; summary.json; rss.csv).
-    #[arg(long)]
-    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::Output,
 }
 
 pub fn run(a: AbuseArgs) -> Result<()> {
@@ -107,13 +99,5 @@ pub fn run(a: AbuseArgs) -> Result<()> {
         println!("(pass --server-pid PID for the server's RSS)");
     }
     let json = serde_json::json!({ "mode": "abuse", "options": &o, "attacks": &rows });
-    if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(dir) = &a.record {
-        let out = abuse::record(dir, &command_line(), &o, &rows, &notes_md(&a.notes))?;
-        println!("recorded in {}", out.display());
-    }
-    Ok(())
+    a.out.emit(&json, |dir, command, notes| abuse::record(dir, command, &o, &rows, notes))
 }

@@ -2,7 +2,10 @@
 //! the `abuse` and `soak` commands' flags and handlers, and helpers shared by all commands.
 //! Bin-only (declared by main.rs, not lib.rs), so the library stays free of argument parsing.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::{Context, Result};
 
 pub mod abuse;
 pub mod soak;
@@ -35,6 +38,41 @@ pub fn command_line() -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// `--json`, `--record` and `--note`: where every command's results go.
+#[derive(clap::Args, Clone)]
+pub struct Output {
+    /// Write everything as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Record into DIR/<date>-<name>/: README.md with command, commit, machine and the
+    /// printed results; summary.json; the command's CSV and plots. Usually `--record results`.
+    #[arg(long)]
+    pub record: Option<PathBuf>,
+    /// A note for the recorded README (repeatable), e.g. how each server was started.
+    #[arg(long = "note", value_name = "TEXT")]
+    pub notes: Vec<String>,
+}
+
+impl Output {
+    /// Writes `json` to `--json`; with `--record DIR`, calls `record(DIR, command line,
+    /// notes as Markdown)` and says which folder it wrote.
+    pub fn emit(
+        &self,
+        json: &serde_json::Value,
+        record: impl FnOnce(&Path, &str, &str) -> Result<PathBuf>,
+    ) -> Result<()> {
+        if let Some(path) = &self.json {
+            std::fs::write(path, serde_json::to_string_pretty(json)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        if let Some(dir) = &self.record {
+            let out = record(dir, &command_line(), &notes_md(&self.notes))?;
+            println!("recorded in {}", out.display());
+        }
+        Ok(())
+    }
 }
 
 /// `--note`s as a Markdown list for a recorded README.

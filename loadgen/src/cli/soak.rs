@@ -1,14 +1,13 @@
 //! `soak`: flags and handler (the measurement is [`shardcast_loadgen::soak`]).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
 use shardcast_loadgen::soak;
 use shardcast_loadgen::ws::WsUrl;
 
-use super::{command_line, notes_md, parse_duration};
+use super::parse_duration;
 
 pub const HELP: &str = "Each minute line: live deliveries and their latency (receive - intended send time) in that minute,
 server RSS at the minute's end (and peak, sampled every 100 ms), reconnects, room subscriptions resumed with
@@ -66,15 +65,8 @@ pub struct SoakArgs {
     /// After the last minute, wait at most this long for in-flight messages.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub drain: Duration,
-    /// Write everything as JSON to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-    /// A note for the recorded README (repeatable), e.g. how the server was started.
-    #[arg(long = "note", value_name = "TEXT")]
-    pub notes: Vec<String>,
-    /// Record into DIR/<date>-soak/ (README.md with command, commit, machine; summary.json; minutes.csv).
-    #[arg(long)]
-    pub record: Option<PathBuf>,
+    #[command(flatten)]
+    pub out: super::Output,
 }
 
 pub fn run(a: SoakArgs) -> Result<()> {
@@ -106,13 +98,5 @@ pub fn run(a: SoakArgs) -> Result<()> {
         println!("first error seen by the fleet: {e}");
     }
     let json = serde_json::json!({ "mode": "soak", "result": &r });
-    if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_string_pretty(&json)?)
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    if let Some(dir) = &a.record {
-        let out = soak::record(dir, &command_line(), &r, &notes_md(&a.notes))?;
-        println!("recorded in {}", out.display());
-    }
-    Ok(())
+    a.out.emit(&json, |dir, command, notes| soak::record(dir, command, &r, notes))
 }
