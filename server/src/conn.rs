@@ -47,8 +47,6 @@ pub fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) -> impl std::future::Future<O
             None => return,
         };
         session.await;
-        ctx.counters().connections_current.fetch_sub(1, Relaxed);
-        ctx.shared.connections.fetch_sub(1, Relaxed);
     }
 }
 
@@ -258,8 +256,8 @@ async fn with_timeout<T>(
     .await
 }
 
-/// Checks an upgrade request and, if it passes, answers 101 and counts the connection
-/// (the caller uncounts it when the session ends). None: refused (answered) or gone.
+/// Checks an upgrade request and, if it passes, answers 101. The connection holds its
+/// [`WsSlot`] from the checks until its session ends. None: refused (answered) or gone.
 async fn handshake(ctx: Rc<ShardCtx>, u: Upgrade) -> Option<ws::Start> {
     let Upgrade { mut stream, req, accept, early } = u;
     let shared = ctx.shared.clone();
@@ -290,14 +288,13 @@ async fn handshake(ctx: Rc<ShardCtx>, u: Upgrade) -> Option<ws::Start> {
                 return Err((403, refuse(403, "forbidden", &msg), RejectReason::Forbidden));
             }
         }
-        if shared.connections.fetch_add(1, Relaxed) >= shared.config.max_connections {
-            shared.connections.fetch_sub(1, Relaxed);
+        let Some(slot) = WsSlot::take(&ctx) else {
             let msg = "server is at its connection limit";
             return Err((503, refuse(503, "too_many_connections", msg), RejectReason::MaxConnections));
-        }
-        Ok((ep, rights))
+        };
+        Ok((ep, rights, slot))
     });
-    let (ep, rights) = match checked {
+    let (ep, rights, mut slot) = match checked {
         Ok(v) => v,
         Err((_, resp, reason)) => {
             ctx.reject(reason);
@@ -310,18 +307,49 @@ async fn handshake(ctx: Rc<ShardCtx>, u: Upgrade) -> Option<ws::Start> {
     // rather than an upgrade that the engine would close at once (1013 too_many_rooms).
     if let Endpoint::Room(room) = &ep {
         if !ctx.shard.room_info(room).await.is_ok_and(|i| i.admits) {
-            shared.connections.fetch_sub(1, Relaxed);
             ctx.reject(RejectReason::MaxRooms);
             let _ = stream.write_all(&refuse(503, "too_many_rooms", "the server is at its room limit")).await;
             return None;
         }
     }
     if stream.write_all(&http::switching_protocols(&accept)).await.is_err() {
-        shared.connections.fetch_sub(1, Relaxed);
         return None;
     }
-    let c = ctx.counters();
-    c.connections_total.fetch_add(1, Relaxed);
-    c.connections_current.fetch_add(1, Relaxed);
-    Some(ws::Start { stream, early, endpoint: ep, rights })
+    slot.open();
+    Some(ws::Start { stream, early, endpoint: ep, rights, slot })
+}
+
+/// A place under `--max-connections`, held by a WebSocket connection from its upgrade
+/// checks until its session ends; from its 101 on it also counts as open
+/// (`connections_total`, `connections_current`). Dropping it gives both back.
+pub struct WsSlot {
+    ctx: Rc<ShardCtx>,
+    open: bool,
+}
+
+impl WsSlot {
+    fn take(ctx: &Rc<ShardCtx>) -> Option<Self> {
+        let shared = &ctx.shared;
+        if shared.connections.fetch_add(1, Relaxed) >= shared.config.max_connections {
+            shared.connections.fetch_sub(1, Relaxed);
+            return None;
+        }
+        Some(WsSlot { ctx: ctx.clone(), open: false })
+    }
+
+    fn open(&mut self) {
+        let c = self.ctx.counters();
+        c.connections_total.fetch_add(1, Relaxed);
+        c.connections_current.fetch_add(1, Relaxed);
+        self.open = true;
+    }
+}
+
+impl Drop for WsSlot {
+    fn drop(&mut self) {
+        self.ctx.shared.connections.fetch_sub(1, Relaxed);
+        if self.open {
+            self.ctx.counters().connections_current.fetch_sub(1, Relaxed);
+        }
+    }
 }

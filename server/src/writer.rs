@@ -86,8 +86,7 @@ pub async fn run(
         sub.batch_written();
         // Frames sent: the buffers' memory goes back too unless more is already queued, so
         // an idle connection holds none (one allocation per burst costs far less than its
-        // write).
-        batch.clear();
+        // write). (Otherwise the loop's top clears `batch` for reuse.)
         if sub.queued_bytes() == 0 {
             batch = Vec::new();
             iov = Vec::new();

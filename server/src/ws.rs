@@ -56,6 +56,8 @@ pub struct Start {
     pub early: Vec<u8>,
     pub endpoint: Endpoint,
     pub rights: Rights,
+    /// Its place under the connection limit, given back when the session ends.
+    pub slot: crate::conn::WsSlot,
 }
 
 /// Registers the session and returns the future that runs it to its end.
@@ -64,7 +66,7 @@ pub struct Start {
 /// connection holds this future for its whole life, and an `async fn` would also keep
 /// storage for its arguments beside the locals they are moved into.
 pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output = ()> {
-    let Start { stream, early, endpoint, rights } = start;
+    let Start { stream, early, endpoint, rights, slot } = start;
     let mode = match endpoint {
         Endpoint::Mux => shardcast_engine::DeliveryMode::Envelope,
         Endpoint::Room(_) => shardcast_engine::DeliveryMode::Raw,
@@ -125,6 +127,7 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
         }
         Box::pin(ctx.shard.remove_subscriber(sub)).await;
         drop(stream);
+        drop(slot);
     }
 }
 
