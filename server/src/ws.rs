@@ -8,7 +8,7 @@
 //! once-encoded frames.
 //!
 //! One task runs two futures, the writer and the reader; pings and idle timeouts come from
-//! one sweep per shard ([`crate::server`]), not a timer per connection. The session ends
+//! one task per shard ([`crate::keepalive`]), not a timer per connection. The session ends
 //! when the writer has sent everything including a close frame, or the socket fails. Every bad input gets an explicit answer: an `error` op, or a close code + reason.
 
 use bytes::Bytes;
