@@ -18,6 +18,18 @@ fn texts(entries: &[Entry]) -> Vec<String> {
         .collect()
 }
 
+/// Room `a`'s outbox with a budget of `frames` messages, seqs `1..=pushed` pushed under
+/// `drop` (those past the budget dropped, their gap pending); also the size of one message.
+fn dropping(frames: usize, pushed: u64) -> (Outbox, usize) {
+    let r: Arc<str> = "a".into();
+    let one = msg(&r, 1, None, Policy::Drop).frame.len();
+    let mut o = Outbox::new(one * frames, DeliveryMode::Envelope);
+    for s in 1..=pushed {
+        o.push_msg(&msg(&r, s, None, Policy::Drop));
+    }
+    (o, one)
+}
+
 #[test]
 fn take_moves_everything_and_accounts_bytes() {
     let r: Arc<str> = "a".into();
@@ -35,20 +47,13 @@ fn take_moves_everything_and_accounts_bytes() {
 #[test]
 fn drop_policy_skips_then_announces_gap_before_next_message() {
     let r: Arc<str> = "a".into();
-    let one = msg(&r, 1, None, Policy::Drop).frame.len();
-    let mut o = Outbox::new(one * 2, DeliveryMode::Envelope);
-    for s in 1..=5 {
-        o.push_msg(&msg(&r, s, None, Policy::Drop));
-    }
+    let (mut o, one) = dropping(2, 5);
     assert!(o.queued_bytes() <= one * 2);
     let mut out = vec![];
     o.take(&mut out, 1024);
     assert_eq!(texts(&out), vec!["a#1", "a#2", r#"{"op":"gap","room":"a","from":3,"to":5}"#]);
     // Next message after a drop: gap first, then the message.
-    let mut o = Outbox::new(one * 2, DeliveryMode::Envelope);
-    for s in 1..=4 {
-        o.push_msg(&msg(&r, s, None, Policy::Drop));
-    }
+    let (mut o, _) = dropping(2, 4);
     let mut out = vec![];
     o.take(&mut out, 1); // writer took one, room for one more
     o.push_msg(&msg(&r, 5, None, Policy::Drop));
@@ -77,11 +82,7 @@ fn conflate_keeps_newest_per_room_and_key_in_order() {
 #[test]
 fn drops_of_a_replay_below_a_pending_gap_are_announced() {
     let r: Arc<str> = "a".into();
-    let one = msg(&r, 1, None, Policy::Drop).frame.len();
-    let mut o = Outbox::new(one * 3, DeliveryMode::Envelope);
-    for s in 1..=5 {
-        o.push_msg(&msg(&r, s, None, Policy::Drop)); // 1..=3 queued, 4..=5 pending
-    }
+    let (mut o, _) = dropping(3, 5); // 1..=3 queued, 4..=5 pending
     let mut out = vec![];
     o.take(&mut out, 1);
     // Resubscribed with since = 1: after its `ok`, the replay of 2..=5 does not fit.
@@ -97,11 +98,7 @@ fn drops_of_a_replay_below_a_pending_gap_are_announced() {
 #[test]
 fn a_pending_gap_is_not_announced_before_a_replay_of_its_seqs() {
     let r: Arc<str> = "a".into();
-    let one = msg(&r, 1, None, Policy::Drop).frame.len();
-    let mut o = Outbox::new(one * 3, DeliveryMode::Envelope);
-    for s in 1..=5 {
-        o.push_msg(&msg(&r, s, None, Policy::Drop)); // 1..=3 queued, 4..=5 pending
-    }
+    let (mut o, _) = dropping(3, 5); // 1..=3 queued, 4..=5 pending
     let mut out = vec![];
     o.take(&mut out, 2);
     // Resubscribed with since = 3: after its `ok`, the replay delivers 4 and drops 5.
