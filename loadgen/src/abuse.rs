@@ -32,23 +32,19 @@ pub struct AbuseOpts {
     pub addr: SocketAddr,
     pub server_pid: Option<u32>,
     pub attacks: Vec<Attack>,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::report::secs")]
     pub duration: Duration,
     /// Subscribers of each kind (`/ws` and `/ws/<room>`).
     pub neighbours: u32,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::report::secs")]
     pub publish_every: Duration,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::report::secs")]
     pub warmup: Duration,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::report::secs")]
     pub drain: Duration,
     pub garbage_rate: u32,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::report::secs")]
     pub zero_window_wait: Duration,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }
 
 /// One attack's outcome: a row of the table.

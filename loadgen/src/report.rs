@@ -10,6 +10,12 @@ use plotters::prelude::*;
 
 use crate::stats::{Percentiles, Summary};
 
+/// Serialises a `Duration` as seconds (`f64`), the unit of every recorded option
+/// (`#[serde(serialize_with = "crate::report::secs")]`).
+pub fn secs<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
 fn pct_line(name: &str, p: &Percentiles) -> String {
     if p.count == 0 {
         return format!("  {name:<18} (no samples)\n");

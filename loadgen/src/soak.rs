@@ -33,7 +33,7 @@ pub struct SoakOpts {
     pub addr: SocketAddr,
     pub server_pid: Option<u32>,
     pub minutes: u32,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::report::secs")]
     pub minute: Duration,
     pub vehicles: u32,
     pub rate_hz: f64,
@@ -43,12 +43,8 @@ pub struct SoakOpts {
     pub churn_per_s: u32,
     pub resume_share: f64,
     pub misbehaving: bool,
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "crate::report::secs")]
     pub drain: Duration,
-}
-
-fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64())
 }
 
 #[derive(Debug, Clone, Serialize)]
