@@ -11,7 +11,7 @@ mod client_op;
 mod config_toml;
 mod http_head;
 mod jwt;
-mod seeds;
+pub(crate) mod seeds;
 mod ws_frames;
 
 pub use client_op::client_op;

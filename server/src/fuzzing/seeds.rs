@@ -50,7 +50,7 @@ fn http_head() -> Seeds {
 }
 
 /// A client frame: FIN/opcode byte, masked with `mask`, 7/16/64-bit length as needed.
-fn frame(b0: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+pub(crate) fn frame(b0: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let m = if mask.is_some() { 0x80 } else { 0 };
     let mut f = vec![b0];
     match payload.len() {

@@ -1,23 +1,8 @@
 use super::*;
 
-/// A masked client frame.
+/// A masked client frame (the fuzz seeds' encoder).
 fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut f = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => f.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            f.push(0x80 | 126);
-            f.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            f.push(0x80 | 127);
-            f.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    f.extend_from_slice(&mask);
-    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    f
+    crate::fuzzing::seeds::frame((u8::from(fin) << 7) | opcode, payload, Some([0x37, 0xfa, 0x21, 0x3d]))
 }
 
 fn decode(max: usize, input: &[u8]) -> (Vec<WsMessage>, Result<(), WsError>) {
