@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly what CI runs (.ci/run calls this script).
-# Installs nothing system-wide; needs only Rust (cargo) and Linux with io_uring.
+# Needs Rust (cargo) and Linux with io_uring; installs the rest (nats-server, for the cluster
+# tests) through scripts/install-deps.sh, which does nothing when it is already there.
 # Ends with one summary line, "tests: N passed, M failed", over every test binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Tests open a few hundred sockets at most; raise the soft limit anyway where allowed.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+./scripts/install-deps.sh
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 log="$(mktemp)"

@@ -43,6 +43,13 @@ impl Epoch {
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
+    /// The epoch spelled by `text`, if it is one (exactly [`Epoch::LEN`] base62
+    /// characters): how a node reads an epoch another node chose (cluster mode).
+    pub fn parse(text: &str) -> Option<Self> {
+        let b: [u8; Self::LEN] = text.as_bytes().try_into().ok()?;
+        b.iter().all(|c| c.is_ascii_alphanumeric()).then_some(Epoch(b))
+    }
+
     /// Whether a client's epoch text names this epoch.
     pub fn matches(&self, text: &str) -> bool {
         self.0 == text.as_bytes()

@@ -68,6 +68,8 @@ pub(crate) enum Request {
         since: Option<u64>,
         epoch: Option<Box<str>>,
         snapshot: bool,
+        /// The cluster's epoch for the room, if this creates it (see `SubOptions`).
+        room_epoch: Option<Epoch>,
     },
     Unsubscribe {
         room: Box<str>,

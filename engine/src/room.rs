@@ -209,6 +209,30 @@ impl Room {
         msg
     }
 
+    /// Records a message another node sequenced (cluster mode): `seq` is the room's
+    /// cluster-wide sequence number. A `seq` at or below the last one is a duplicate and
+    /// returns `None`. A `seq` past the next one means this node missed messages (it had
+    /// no interest in the room meanwhile): history restarts at `seq`, so it stays
+    /// contiguous and a resume from before it gets an explicit `gap`.
+    pub fn publish_at(
+        &mut self,
+        seq: u64,
+        data: Bytes,
+        key: Option<Box<str>>,
+        now: Instant,
+    ) -> Option<Arc<Message>> {
+        if seq <= self.seq {
+            return None;
+        }
+        if seq > self.seq + 1 {
+            while !self.history.is_empty() {
+                self.pop_history();
+            }
+            self.seq = seq - 1;
+        }
+        Some(self.publish(data, key, now))
+    }
+
     fn in_history(&self, m: &Message) -> bool {
         self.history.front().is_some_and(|f| m.seq >= f.seq)
     }
@@ -311,6 +335,12 @@ impl Room {
             }
         }
         replay
+    }
+
+    /// Takes over `old`'s subscribers (cluster mode: a followed room whose epoch the
+    /// cluster changed keeps its followers; its messages go with `old`).
+    pub fn adopt_interest(&mut self, old: Room) {
+        self.interest = old.interest;
     }
 
     /// Removes one subscriber of `shard`.

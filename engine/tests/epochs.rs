@@ -80,10 +80,25 @@ fn a_wrong_epoch_or_a_since_beyond_seq_gets_reset_then_the_whole_history() {
             }
             let epoch = shard.room_info(&room).await.unwrap().epoch.unwrap();
             let cases = [
-                SubOptions { since: Some(1), epoch: Some("wrongwrong".into()), snapshot: false },
-                SubOptions { since: None, epoch: Some("wrongwrong".into()), snapshot: false },
-                SubOptions { since: Some(40), epoch: None, snapshot: false },
-                SubOptions { since: Some(40), epoch: Some(epoch.as_str().into()), snapshot: false },
+                SubOptions {
+                    since: Some(1),
+                    epoch: Some("wrongwrong".into()),
+                    snapshot: false,
+                    room_epoch: None,
+                },
+                SubOptions {
+                    since: None,
+                    epoch: Some("wrongwrong".into()),
+                    snapshot: false,
+                    room_epoch: None,
+                },
+                SubOptions { since: Some(40), epoch: None, snapshot: false, room_epoch: None },
+                SubOptions {
+                    since: Some(40),
+                    epoch: Some(epoch.as_str().into()),
+                    snapshot: false,
+                    room_epoch: None,
+                },
             ];
             for opts in cases {
                 let s = shard.new_subscriber(DeliveryMode::Envelope);
@@ -110,7 +125,12 @@ fn a_wrong_epoch_or_a_since_beyond_seq_gets_reset_then_the_whole_history() {
                 &shard,
                 &s,
                 &room,
-                SubOptions { since: Some(2), epoch: Some(epoch.as_str().into()), snapshot: false },
+                SubOptions {
+                    since: Some(2),
+                    epoch: Some(epoch.as_str().into()),
+                    snapshot: false,
+                    room_epoch: None,
+                },
             )
             .await;
             let mut out = vec![];
@@ -147,8 +167,12 @@ fn an_evicted_room_comes_back_under_a_new_epoch() {
             assert!(stats[1].retained_bytes <= 8 * 1400, "{}", stats[1].retained_bytes);
             // A client resuming with the old position learns the room restarted.
             let s = shard.new_subscriber(DeliveryMode::Envelope);
-            let opts =
-                SubOptions { since: Some(2), epoch: Some(first.epoch.as_str().into()), snapshot: false };
+            let opts = SubOptions {
+                since: Some(2),
+                epoch: Some(first.epoch.as_str().into()),
+                snapshot: false,
+                room_epoch: None,
+            };
             sub_with(&shard, &s, &room, opts).await;
             let mut out = vec![];
             collect(&s, &mut out, |o| o.len() >= 2).await;

@@ -14,9 +14,17 @@ use crate::state::ShardCtx;
 pub async fn respond(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<u8> {
     let path = req.path.split('?').next().unwrap_or("");
     match (req.method.as_str(), path) {
-        ("GET", "/health") => http::json(200, br#"{"status":"ok"}"#, conn),
+        ("GET", "/health") => match &ctx.shared.cluster {
+            None => http::json(200, br#"{"status":"ok"}"#, conn),
+            // Cluster mode: the broker link too; publishes fail while it is down.
+            Some(c) if c.connected() => http::json(200, br#"{"status":"ok","broker":"connected"}"#, conn),
+            Some(_) => http::json(503, br#"{"status":"degraded","broker":"disconnected"}"#, conn),
+        },
         ("GET", "/metrics") => {
-            let text = metrics::render(&ctx.shared.metrics(&ctx.shard.stats_per_shard()));
+            let mut text = metrics::render(&ctx.shared.metrics(&ctx.shard.stats_per_shard()));
+            if let Some(c) = &ctx.shared.cluster {
+                metrics::render_cluster(&mut text, c);
+            }
             http::response(200, "text/plain; version=0.0.4", text.as_bytes(), conn)
         }
         ("GET", "/") | ("GET", "/index.html") => {
@@ -39,7 +47,15 @@ async fn room_info(ctx: &ShardCtx, room: &str, conn: Conn) -> Vec<u8> {
         return http::error_json(400, e.code(), &e.to_string(), conn);
     }
     match ctx.shard.room_info(room).await {
-        Ok(i) => {
+        Ok(mut i) => {
+            if let Some(c) = &ctx.shared.cluster {
+                // The cluster-wide seq and epoch (this node may not receive the room).
+                match c.info(room).await {
+                    Ok(Some(r)) => (i.seq, i.epoch) = (r.seq.max(i.seq), Some(r.epoch)),
+                    Ok(None) => {}
+                    Err(e) => return http::error_json(503, e.code(), &e.to_string(), conn),
+                }
+            }
             // `null` when the room does not exist: asking creates nothing.
             let epoch = i.epoch.map_or("null".to_owned(), |e| format!(r#""{e}""#));
             let body = format!(
@@ -104,6 +120,14 @@ async fn publish(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<
     if let Err((status, code, msg)) = authorized(ctx, req, room) {
         ctx.reject(if status == 401 { RejectReason::Auth } else { RejectReason::Forbidden });
         return http::error_json(status, code, &msg, conn);
+    }
+    if let Some(c) = &ctx.shared.cluster {
+        return match c.publish(room, Bytes::copy_from_slice(data)).await {
+            Ok(r) => {
+                http::json(200, format!(r#"{{"seq":{},"epoch":"{}"}}"#, r.seq, r.epoch).as_bytes(), conn)
+            }
+            Err(e) => http::error_json(503, e.code(), &e.to_string(), conn),
+        };
     }
     let key = ctx.shared.key_of(room, data);
     match ctx.shard.publish_wait(room, Bytes::copy_from_slice(data), key).await {

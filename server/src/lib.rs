@@ -33,6 +33,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod demo;

@@ -7,6 +7,7 @@
 
 use std::fmt::Write;
 use std::ops::AddAssign;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Why a connection, request or message was refused, throttled or cut off (label `reason`):
 /// every bound on what a client can make the server hold has its overflow counted here.
@@ -212,6 +213,62 @@ pub fn render(m: &MetricsSnapshot) -> String {
         }
     }
     out
+}
+
+/// Appends the cluster link's series (cluster mode only).
+pub fn render_cluster(out: &mut String, c: &crate::cluster::Cluster) {
+    let s = c.stats();
+    let series: [(&str, &str, &str, u64); 8] = [
+        (
+            "broker_connected",
+            "gauge",
+            "1 while the link to the broker is up.",
+            s.connected.load(Relaxed) as u64,
+        ),
+        (
+            "broker_received_total",
+            "counter",
+            "Messages received from the broker for rooms this node watches.",
+            s.received.load(Relaxed),
+        ),
+        (
+            "broker_delivered_total",
+            "counter",
+            "Broker messages handed to the shards (duplicates dropped).",
+            s.delivered.load(Relaxed),
+        ),
+        (
+            "broker_filled_total",
+            "counter",
+            "Messages fetched from the stream to fill a hole in a room's seq.",
+            s.filled.load(Relaxed),
+        ),
+        ("broker_published_total", "counter", "Appends to the stream accepted.", s.published.load(Relaxed)),
+        (
+            "broker_conflicts_total",
+            "counter",
+            "Appends retried because another node appended to the room first.",
+            s.conflicts.load(Relaxed),
+        ),
+        (
+            "broker_failed_total",
+            "counter",
+            "Requests answered unavailable (broker down or too slow).",
+            s.failed.load(Relaxed),
+        ),
+        (
+            "broker_rooms_watched",
+            "gauge",
+            "Rooms this node receives from the broker (it has subscribers of them).",
+            s.watched.load(Relaxed),
+        ),
+    ];
+    for (name, kind, help, v) in series {
+        let _ = writeln!(
+            out,
+            "# HELP shardcast_{name} {help}\n# TYPE shardcast_{name} {kind}\nshardcast_{name} {v}"
+        );
+    }
 }
 
 fn sample(out: &mut String, prefix: &str, name: &str, labels: &str, extra: (&str, &str), v: u64) {

@@ -31,7 +31,20 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
         crate::listener::bind_reuseport(config.listen, config.shards).with_context(|| {
             format!("cannot listen on {} (is another server already using it?)", config.listen)
         })?;
-    let shared = Arc::new(Shared::new(config));
+    let mut shared = Shared::new(config);
+    if let Some(url) = shared.config.nats.clone() {
+        let node_id = shared.config.node_id.clone().unwrap_or_else(default_node_id);
+        tracing::info!(%url, node = %node_id, "joining the cluster");
+        let cfg = crate::cluster::ClusterConfig {
+            url,
+            node_id,
+            timeout: shared.config.nats_timeout,
+            history: shared.max_history(),
+            shards: shared.config.shards,
+        };
+        shared.cluster = Some(crate::cluster::Cluster::start(cfg).context("cannot start the cluster link")?);
+    }
+    let shared = Arc::new(shared);
     let cfg = &shared.config;
     let engine_cfg = EngineConfig {
         shards: cfg.shards,
@@ -84,6 +97,20 @@ async fn shard_main(
         glommio::spawn_local(demo(ctx.clone())).detach();
     }
     glommio::spawn_local(crate::keepalive::run(ctx.clone())).detach();
+    if let Some(cluster) = &ctx.shared.cluster {
+        if let Some(inbound) = cluster.take_inbound(shard.id()) {
+            let task = crate::cluster::run_inbound(ctx.clone(), inbound);
+            glommio::spawn_local_into(task, shard.input_queue()).map(|t| t.detach()).ok();
+        }
+        // Each subscription on this shard took the node's interest in its room; give it
+        // back when the subscription ends, however it ends.
+        let shared = ctx.shared.clone();
+        shard.on_subscription_end(move |room| {
+            if let Some(c) = &shared.cluster {
+                c.ended(room);
+            }
+        });
+    }
     let _ = ready.send(shard.id());
     drop(ready);
     loop {
@@ -126,6 +153,12 @@ async fn shard_main(
     }
 }
 
+/// `<hostname>-<pid>`: unique enough among the nodes of one cluster.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
+}
+
 /// The built-in demo fleet on shard 0: a few dozen vehicles publishing GPS into
 /// `fleet:demo` and `vehicle:<id>` once a second, so a newcomer sees data at once.
 async fn demo(ctx: Rc<ShardCtx>) {
@@ -135,6 +168,12 @@ async fn demo(ctx: Rc<ShardCtx>) {
     let shard = &ctx.shard;
     while !shard.is_stopping() {
         for (room, json) in fleet.tick(start.elapsed()) {
+            if let Some(cluster) = &ctx.shared.cluster {
+                if let Err(e) = cluster.publish(&room, Bytes::from(json)).await {
+                    tracing::debug!(room, "demo publish failed: {e}");
+                }
+                continue;
+            }
             let key = ctx.shared.key_of(&room, &json);
             shard.publish(&room, Bytes::from(json), key, Reply::None).await;
         }

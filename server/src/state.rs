@@ -51,6 +51,8 @@ pub struct Shared {
     /// Connections in the plain-HTTP phase across all shards, for `max_http_connections`.
     pub http_connections: AtomicUsize,
     pub counters: Vec<ServerCounters>,
+    /// The cluster link (`--nats`); `None` on a single node.
+    pub cluster: Option<crate::cluster::Cluster>,
     ns_rules: FxHashMap<String, NsRules>,
     default_rules: NsRules,
 }
@@ -72,6 +74,7 @@ impl Shared {
             connections: AtomicUsize::new(0),
             http_connections: AtomicUsize::new(0),
             counters,
+            cluster: None,
             ns_rules,
             default_rules,
             config,
@@ -83,6 +86,12 @@ impl Shared {
     pub fn key_of(&self, room: &str, data: &[u8]) -> Option<Box<str>> {
         let field = self.rules(room).key.as_deref()?;
         crate::protocol::extract_key(data, field).map(String::into_boxed_str)
+    }
+
+    /// The most messages per room any namespace keeps (the cluster stream's per-room limit).
+    pub fn max_history(&self) -> usize {
+        let c = &self.config;
+        c.namespaces.keys().map(|ns| c.namespace(ns).history_size).fold(c.history_size, usize::max)
     }
 
     /// Rules of the namespace `room` belongs to.

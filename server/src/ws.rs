@@ -97,7 +97,19 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
         if let Endpoint::Room(room) = &s.endpoint {
             // Boxed, like the removal below: a future is as large as its largest state,
             // and these one-off states would otherwise be held by every idle session.
-            Box::pin(ctx.shard.subscribe(sub, room, None, false, Ack::Silent)).await;
+            let mut opts = SubOptions::default();
+            if let Some(cluster) = &ctx.shared.cluster {
+                match Box::pin(cluster.interest(room)).await {
+                    Ok(epoch) => opts.room_epoch = Some(epoch),
+                    Err(e) => {
+                        tracing::debug!(room, "room-per-URL session refused: {e}");
+                        sub.close(1013, e.code(), false);
+                    }
+                }
+            }
+            if !sub.is_closed() {
+                Box::pin(ctx.shard.subscribe_with(sub, room, opts, Ack::Silent)).await;
+            }
         }
         sub.set_direct(writer::direct(fd));
         let write_timeout = ctx.shared.config.write_timeout;
@@ -255,7 +267,14 @@ impl Session {
                     let msg = format!("a connection may follow at most {max} rooms");
                     return self.error(id.as_deref(), "too_many_rooms", &msg);
                 }
-                let opts = SubOptions { since, epoch, snapshot };
+                let mut opts = SubOptions { since, epoch, snapshot, room_epoch: None };
+                if let Some(cluster) = &self.ctx.shared.cluster {
+                    // The node's broker subscription is in place before the `ok`.
+                    match cluster.interest(&room).await {
+                        Ok(epoch) => opts.room_epoch = Some(epoch),
+                        Err(e) => return self.error(id.as_deref(), e.code(), &e.to_string()),
+                    }
+                }
                 shard.subscribe_with(&self.live.sub, &room, opts, Ack::Ok(id)).await;
             }
             ClientOp::Unsub { room, id } => {
@@ -266,7 +285,17 @@ impl Session {
                 }
             }
             ClientOp::Pub { room, data, id } => {
-                if self.may_publish(&room, id.as_deref()) {
+                if !self.may_publish(&room, id.as_deref()) {
+                    return;
+                }
+                if let Some(cluster) = &self.ctx.shared.cluster {
+                    let frame = match cluster.publish(&room, Bytes::from(data)).await {
+                        Ok(r) => envelope::ok_epoch_frame(id.as_deref(), &room, r.seq, r.epoch),
+                        Err(e) => envelope::error_frame(id.as_deref(), e.code(), &e.to_string()),
+                    };
+                    return self.live.sub.push_ctrl(frame);
+                }
+                {
                     let key = self.ctx.shared.key_of(&room, &data);
                     let reply = Reply::Conn { conn: self.live.sub.id(), id };
                     shard.publish(&room, Bytes::from(data), key, reply).await;
@@ -281,7 +310,16 @@ impl Session {
             self.ctx.reject(RejectReason::BadRequest);
             return self.error(None, "bad_json", &format!("frame is not valid JSON: {e}"));
         }
-        if self.may_publish(room, None) {
+        if !self.may_publish(room, None) {
+            return;
+        }
+        if let Some(cluster) = &self.ctx.shared.cluster {
+            if let Err(e) = cluster.publish(room, data).await {
+                self.error(None, e.code(), &e.to_string());
+            }
+            return;
+        }
+        {
             let key = self.ctx.shared.key_of(room, &data);
             self.ctx.shard.publish(room, data, key, Reply::None).await;
         }

@@ -38,6 +38,7 @@ use crate::message::Message;
 use crate::room::{Replay, Resume, Room};
 use crate::stats::ShardStats;
 
+mod mirror;
 mod slab;
 
 use slab::Slab;
@@ -151,10 +152,17 @@ impl Registry {
         key: Option<Box<str>>,
         now: Instant,
     ) -> Result<Published, TooManyRooms> {
-        let i = self.find_or_create(name, now)?;
+        let i = self.find_or_create(name, None, now)?;
         let room = self.slab.room_mut(i);
         let before = room.retained();
         let msg = room.publish(data, key, now);
+        Ok(self.published(i, before, msg, now))
+    }
+
+    /// The bookkeeping after a message entered slot `i` (whose room retained `before`
+    /// bytes until then): where it goes, the budget, the LRU.
+    fn published(&mut self, i: u32, before: usize, msg: Arc<Message>, now: Instant) -> Published {
+        let room = self.slab.room_mut(i);
         let (after, epoch) = (room.retained(), room.epoch());
         let mut targets = ShardSet::default();
         room.interested_shards().for_each(|s| targets.insert(s));
@@ -163,7 +171,7 @@ impl Registry {
             self.slab.touch(i, self.ms(now));
         }
         self.enforce_budget(i);
-        Ok(Published { msg, epoch, targets })
+        Published { msg, epoch, targets }
     }
 
     /// Adds a subscriber on `origin` to `name`, creating the room if needed, and computes
@@ -175,7 +183,20 @@ impl Registry {
         from: Resume<'_>,
         now: Instant,
     ) -> Result<Replay, TooManyRooms> {
-        let i = self.find_or_create(name, now)?;
+        self.subscribe_as(name, origin, from, None, now)
+    }
+
+    /// [`Registry::subscribe`], giving the room `epoch` if this creates it (cluster mode:
+    /// the epoch every node agreed on; `None`: a new one from this shard's generator).
+    pub fn subscribe_as(
+        &mut self,
+        name: &str,
+        origin: usize,
+        from: Resume<'_>,
+        epoch: Option<Epoch>,
+        now: Instant,
+    ) -> Result<Replay, TooManyRooms> {
+        let i = self.find_or_create(name, epoch, now)?;
         self.slab.busy(i);
         let room = self.slab.room_mut(i);
         let before = room.retained();
@@ -244,10 +265,15 @@ impl Registry {
         t.saturating_duration_since(self.base).as_millis() as u64
     }
 
-    /// The room's slot; a missing room is created (if the limit allows) with a new epoch,
-    /// idle until someone subscribes. An idle room past its TTL counts as gone even
-    /// before the sweep reaches it, so expiry does not depend on the sweep's pace.
-    fn find_or_create(&mut self, name: &str, now: Instant) -> Result<u32, TooManyRooms> {
+    /// The room's slot; a missing room is created (if the limit allows) with `epoch` or
+    /// else a new one, idle until someone subscribes. An idle room past its TTL counts as
+    /// gone even before the sweep reaches it, so expiry does not depend on the sweep's pace.
+    fn find_or_create(
+        &mut self,
+        name: &str,
+        epoch: Option<Epoch>,
+        now: Instant,
+    ) -> Result<u32, TooManyRooms> {
         if let Some(&i) = self.index.get(name) {
             if !self.slab.expired(i, self.ms(now)) {
                 return Ok(i);
@@ -261,7 +287,8 @@ impl Registry {
         }
         let settings = self.namespaces.for_room(name).clone();
         let name: Arc<str> = Arc::from(name);
-        let i = self.slab.insert(Room::new(name.clone(), settings, self.rng.epoch()));
+        let epoch = epoch.unwrap_or_else(|| self.rng.epoch());
+        let i = self.slab.insert(Room::new(name.clone(), settings, epoch));
         self.index.insert(name, i);
         ShardStats::add(&self.stats.rooms, 1);
         self.slab.touch(i, self.ms(now));

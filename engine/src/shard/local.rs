@@ -145,6 +145,7 @@ impl Shard {
             Err(e) => {
                 sub.rooms.borrow_mut().remove(&p.room);
                 ShardStats::sub(&self.stats.subscriptions, 1);
+                self.subscription_ended(&p.room);
                 match &p.ack {
                     Ack::Ok(id) => {
                         sub.push_ctrl(envelope::error_frame(id.as_deref(), "too_many_rooms", &e.to_string()))

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::{Namespaces, RoomLimits};
-use crate::epoch::EpochRng;
+use crate::epoch::{Epoch, EpochRng};
 use crate::error::EngineError;
 use crate::mesh::{Event, Receipt, Reply, Request, RoomInfo};
 use crate::message::DeliveryMode;
@@ -60,6 +60,9 @@ pub struct SubOptions {
     pub epoch: Option<Box<str>>,
     /// Deliver the latest message per key first.
     pub snapshot: bool,
+    /// Cluster mode: the epoch the cluster agreed on for this room, given to the room if
+    /// this subscribe creates it here (`None`: a new epoch from the owner's generator).
+    pub room_epoch: Option<Epoch>,
 }
 
 impl SubOptions {
@@ -81,6 +84,9 @@ enum Waiting {
     Seq(local_channel::LocalSender<Result<Receipt, EngineError>>),
     Info(local_channel::LocalSender<RoomInfo>),
 }
+
+/// What [`Shard::on_subscription_end`] registers.
+type SubscriptionEnd = Box<dyn Fn(&str)>;
 
 /// Which shard owns `room`: a stable hash, the same on every shard.
 pub fn owner_of(room: &str, shards: usize) -> usize {
@@ -117,6 +123,9 @@ pub struct Shard {
     input_queue: glommio::TaskQueueHandle,
     cpu_sample: Cell<Option<(Instant, Duration)>>,
     barrier_wake: RefCell<Vec<std::task::Waker>>,
+    /// Called with a room whenever a subscription made on this shard ends (see
+    /// [`Shard::on_subscription_end`]).
+    on_end: RefCell<Option<SubscriptionEnd>>,
     stats: Arc<ShardStats>,
     all_stats: Arc<[Arc<ShardStats>]>,
     pub(crate) stop: LocalStop,
@@ -162,6 +171,7 @@ impl Shard {
             ),
             cpu_sample: Cell::new(None),
             barrier_wake: RefCell::default(),
+            on_end: RefCell::default(),
             stats,
             all_stats,
             stop: LocalStop::default(),
@@ -173,6 +183,21 @@ impl Shard {
     /// (`glommio::yield_if_needed`). Spawn connection tasks into it.
     pub fn input_queue(&self) -> glommio::TaskQueueHandle {
         self.input_queue
+    }
+
+    /// Registers `f`, called with the room each time a subscription made on this shard
+    /// ends: unsubscribed, its connection gone, or refused by the room's owner. Every
+    /// [`Shard::subscribe_with`] call ends exactly once this way, so a caller that counts
+    /// something per subscription (cluster mode: this node's interest in a room) can give
+    /// it back. `f` must not call into the shard.
+    pub fn on_subscription_end(&self, f: impl Fn(&str) + 'static) {
+        *self.on_end.borrow_mut() = Some(Box::new(f));
+    }
+
+    fn subscription_ended(&self, room: &str) {
+        if let Some(f) = &*self.on_end.borrow() {
+            f(room);
+        }
     }
 
     /// This shard's index.
@@ -243,7 +268,7 @@ impl Shard {
         snapshot: bool,
         ack: Ack,
     ) {
-        self.subscribe_with(sub, room, SubOptions { since, epoch: None, snapshot }, ack).await
+        self.subscribe_with(sub, room, SubOptions { since, snapshot, ..SubOptions::default() }, ack).await
     }
 
     /// Follows `room`: the owner admits the subscription (creating the room if the room
@@ -264,12 +289,13 @@ impl Shard {
         self.pending.borrow_mut().insert(token, pending);
         let owner = owner_of(room, self.n);
         if owner == self.id {
-            let result = self.registry().subscribe(room, self.id, opts.resume(), Instant::now());
+            let now = Instant::now();
+            let result = self.registry().subscribe_as(room, self.id, opts.resume(), opts.room_epoch, now);
             self.on_sub_ready(token, result);
         } else {
-            let SubOptions { since, epoch, snapshot } = opts;
-            let req =
-                Request::Subscribe { room: room.into(), origin: self.id, token, since, epoch, snapshot };
+            let SubOptions { since, epoch, snapshot, room_epoch } = opts;
+            let (room, origin) = (room.into(), self.id);
+            let req = Request::Subscribe { room, origin, token, since, epoch, snapshot, room_epoch };
             self.send_req(owner, req).await;
         }
     }
@@ -279,6 +305,7 @@ impl Shard {
     pub async fn unsubscribe(&self, sub: &Rc<Subscriber>, room: &str) -> bool {
         let Some((name, state)) = sub.rooms.borrow_mut().remove(room) else { return false };
         ShardStats::sub(&self.stats.subscriptions, 1);
+        self.subscription_ended(room);
         if let SubState::Pending(token) = state {
             // The owner has not answered yet; its answer releases the subscription if it
             // was admitted (see `local`).

@@ -88,6 +88,39 @@ impl Shard {
         }
     }
 
+    /// Cluster mode: records message `seq` of `room` (epoch `epoch`), sequenced by the
+    /// cluster, and delivers it to every follower on every shard of this node, like a
+    /// local publish but with the cluster's numbering. Returns `Ok(false)` for a duplicate.
+    /// Call it on the room's owner shard ([`owner_of`](super::owner_of)); it waits only
+    /// for full peer queues, like a publish.
+    pub async fn apply(
+        &self,
+        room: &str,
+        epoch: crate::Epoch,
+        seq: u64,
+        data: Bytes,
+        key: Option<Box<str>>,
+    ) -> Result<bool, TooManyRooms> {
+        debug_assert_eq!(super::owner_of(room, self.n), self.id, "apply runs on the room's owner");
+        let Some(p) = self.registry().apply(room, epoch, seq, data, key, Instant::now())? else {
+            return Ok(false);
+        };
+        ShardStats::add(&self.stats.published, 1);
+        let mut pushed = ShardSet::default();
+        for s in p.targets.iter().filter(|&s| s != self.id) {
+            if let Some(q) = &self.ev[s] {
+                if q.push(Event::Deliver(p.msg.clone()), &self.stats) {
+                    pushed.insert(s);
+                }
+            }
+        }
+        if p.targets.contains(self.id) {
+            self.deliver_local(&p.msg);
+        }
+        self.wait_for_room(pushed).await;
+        Ok(true)
+    }
+
     /// Waits until every peer in `peers` has room in its event queue again: the
     /// backpressure a fast publisher feels, applied after its message is fully queued.
     pub(super) async fn wait_for_room(&self, peers: ShardSet) {
@@ -115,9 +148,10 @@ impl Shard {
                 let peers = self.owner_publish(&room, data, key, origin, reply);
                 self.wait_for_room(peers).await;
             }
-            Request::Subscribe { room, origin, token, since, epoch, snapshot } => {
+            Request::Subscribe { room, origin, token, since, epoch, snapshot, room_epoch } => {
                 let from = Resume { since, epoch: epoch.as_deref(), snapshot };
-                let result = self.registry().subscribe(&room, origin, from, Instant::now());
+                let now = Instant::now();
+                let result = self.registry().subscribe_as(&room, origin, from, room_epoch, now);
                 self.send_ev(origin, Event::SubReady { token, result }).await;
             }
             Request::Unsubscribe { room, origin } => {

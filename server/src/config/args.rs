@@ -141,4 +141,17 @@ pub struct Args {
     /// it while the retained budget allows); per namespace with `room_ttl`. Default: 1h.
     #[arg(long, env = "SHARDCAST_ROOM_TTL", value_name = "DURATION", value_parser = parse_ttl)]
     pub room_ttl: Option<Ttl>,
+    /// Join a cluster through this NATS server with JetStream (e.g. nats://127.0.0.1:4222):
+    /// every node then serves the same rooms with the same seqs (DESIGN §4). Without it the
+    /// node is on its own. Default: none.
+    #[arg(long, env = "SHARDCAST_NATS", value_name = "URL")]
+    pub nats: Option<String>,
+    /// This node's name in the cluster (the broker shows the connection as "shardcast
+    /// <node-id>"). Default: <hostname>-<pid>.
+    #[arg(long, env = "SHARDCAST_NODE_ID", value_name = "NAME")]
+    pub node_id: Option<String>,
+    /// Longest wait for the broker on behalf of a client; past it a publish or subscribe
+    /// is answered `unavailable` (HTTP 503). Default: 2s.
+    #[arg(long, env = "SHARDCAST_NATS_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
+    pub nats_timeout: Option<Duration>,
 }

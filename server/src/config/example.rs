@@ -32,6 +32,9 @@ http_publish_burst = 2000
 max_rooms = 100000
 retained_bytes = "1GiB"
 room_ttl = "1h"
+# nats = "nats://127.0.0.1:4222"   # join a cluster (DESIGN §4); SHARDCAST_NATS
+# node_id = "edge-1"
+nats_timeout = "2s"
 
 # Room "fleet:berlin" belongs to namespace "fleet".
 [namespaces.fleet]

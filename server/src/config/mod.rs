@@ -121,6 +121,10 @@ pub struct Config {
     pub max_rooms: usize,
     pub retained_bytes: usize,
     pub room_ttl: Option<Duration>,
+    /// The cluster's broker (`--nats`); `None`: a single node.
+    pub nats: Option<String>,
+    pub node_id: Option<String>,
+    pub nats_timeout: Duration,
     pub namespaces: BTreeMap<String, NamespaceConfig>,
 }
 
@@ -157,6 +161,9 @@ impl Default for Config {
             max_rooms: 100_000,
             retained_bytes: 1 << 30,
             room_ttl: Some(Duration::from_secs(3600)),
+            nats: None,
+            node_id: None,
+            nats_timeout: Duration::from_secs(2),
             namespaces: demo_namespaces(),
         }
     }
@@ -208,6 +215,9 @@ struct FileConfig {
     max_rooms: Option<usize>,
     retained_bytes: Option<Size>,
     room_ttl: Option<Ttl>,
+    nats: Option<String>,
+    node_id: Option<String>,
+    nats_timeout: Option<Human>,
     #[serde(default)]
     namespaces: BTreeMap<String, NamespaceConfig>,
 }
@@ -237,7 +247,8 @@ impl Config {
             ping_interval, idle_timeout, outbox_bytes, history_size, policy, coalesce, write_timeout,
             request_timeout, max_http_connections, http_publish_rate, http_publish_burst, max_rooms,
             retained_bytes);
-        overlay!(cfg, a, Some; jwt_secret, api_key);
+        overlay!(cfg, a, |v| v; nats_timeout);
+        overlay!(cfg, a, Some; jwt_secret, api_key, nats, node_id);
         overlay!(cfg, a, |t: Ttl| t.0; history_ttl, room_ttl);
         cfg.validate()?;
         Ok(cfg)
@@ -257,10 +268,10 @@ impl Config {
         overlay!(cfg, f, |v| v; listen, shards, no_demo, allow_anonymous, origins, log,
             max_rooms_per_conn, max_connections, publish_rate, publish_burst, history_size, policy,
             max_http_connections, http_publish_rate, http_publish_burst, max_rooms);
-        overlay!(cfg, f, Some; jwt_secret, api_key);
+        overlay!(cfg, f, Some; jwt_secret, api_key, nats, node_id);
         overlay!(cfg, f, |s: Size| s.0; max_frame, outbox_bytes, retained_bytes);
         overlay!(cfg, f, |h: Human| h.0; handshake_timeout, ping_interval, idle_timeout, coalesce,
-            write_timeout, request_timeout);
+            write_timeout, request_timeout, nats_timeout);
         overlay!(cfg, f, |t: Ttl| t.0; history_ttl, room_ttl);
         cfg.namespaces.extend(f.namespaces);
         Ok(())

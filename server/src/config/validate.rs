@@ -12,7 +12,7 @@ impl Config {
         let secret_ok = |s: &Option<String>| !matches!(s, Some(s) if s.len() < 16);
         let origin_ok = |o: &String| o == "*"
             || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/'));
-        let rules: [(bool, &str, &str); 20] = [
+        let rules: [(bool, &str, &str); 22] = [
             ((1..=256).contains(&self.shards), "shards", "must be within 1..=256"),
             ((128..=16 << 20).contains(&self.max_frame), "max_frame", "must be within 128 B..=16 MiB"),
             (self.outbox_bytes >= self.max_frame, "outbox_bytes", "must be at least max_frame"),
@@ -33,6 +33,8 @@ impl Config {
             (self.http_publish_rate >= 1 && self.http_publish_burst >= 1, "http_publish_rate", "rate and burst must be at least 1"),
             (self.max_rooms >= 1, "max_rooms", "must be at least 1"),
             (self.retained_bytes >= self.max_frame, "retained_bytes", "must be at least max_frame"),
+            (!self.nats_timeout.is_zero(), "nats_timeout", "must be positive"),
+            (self.nats.as_deref().is_none_or(|u| !u.trim().is_empty()), "nats", "must be a URL such as nats://127.0.0.1:4222"),
         ];
         if let Some((_, field, msg)) = rules.iter().find(|r| !r.0) {
             return Err(invalid(*field, *msg));

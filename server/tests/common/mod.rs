@@ -14,6 +14,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+pub mod nats;
+
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::WebSocketConfig;

@@ -1,0 +1,131 @@
+//! Cluster mode: rooms whose sequence is kept elsewhere (the broker's log), mirrored here.
+//!
+//! In a cluster every node holds, for each room it has subscribers for, a local copy of the
+//! room: its epoch, its last `seq`, a bounded history and snapshot. Nothing here assigns a
+//! `seq`; messages arrive already sequenced ([`Registry::apply`]) and the local copy only
+//! moves forward. Replays, gaps, resets and the budget then work exactly as on one node.
+//!
+//! Invariants (on top of the registry's): a mirrored room's `seq` never decreases; its
+//! history stays contiguous (a jump past the next `seq` restarts history at the new
+//! message, so a resume from before it gets an explicit `gap`, never a silent hole); a
+//! room created here by a mirrored message or a cluster subscribe carries the cluster's
+//! epoch, never one drawn locally.
+
+use bytes::Bytes;
+use std::time::Instant;
+
+use super::{Published, Registry, TooManyRooms};
+use crate::epoch::Epoch;
+use crate::room::Room;
+
+impl Registry {
+    /// Records message `seq` of `name` in epoch `epoch`, sequenced by the cluster, creating
+    /// the room if needed. Returns where it goes, or `None` for a duplicate (a `seq` this
+    /// node already holds). A room that holds another epoch is replaced by the cluster's
+    /// incarnation when nobody here follows it; when somebody does, the local copy adopts
+    /// the new epoch from this message on (its history restarts).
+    pub fn apply(
+        &mut self,
+        name: &str,
+        epoch: Epoch,
+        seq: u64,
+        data: Bytes,
+        key: Option<Box<str>>,
+        now: Instant,
+    ) -> Result<Option<Published>, TooManyRooms> {
+        let mut i = self.find_or_create(name, Some(epoch), now)?;
+        if self.slab.room(i).epoch() != epoch {
+            if self.slab.room(i).subscribers() == 0 {
+                self.remove(i);
+                i = self.find_or_create(name, Some(epoch), now)?;
+            } else {
+                tracing::warn!(room = name, "the cluster changed the epoch of a followed room");
+                let before = self.slab.room(i).retained();
+                let old = self.slab.room_mut(i);
+                let fresh = Room::new(old.name().clone(), old.settings().clone(), epoch);
+                let old = std::mem::replace(old, fresh);
+                self.slab.room_mut(i).adopt_interest(old);
+                self.account(before, 0);
+            }
+        }
+        let room = self.slab.room_mut(i);
+        let before = room.retained();
+        let Some(msg) = room.publish_at(seq, data, key, now) else { return Ok(None) };
+        Ok(Some(self.published(i, before, msg, now)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Namespaces, RoomLimits, RoomSettings};
+    use crate::epoch::EpochRng;
+    use crate::room::Resume;
+    use std::sync::Arc;
+
+    fn registry() -> Registry {
+        let ns = Namespaces::new(RoomSettings { history_size: 4, ..Default::default() });
+        let limits = RoomLimits { max_rooms: 10, ..RoomLimits::default() };
+        Registry::new(ns, limits, EpochRng::with_seed(7), Arc::default())
+    }
+
+    fn data(n: u64) -> Bytes {
+        Bytes::from(n.to_string())
+    }
+
+    #[test]
+    fn applied_messages_keep_the_cluster_seq_and_epoch_and_drop_duplicates() {
+        let mut r = registry();
+        let e = Epoch::from_u64(99);
+        let now = Instant::now();
+        let p = r.apply("a", e, 1, data(1), None, now).unwrap().unwrap();
+        assert_eq!((p.msg.seq, p.epoch), (1, e));
+        assert!(r.apply("a", e, 1, data(1), None, now).unwrap().is_none(), "duplicate");
+        let p = r.apply("a", e, 2, data(2), None, now).unwrap().unwrap();
+        assert_eq!(p.msg.seq, 2);
+        assert_eq!(r.get("a").unwrap().epoch(), e);
+    }
+
+    #[test]
+    fn a_jump_restarts_history_so_an_older_resume_gets_a_gap() {
+        let mut r = registry();
+        let e = Epoch::from_u64(5);
+        let now = Instant::now();
+        for s in 1..=3 {
+            r.apply("a", e, s, data(s), None, now).unwrap();
+        }
+        r.apply("a", e, 10, data(10), None, now).unwrap();
+        let room = r.get("a").unwrap();
+        assert_eq!((room.last_seq(), room.history_len()), (10, 1));
+        let from = Resume { since: Some(2), epoch: Some(e.as_str()), snapshot: false };
+        let replay = r.subscribe("a", 0, from, now).unwrap();
+        assert_eq!(replay.gap, Some((3, 9)));
+        assert_eq!(replay.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![10]);
+    }
+
+    #[test]
+    fn a_subscribe_that_creates_the_room_uses_the_cluster_epoch() {
+        let mut r = registry();
+        let e = Epoch::from_u64(1234);
+        let from = Resume { since: None, epoch: None, snapshot: false };
+        let replay = r.subscribe_as("b", 0, from, Some(e), Instant::now()).unwrap();
+        assert_eq!((replay.epoch, replay.last_seq), (e, 0));
+    }
+
+    #[test]
+    fn another_epoch_replaces_an_unfollowed_room_and_is_adopted_by_a_followed_one() {
+        let mut r = registry();
+        let (e1, e2) = (Epoch::from_u64(1), Epoch::from_u64(2));
+        let now = Instant::now();
+        r.apply("a", e1, 7, data(7), None, now).unwrap();
+        let p = r.apply("a", e2, 1, data(1), None, now).unwrap().unwrap();
+        assert_eq!((p.msg.seq, p.epoch), (1, e2));
+        let from = Resume { since: None, epoch: None, snapshot: false };
+        r.subscribe("a", 3, from, now).unwrap();
+        let e3 = Epoch::from_u64(3);
+        let p = r.apply("a", e3, 1, data(1), None, now).unwrap().unwrap();
+        assert_eq!(p.epoch, e3);
+        assert!(p.targets.contains(3), "the followers stay");
+        assert_eq!(r.retained(), r.get("a").unwrap().retained());
+    }
+}

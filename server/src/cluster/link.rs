@@ -1,0 +1,319 @@
+//! The link thread: one tokio current-thread runtime holding the NATS client, the JetStream
+//! handles and the per-room state of this node (interest and publish queues).
+//!
+//! Everything runs on one `LocalSet`, so state is `Rc<RefCell<..>>` and each room's work is
+//! a local task: a watcher per room with local interest (`watch.rs`) and at most one
+//! appender per room with publishes queued (`append.rs`).
+//!
+//! Invariants: `rooms` holds a room only while it has interest or queued publishes; a
+//! room's watcher runs iff its interest is positive; every `Interest` command is answered
+//! exactly once, and an answer its caller no longer waits for gives the interest back.
+
+use async_nats::header::{HeaderMap, NATS_EXPECTED_LAST_SUBJECT_SEQUENCE};
+use async_nats::jetstream::context::PublishErrorKind;
+use async_nats::jetstream::{self, stream};
+use shardcast_engine::epoch::EpochRng;
+use shardcast_engine::{Epoch, Receipt};
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::task::AbortHandle;
+
+use super::names::{self, EPOCHS, STREAM};
+use super::{ClusterConfig, ClusterError, Cmd, Inbound, LinkStats};
+
+/// The JetStream objects every request needs, made once the broker is reachable.
+pub(super) struct Handles {
+    pub js: jetstream::Context,
+    pub stream: stream::Stream,
+    /// One message per room: its epoch (a key-value store made of a stream, because
+    /// async-nats's KV API needs a newer server than the 2.9 these machines run).
+    pub epochs: stream::Stream,
+}
+
+/// A publish waiting for its room's appender.
+pub(super) struct Pending {
+    pub data: bytes::Bytes,
+    pub reply: oneshot::Sender<Result<Receipt, ClusterError>>,
+}
+
+/// Where a room's interest stands.
+pub(super) enum Watch {
+    /// The watcher is loading the room; these wait for its epoch.
+    Starting(Vec<oneshot::Sender<Result<Epoch, ClusterError>>>),
+    /// Messages flow to the owner shard.
+    Ready(Epoch),
+}
+
+/// This node's state for one room.
+#[derive(Default)]
+pub(super) struct RoomLink {
+    /// Subscriptions on this node that took interest.
+    pub interest: u32,
+    pub watch: Option<(Watch, AbortHandle)>,
+    pub queue: VecDeque<Pending>,
+    pub appending: bool,
+    /// The room's last known stream sequence, room seq and epoch (for the next append).
+    pub head: Option<Head>,
+}
+
+/// The newest message of a room as this node last saw it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Head {
+    pub stream_seq: u64,
+    pub seq: u64,
+    pub epoch: Epoch,
+}
+
+/// The link: shared by its local tasks.
+pub(super) struct Link {
+    pub cfg: ClusterConfig,
+    pub client: async_nats::Client,
+    handles: OnceCell<Handles>,
+    pub rooms: RefCell<HashMap<Arc<str>, RoomLink>>,
+    pub to_shards: Vec<mpsc::Sender<Inbound>>,
+    pub stats: Arc<LinkStats>,
+    rng: RefCell<EpochRng>,
+}
+
+/// Starts the link thread.
+pub(super) fn spawn(
+    cfg: ClusterConfig,
+    cmds: mpsc::Receiver<Cmd>,
+    ends: mpsc::UnboundedReceiver<Arc<str>>,
+    to_shards: Vec<mpsc::Sender<Inbound>>,
+    stats: Arc<LinkStats>,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("shardcast-broker".into()).spawn(move || {
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, run(cfg, cmds, ends, to_shards, stats));
+    })?;
+    Ok(())
+}
+
+async fn run(
+    cfg: ClusterConfig,
+    mut cmds: mpsc::Receiver<Cmd>,
+    mut ends: mpsc::UnboundedReceiver<Arc<str>>,
+    to_shards: Vec<mpsc::Sender<Inbound>>,
+    stats: Arc<LinkStats>,
+) {
+    let events = stats.clone();
+    let options = async_nats::ConnectOptions::new()
+        .name(format!("shardcast {}", cfg.node_id))
+        .retry_on_initial_connect()
+        .max_reconnects(None)
+        .request_timeout(Some(cfg.timeout))
+        .event_callback(move |e| {
+            let stats = events.clone();
+            async move {
+                match e {
+                    async_nats::Event::Connected => stats.connected.store(true, Relaxed),
+                    async_nats::Event::Disconnected => stats.connected.store(false, Relaxed),
+                    other => tracing::info!("broker: {other}"),
+                }
+            }
+        });
+    let client = match options.connect(cfg.url.as_str()).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot use the broker at {}: {e}", cfg.url);
+            return;
+        }
+    };
+    let rng = RefCell::new(EpochRng::for_shard(usize::MAX - std::process::id() as usize));
+    let link = Rc::new(Link {
+        cfg,
+        client,
+        handles: OnceCell::new(),
+        rooms: RefCell::default(),
+        to_shards,
+        stats,
+        rng,
+    });
+    // Make the stream and bucket as soon as the broker answers, not at the first request.
+    let eager = link.clone();
+    tokio::task::spawn_local(async move {
+        while eager.handles().await.is_err() {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    loop {
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                Some(cmd) => link.clone().command(cmd),
+                None => break,
+            },
+            Some(room) = ends.recv() => link.release(&room),
+        }
+    }
+}
+
+impl Link {
+    /// The JetStream handles, creating the stream and the epochs bucket on first use.
+    /// Fails at once while the link is down: a request sent now would wait in the
+    /// client's reconnect buffer and might be appended long after its caller was told it
+    /// failed.
+    pub async fn handles(&self) -> Result<&Handles, ClusterError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(ClusterError::Broker("not connected".into()));
+        }
+        self.handles
+            .get_or_try_init(|| async {
+                let mut js = jetstream::new(self.client.clone());
+                js.set_timeout(self.cfg.timeout);
+                let stream = js
+                    .get_or_create_stream(stream::Config {
+                        name: STREAM.into(),
+                        subjects: vec![format!("{}>", names::IN_PREFIX)],
+                        storage: stream::StorageType::File,
+                        republish: Some(stream::Republish {
+                            source: format!("{}>", names::IN_PREFIX),
+                            destination: format!("{}>", names::OUT_PREFIX),
+                            headers_only: false,
+                        }),
+                        max_messages_per_subject: self.cfg.history.max(1) as i64,
+                        discard: stream::DiscardPolicy::Old,
+                        allow_direct: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(broker)?;
+                let epochs = js
+                    .get_or_create_stream(stream::Config {
+                        name: EPOCHS.into(),
+                        subjects: vec![format!("{}>", names::EPOCH_PREFIX)],
+                        storage: stream::StorageType::File,
+                        max_messages_per_subject: 1,
+                        allow_direct: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(broker)?;
+                tracing::info!(stream = STREAM, epochs = EPOCHS, "joined the cluster");
+                Ok(Handles { js, stream, epochs })
+            })
+            .await
+    }
+
+    /// The room's epoch: the one stored for it, or a new one this node stores first
+    /// (create-if-absent: an append that expects the room's epoch subject to be empty, so
+    /// of two nodes racing, one wins and both then read the winner's).
+    pub async fn epoch_of(&self, room: &str) -> Result<Epoch, ClusterError> {
+        let h = self.handles().await?;
+        let subject = names::epoch_subject(room);
+        for _ in 0..3 {
+            if let Some(e) = self.stored_epoch(room).await? {
+                return Ok(e);
+            }
+            let e = Epoch::from_u64(self.rng.borrow_mut().next_u64());
+            let mut headers = HeaderMap::new();
+            headers.insert(NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, "0");
+            let sent = h.js.publish_with_headers(subject.clone(), headers, e.as_str().to_owned().into());
+            match sent.await.map_err(broker)?.await {
+                Ok(_) => return Ok(e),
+                Err(err) if err.kind() == PublishErrorKind::WrongLastSequence => continue,
+                Err(err) => return Err(broker(err)),
+            }
+        }
+        Err(ClusterError::Broker(format!("no epoch for {room}")))
+    }
+
+    /// The epoch stored for `room`, if any.
+    async fn stored_epoch(&self, room: &str) -> Result<Option<Epoch>, ClusterError> {
+        let h = self.handles().await?;
+        match h.epochs.direct_get_last_for_subject(names::epoch_subject(room)).await {
+            Ok(m) => {
+                let text = std::str::from_utf8(&m.payload).unwrap_or_default();
+                Epoch::parse(text)
+                    .map(Some)
+                    .ok_or_else(|| ClusterError::Broker(format!("bad epoch {text:?}")))
+            }
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => Ok(None),
+            Err(e) => Err(broker(e)),
+        }
+    }
+
+    fn command(self: Rc<Self>, cmd: Cmd) {
+        match cmd {
+            Cmd::Publish { room, data, reply } => {
+                let start = {
+                    let mut rooms = self.rooms.borrow_mut();
+                    let r = rooms.entry(room.clone()).or_default();
+                    r.queue.push_back(Pending { data, reply });
+                    !std::mem::replace(&mut r.appending, true)
+                };
+                if start {
+                    tokio::task::spawn_local(super::append::run(self, room));
+                }
+            }
+            Cmd::Interest { room, reply } => {
+                let mut rooms = self.rooms.borrow_mut();
+                let r = rooms.entry(room.clone()).or_default();
+                r.interest += 1;
+                match &mut r.watch {
+                    Some((Watch::Starting(waiters), _)) => waiters.push(reply),
+                    Some((Watch::Ready(epoch), _)) => {
+                        if reply.send(Ok(*epoch)).is_err() {
+                            r.interest -= 1; // the caller gave up: nobody will give it back
+                        }
+                    }
+                    None => {
+                        let task = tokio::task::spawn_local(super::watch::run(self.clone(), room));
+                        r.watch = Some((Watch::Starting(vec![reply]), task.abort_handle()));
+                        self.stats.watched.fetch_add(1, Relaxed);
+                    }
+                }
+            }
+            Cmd::Info { room, reply } => {
+                tokio::task::spawn_local(async move {
+                    let _ =
+                        reply.send(self.head(&room, false).await.map(|h| {
+                            h.filter(|h| h.seq > 0).map(|h| Receipt { seq: h.seq, epoch: h.epoch })
+                        }));
+                });
+            }
+        }
+    }
+
+    /// One subscription on this node ended: below one, the node stops receiving the room.
+    pub fn release(&self, room: &str) {
+        let mut rooms = self.rooms.borrow_mut();
+        let Some(r) = rooms.get_mut(room) else { return };
+        r.interest = r.interest.saturating_sub(1);
+        if r.interest == 0 {
+            if let Some((_, task)) = r.watch.take() {
+                task.abort();
+                self.stats.watched.fetch_sub(1, Relaxed);
+            }
+        }
+        if r.interest == 0 && !r.appending {
+            rooms.remove(room);
+        }
+    }
+
+    /// The room's newest message as the stream holds it; for a room without messages, seq 0
+    /// and its stored epoch — made now if `create`, else `None` when it has none.
+    pub async fn head(&self, room: &str, create: bool) -> Result<Option<Head>, ClusterError> {
+        let h = self.handles().await?;
+        match h.stream.direct_get_last_for_subject(names::in_subject(room)).await {
+            Ok(m) => Ok(Some(super::watch::parse(&m.headers, m.sequence)?)),
+            Err(e) if e.kind() == stream::DirectGetErrorKind::NotFound => {
+                if !create && self.stored_epoch(room).await?.is_none() {
+                    return Ok(None);
+                }
+                Ok(Some(Head { stream_seq: 0, seq: 0, epoch: self.epoch_of(room).await? }))
+            }
+            Err(e) => Err(broker(e)),
+        }
+    }
+}
+
+/// A broker failure as clients see it.
+pub(super) fn broker(e: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Broker(e.to_string())
+}

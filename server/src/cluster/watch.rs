@@ -1,0 +1,182 @@
+//! Receiving one room while this node has subscribers of it (interest-based routing).
+//!
+//! The watcher subscribes to `sc.out.<room>` and flushes (from then on the broker sends this
+//! node every accepted message of the room), reads the room's epoch and its retained history
+//! from the stream, hands that history to the room's owner shard and waits until the shard
+//! holds it; only then are the subscriptions that asked answered (so a `sub`'s `ok` means
+//! "every later publish reaches you"). After that it forwards each message in `seq` order:
+//! duplicates (already in the history it loaded) are dropped, and a message past the next
+//! `seq` (re-publishing can overtake, or the broker dropped some for a slow consumer) first
+//! gets the missing ones fetched from the stream by subject.
+//!
+//! Aborting the task (the room's last local subscription ended) drops the subscription, so
+//! the broker stops sending the room here.
+
+use async_nats::header::{HeaderMap, NATS_SEQUENCE};
+use async_nats::jetstream::stream::DirectGetErrorKind;
+use futures_lite::StreamExt;
+use shardcast_engine::Epoch;
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+use super::link::{broker, Head, Link, Watch};
+use super::names;
+use super::{ClusterError, Inbound};
+
+/// Watches `room` until aborted or the link stops.
+pub(super) async fn run(link: Rc<Link>, room: Arc<str>) {
+    let owner = shardcast_engine::owner_of(&room, link.cfg.shards);
+    let (mut sub, mut last) = match start(&link, &room, owner).await {
+        Ok(started) => started,
+        Err(e) => {
+            tracing::warn!(room = &*room, "cannot receive the room from the broker: {e}");
+            settle(&link, &room, Err(e));
+            return;
+        }
+    };
+    if !settle(&link, &room, Ok(last.epoch)) {
+        return;
+    }
+    while let Some(m) = sub.next().await {
+        link.stats.received.fetch_add(1, Relaxed);
+        let stream_seq = header(m.headers.as_ref(), NATS_SEQUENCE.as_ref()).unwrap_or(0);
+        let Ok(head) = m.headers.as_ref().map_or(Err(bad("no headers")), |h| parse(h, stream_seq)) else {
+            tracing::warn!(room = &*room, "a message without its seq or epoch headers: skipped");
+            continue;
+        };
+        if head.seq <= last.seq && head.epoch == last.epoch {
+            continue;
+        }
+        if head.seq > last.seq + 1 && head.epoch == last.epoch {
+            if let Err(e) = fill(&link, &room, owner, &mut last, head.seq).await {
+                tracing::warn!(room = &*room, "cannot fill seqs {}..{}: {e}", last.seq + 1, head.seq - 1);
+            }
+        }
+        if !forward(&link, &room, owner, head, m.payload).await {
+            return;
+        }
+        last = head;
+    }
+}
+
+/// Subscribes, loads the history, and waits until the owner shard holds it.
+async fn start(
+    link: &Link,
+    room: &Arc<str>,
+    owner: usize,
+) -> Result<(async_nats::Subscriber, Head), ClusterError> {
+    let h = link.handles().await?;
+    let sub = link.client.subscribe(names::out_subject(room)).await.map_err(broker)?;
+    link.client.flush().await.map_err(broker)?;
+    let epoch = link.epoch_of(room).await?;
+    let subject = names::in_subject(room);
+    let mut msgs = Vec::new();
+    let mut last = Head { stream_seq: 0, seq: 0, epoch };
+    let mut next = h.stream.direct_get_first_for_subject(subject.as_str()).await;
+    loop {
+        let m = match next {
+            Ok(m) => m,
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
+            Err(e) => return Err(broker(e)),
+        };
+        let head = parse(&m.headers, m.sequence)?;
+        if head.epoch == epoch {
+            msgs.push((head.seq, m.payload));
+            last = head;
+        }
+        next = h.stream.direct_get_next_for_subject(subject.as_str(), Some(m.sequence + 1)).await;
+    }
+    if msgs.len() > link.cfg.history {
+        msgs.drain(..msgs.len() - link.cfg.history);
+    }
+    let (done, held) = oneshot::channel();
+    let sync = Inbound::Sync { room: room.clone(), epoch, msgs, done };
+    link.to_shards[owner].send(sync).await.map_err(|_| broker("shard stopped"))?;
+    match held.await {
+        Ok(true) => Ok((sub, last)),
+        Ok(false) => Err(ClusterError::TooManyRooms),
+        Err(_) => Err(broker("shard stopped")),
+    }
+}
+
+/// Answers the subscriptions waiting for the room. Returns whether to keep watching.
+fn settle(link: &Link, room: &str, result: Result<Epoch, ClusterError>) -> bool {
+    let mut rooms = link.rooms.borrow_mut();
+    let Some(r) = rooms.get_mut(room) else { return false };
+    let Some((Watch::Starting(waiters), _)) = r.watch.as_mut() else { return false };
+    for tx in std::mem::take(waiters) {
+        if tx.send(result.clone()).is_err() || result.is_err() {
+            r.interest -= 1; // a refused or abandoned interest is nobody's to give back
+        }
+    }
+    let keep = result.is_ok() && r.interest > 0;
+    if keep {
+        if let Ok(epoch) = result {
+            r.watch.as_mut().expect("checked above").0 = Watch::Ready(epoch);
+        }
+    } else {
+        r.watch = None;
+        link.stats.watched.fetch_sub(1, Relaxed);
+        if r.interest == 0 && !r.appending {
+            rooms.remove(room);
+        }
+    }
+    keep
+}
+
+/// Fetches the room's messages after `last` up to (not including) `seq` from the stream.
+async fn fill(
+    link: &Link,
+    room: &Arc<str>,
+    owner: usize,
+    last: &mut Head,
+    seq: u64,
+) -> Result<(), ClusterError> {
+    let h = link.handles().await?;
+    let subject = names::in_subject(room);
+    while last.seq + 1 < seq {
+        let m = match h.stream.direct_get_next_for_subject(subject.as_str(), Some(last.stream_seq + 1)).await
+        {
+            Ok(m) => m,
+            Err(e) if e.kind() == DirectGetErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(broker(e)),
+        };
+        let head = parse(&m.headers, m.sequence)?;
+        if head.seq >= seq || head.epoch != last.epoch {
+            return Ok(());
+        }
+        link.stats.filled.fetch_add(1, Relaxed);
+        if head.seq > last.seq && !forward(link, room, owner, head, m.payload).await {
+            return Err(broker("shard stopped"));
+        }
+        *last = Head { stream_seq: m.sequence, ..head };
+    }
+    Ok(())
+}
+
+/// Hands one message to the owner shard (waiting while its queue is full).
+async fn forward(link: &Link, room: &Arc<str>, owner: usize, head: Head, data: bytes::Bytes) -> bool {
+    let msg = Inbound::Msg { room: room.clone(), epoch: head.epoch, seq: head.seq, data };
+    let sent = link.to_shards[owner].send(msg).await.is_ok();
+    if sent {
+        link.stats.delivered.fetch_add(1, Relaxed);
+    }
+    sent
+}
+
+/// The room seq and epoch a stored or re-published message carries.
+pub(super) fn parse(headers: &HeaderMap, stream_seq: u64) -> Result<Head, ClusterError> {
+    let seq = header(Some(headers), names::SEQ).ok_or_else(|| bad("no Sc-Seq header"))?;
+    let epoch = headers.get(names::EPOCH).and_then(|v| Epoch::parse(v.as_str()));
+    Ok(Head { stream_seq, seq, epoch: epoch.ok_or_else(|| bad("no Sc-Epoch header"))? })
+}
+
+fn header(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
+    headers?.get(name)?.as_str().parse().ok()
+}
+
+fn bad(what: &str) -> ClusterError {
+    ClusterError::Broker(what.into())
+}

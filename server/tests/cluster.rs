@@ -1,0 +1,272 @@
+//! Cluster mode end to end: a real `nats-server -js` on a free port and several real
+//! shardcast nodes, all stopped by PID; clients on real sockets (DESIGN §4).
+
+mod common;
+
+use common::nats::Broker;
+use common::{assert_error, envelope, split_epoch, unique, Server, Ws};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn node(broker: &Broker, id: &str) -> Server {
+    Server::start(&["--shards", "2", "--nats", &broker.url(), "--node-id", id, "--nats-timeout", "2s"])
+}
+
+fn http_publish(s: &Server, room: &str, data: &str) -> (u64, String) {
+    let r = s.publish(&format!(r#"{{"room":"{room}","data":{data}}}"#), &[]);
+    let body = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(r.status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    (v["seq"].as_u64().unwrap(), v["epoch"].as_str().unwrap().to_owned())
+}
+
+/// `POST /api/publish`, or `None` once the node is gone (refused or cut connection).
+fn try_publish(s: &Server, body: &str) -> Option<common::HttpResponse> {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect(s.addr).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let head = format!(
+        "POST /api/publish HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).ok()?;
+    tcp.write_all(body.as_bytes()).ok()?;
+    common::read_http_response(&mut tcp).ok()
+}
+
+/// A counter from a node's `/metrics`.
+fn metric(s: &Server, name: &str) -> u64 {
+    let text = String::from_utf8(s.get("/metrics").body).unwrap();
+    let line =
+        text.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_else(|| panic!("no {name}"));
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Waits until `s` counts `n` subscribers of `room` (a room-per-URL client joins after its
+/// handshake, with no reply to wait for).
+fn wait_subscribers(s: &Server, room: &str, n: u64) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v: Value = serde_json::from_slice(&s.get(&format!("/api/rooms/{room}")).body).unwrap();
+        if v["subscribers"].as_u64() == Some(n) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{room} never had {n} subscribers: {v}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until `/health` answers `status`.
+fn wait_health(s: &Server, status: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.get("/health").status != status {
+        assert!(Instant::now() < deadline, "/health never answered {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads envelopes until `n` arrived; returns seq → data.
+fn collect(ws: &mut Ws, n: usize) -> BTreeMap<u64, Value> {
+    let mut got = BTreeMap::new();
+    let mut last = 0;
+    while got.len() < n {
+        let text = ws.recv_text_within(Duration::from_secs(10));
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let seq = v["seq"].as_u64().unwrap_or_else(|| panic!("not a message: {text}"));
+        assert_eq!(seq, last + 1, "seqs arrive contiguous and in order: {text}");
+        last = seq;
+        got.insert(seq, v["data"].clone());
+    }
+    got
+}
+
+#[test]
+fn a_message_published_on_one_node_reaches_both_endpoints_on_another() {
+    let broker = Broker::start();
+    let (a, b) = (node(&broker, "a"), node(&broker, "b"));
+    let room = unique("track:");
+    let mut mux = b.ws();
+    let (seq0, epoch_b) = mux.sub_epoch(&room, 1);
+    assert_eq!(seq0, 0);
+    let mut raw = b.connect(&format!("/ws/{room}"));
+    wait_subscribers(&b, &room, 2);
+    let mut publisher = a.ws();
+    let reply = publisher.request(&format!(r#"{{"op":"pub","room":"{room}","data":{{"v":1}},"id":7}}"#));
+    let (bare, epoch_a) = split_epoch(&reply);
+    assert_eq!(bare, format!(r#"{{"op":"ok","id":7,"room":"{room}","seq":1}}"#));
+    assert_eq!(epoch_a, epoch_b, "one epoch for the room on every node");
+    assert_eq!(mux.recv_text(), envelope(&room, 1, r#"{"v":1}"#));
+    assert_eq!(raw.recv_text(), r#"{"v":1}"#, "room-per-URL gets the exact bytes");
+    let (seq, epoch) = http_publish(&a, &room, r#"{"v":2}"#);
+    assert_eq!((seq, epoch.as_str()), (2, epoch_a.as_str()));
+    assert_eq!(mux.recv_text(), envelope(&room, 2, r#"{"v":2}"#));
+    assert_eq!(raw.recv_text(), r#"{"v":2}"#);
+    // A room-per-URL client on A publishes by sending text.
+    let mut raw_a = a.connect(&format!("/ws/{room}"));
+    wait_subscribers(&a, &room, 1);
+    raw_a.send_text(r#"{"v":3}"#);
+    assert_eq!(mux.recv_text(), envelope(&room, 3, r#"{"v":3}"#));
+    let info = String::from_utf8(a.get(&format!("/api/rooms/{room}")).body).unwrap();
+    let v: Value = serde_json::from_str(&info).unwrap();
+    assert_eq!((v["seq"].as_u64(), v["epoch"].as_str()), (Some(3), Some(epoch_a.as_str())), "{info}");
+}
+
+#[test]
+fn concurrent_publishers_on_three_nodes_get_one_contiguous_sequence() {
+    let broker = Broker::start();
+    let nodes: Vec<Server> = ["a", "b", "c"].iter().map(|id| node(&broker, id)).collect();
+    let room = unique("hot:");
+    let mut subs: Vec<Ws> = nodes.iter().map(|n| n.ws()).collect();
+    for s in &mut subs {
+        s.sub(&room, 1);
+    }
+    const EACH: usize = 40;
+    let acks: Vec<Vec<u64>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let room = &room;
+                scope.spawn(move || {
+                    (0..EACH).map(|k| http_publish(n, room, &format!(r#"{{"n":{i},"k":{k}}}"#)).0).collect()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<u64> = acks.concat();
+    all.sort_unstable();
+    assert_eq!(all, (1..=(3 * EACH) as u64).collect::<Vec<_>>(), "every ack a distinct seq, no hole");
+    let seen: Vec<BTreeMap<u64, Value>> = subs.iter_mut().map(|s| collect(s, 3 * EACH)).collect();
+    assert_eq!(seen[0], seen[1], "same seq, same message on every node");
+    assert_eq!(seen[0], seen[2]);
+    for (i, seqs) in acks.iter().enumerate() {
+        for (k, seq) in seqs.iter().enumerate() {
+            assert_eq!(seen[0][seq], serde_json::json!({"n": i, "k": k}), "ack {seq} names its own message");
+        }
+    }
+}
+
+#[test]
+fn a_client_resumes_on_another_node_and_history_survives_restarting_every_node() {
+    let broker = Broker::start();
+    let room = unique("orders:");
+    let epoch = {
+        let a = node(&broker, "a");
+        let mut epoch = String::new();
+        for k in 1..=5 {
+            epoch = http_publish(&a, &room, &format!(r#"{{"k":{k}}}"#)).1;
+        }
+        epoch
+    }; // node a is gone: only the broker holds the room now
+    let b = node(&broker, "b");
+    let mut ws = b.ws();
+    let reply = ws.request(&format!(r#"{{"op":"sub","room":"{room}","since":2,"epoch":"{epoch}","id":1}}"#));
+    assert_eq!(reply, format!(r#"{{"op":"ok","id":1,"room":"{room}","seq":5,"epoch":"{epoch}"}}"#));
+    for k in 3..=5 {
+        assert_eq!(ws.recv_text(), envelope(&room, k, &format!(r#"{{"k":{k}}}"#)));
+    }
+    let c = node(&broker, "c");
+    assert_eq!(http_publish(&c, &room, r#"{"k":6}"#), (6, epoch.clone()));
+    assert_eq!(ws.recv_text(), envelope(&room, 6, r#"{"k":6}"#));
+}
+
+#[test]
+fn a_node_without_subscribers_receives_nothing_of_a_busy_room() {
+    let broker = Broker::start();
+    let (a, b, idle) = (node(&broker, "a"), node(&broker, "b"), node(&broker, "idle"));
+    let room = unique("busy:");
+    let mut sub = b.ws();
+    sub.sub(&room, 1);
+    for k in 0..100 {
+        http_publish(&a, &room, &format!("{k}"));
+    }
+    collect(&mut sub, 100);
+    assert!(metric(&b, "shardcast_broker_received_total") >= 100);
+    assert_eq!(metric(&idle, "shardcast_broker_received_total"), 0, "no interest, no traffic");
+    assert_eq!(metric(&a, "shardcast_broker_received_total"), 0, "publishing needs no interest");
+    // Interest ends with the last subscription: b stops receiving the room.
+    sub.close();
+    let before = metric(&b, "shardcast_broker_received_total");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&b, "shardcast_broker_rooms_watched") != 0 {
+        assert!(Instant::now() < deadline, "b still watches the room");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for k in 0..20 {
+        http_publish(&a, &room, &format!("{k}"));
+    }
+    assert_eq!(metric(&b, "shardcast_broker_received_total"), before);
+}
+
+#[test]
+fn without_the_broker_publishes_are_refused_not_faked_and_resume_after_it_returns() {
+    let mut broker = Broker::start();
+    let a = node(&broker, "a");
+    let room = unique("sensor:");
+    let (seq, epoch) = http_publish(&a, &room, "1");
+    assert_eq!(seq, 1);
+    broker.kill();
+    wait_health(&a, 503);
+    let started = Instant::now();
+    let r = a.publish(&format!(r#"{{"room":"{room}","data":2}}"#), &[]);
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    let body = String::from_utf8(r.body).unwrap();
+    assert!(body.starts_with(r#"{"error":{"code":"unavailable","message":""#), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(4), "answered within the timeout");
+    let mut ws = a.ws();
+    let reply = ws.request(&format!(r#"{{"op":"pub","room":"{room}","data":3,"id":9}}"#));
+    assert_error(&reply, Some("9"), "unavailable");
+    assert_eq!(a.get("/health").body, br#"{"status":"degraded","broker":"disconnected"}"#);
+    broker.restart();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = a.publish(&format!(r#"{{"room":"{room}","data":4}}"#), &[]);
+        if r.status == 200 {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            assert_eq!(v["seq"], 2, "the stream's seq continues: nothing refused was appended");
+            assert_eq!(v["epoch"], epoch.as_str());
+            break;
+        }
+        assert!(Instant::now() < deadline, "no recovery after the broker came back");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(a.get("/health").body, br#"{"status":"ok","broker":"connected"}"#);
+}
+
+#[test]
+fn a_node_killed_while_publishing_loses_no_acknowledged_message() {
+    let broker = Broker::start();
+    let (a, b) = (node(&broker, "a"), node(&broker, "b"));
+    let room = unique("fleet:");
+    let mut sub = b.ws();
+    sub.sub(&room, 1);
+    let acked: Vec<u64> = std::thread::scope(|scope| {
+        let publisher = scope.spawn(|| {
+            let mut acked = Vec::new();
+            for k in 0.. {
+                match try_publish(&a, &format!(r#"{{"room":"{room}","data":{k}}}"#)) {
+                    Some(r) if r.status == 200 => {
+                        acked.push(serde_json::from_slice::<Value>(&r.body).unwrap()["seq"].as_u64().unwrap())
+                    }
+                    _ => break, // the node is gone
+                }
+            }
+            acked
+        });
+        while metric(&b, "shardcast_broker_received_total") < 30 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        a.signal(libc::SIGKILL);
+        publisher.join().unwrap()
+    });
+    assert!(acked.len() >= 30);
+    // The other node keeps serving the room, continuing the same sequence.
+    let (next, _) = http_publish(&b, &room, r#""after""#);
+    let seen = collect(&mut sub, next as usize);
+    for seq in &acked {
+        assert!(seen.contains_key(seq), "acknowledged seq {seq} never delivered");
+    }
+    assert_eq!(seen[&next], Value::from("after"));
+}
