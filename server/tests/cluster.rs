@@ -203,10 +203,13 @@ fn a_node_without_subscribers_receives_nothing_of_a_busy_room() {
 #[test]
 fn without_the_broker_publishes_are_refused_not_faked_and_resume_after_it_returns() {
     let mut broker = Broker::start();
-    let a = node(&broker, "a");
+    let (a, b) = (node(&broker, "a"), node(&broker, "b"));
     let room = unique("sensor:");
+    let mut watcher = b.ws();
+    watcher.sub(&room, 1);
     let (seq, epoch) = http_publish(&a, &room, "1");
     assert_eq!(seq, 1);
+    assert_eq!(watcher.recv_text(), envelope(&room, 1, "1"));
     broker.kill();
     wait_health(&a, 503);
     let started = Instant::now();
@@ -233,6 +236,8 @@ fn without_the_broker_publishes_are_refused_not_faked_and_resume_after_it_return
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(a.get("/health").body, br#"{"status":"ok","broker":"connected"}"#);
+    // The other node's subscriber was kept through the outage and sees the next message.
+    assert_eq!(watcher.recv_text_within(Duration::from_secs(10)), envelope(&room, 2, "4"));
 }
 
 #[test]

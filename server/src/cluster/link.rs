@@ -76,6 +76,9 @@ pub(super) struct Link {
     pub rooms: RefCell<HashMap<Arc<str>, RoomLink>>,
     pub to_shards: Vec<mpsc::Sender<Inbound>>,
     pub stats: Arc<LinkStats>,
+    /// Bumped each time the client (re)connects: watchers then catch up from the stream on
+    /// what the broker published while this node was cut off.
+    pub connects: tokio::sync::watch::Receiver<u64>,
     rng: RefCell<EpochRng>,
 }
 
@@ -103,16 +106,21 @@ async fn run(
     stats: Arc<LinkStats>,
 ) {
     let events = stats.clone();
+    let (connected_tx, connects) = tokio::sync::watch::channel(0u64);
+    let connected_tx = Arc::new(connected_tx);
     let options = async_nats::ConnectOptions::new()
         .name(format!("shardcast {}", cfg.node_id))
         .retry_on_initial_connect()
         .max_reconnects(None)
         .request_timeout(Some(cfg.timeout))
         .event_callback(move |e| {
-            let stats = events.clone();
+            let (stats, connected) = (events.clone(), connected_tx.clone());
             async move {
                 match e {
-                    async_nats::Event::Connected => stats.connected.store(true, Relaxed),
+                    async_nats::Event::Connected => {
+                        stats.connected.store(true, Relaxed);
+                        connected.send_modify(|n| *n += 1);
+                    }
                     async_nats::Event::Disconnected => stats.connected.store(false, Relaxed),
                     other => tracing::info!("broker: {other}"),
                 }
@@ -133,6 +141,7 @@ async fn run(
         rooms: RefCell::default(),
         to_shards,
         stats,
+        connects,
         rng,
     });
     // Make the stream and bucket as soon as the broker answers, not at the first request.

@@ -39,7 +39,23 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>) {
     if !settle(&link, &room, Ok(last.epoch)) {
         return;
     }
-    while let Some(m) = sub.next().await {
+    let mut connects = link.connects.clone();
+    connects.mark_unchanged();
+    loop {
+        let m = tokio::select! {
+            m = sub.next() => m,
+            changed = connects.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                // Reconnected: what the room got meanwhile is in the stream, not in flight.
+                if let Err(e) = fill(&link, &room, owner, &mut last, u64::MAX).await {
+                    tracing::warn!(room = &*room, "cannot catch up after reconnecting: {e}");
+                }
+                continue;
+            }
+        };
+        let Some(m) = m else { return };
         link.stats.received.fetch_add(1, Relaxed);
         let stream_seq = header(m.headers.as_ref(), NATS_SEQUENCE.as_ref()).unwrap_or(0);
         let Ok(head) = m.headers.as_ref().map_or(Err(bad("no headers")), |h| parse(h, stream_seq)) else {
@@ -126,7 +142,8 @@ fn settle(link: &Link, room: &str, result: Result<Epoch, ClusterError>) -> bool 
     keep
 }
 
-/// Fetches the room's messages after `last` up to (not including) `seq` from the stream.
+/// Fetches the room's messages after `last` up to (not including) `seq` from the stream
+/// (`u64::MAX`: all it holds).
 async fn fill(
     link: &Link,
     room: &Arc<str>,
