@@ -233,6 +233,27 @@ impl Room {
         Some(self.publish(data, key, now))
     }
 
+    /// Cluster mode: records the latest message of `key` from before this node received the
+    /// room (older than its history), as a snapshot entry only: history and `seq` are left
+    /// alone. Entries must come in ascending `seq`; one whose key is held already, that is not
+    /// newer than every entry, or that would pass `max_snapshot_keys`, is skipped (returns
+    /// false), as is everything in a namespace without a key.
+    pub fn seed(&mut self, seq: u64, data: Bytes, key: Box<str>, now: Instant) -> bool {
+        let s = &*self.settings;
+        let (max_keys, keyed, policy) = (s.max_snapshot_keys, s.key.is_some(), s.policy);
+        if !keyed || max_keys == 0 {
+            return false;
+        }
+        let snap = self.snapshot.get_or_insert_with(Box::default);
+        if snap.contains_key(&key) || snap.newest_seq().is_some_and(|n| n >= seq) || snap.len() >= max_keys {
+            return false;
+        }
+        let msg = Arc::new(Message::new(self.name.clone(), seq, data, Some(key), policy, now));
+        snap.insert(msg.clone());
+        self.retained += cost(&msg);
+        true
+    }
+
     fn in_history(&self, m: &Message) -> bool {
         self.history.front().is_some_and(|f| m.seq >= f.seq)
     }

@@ -91,6 +91,11 @@ impl Snapshot {
         msg.key.as_deref().and_then(|k| self.by_key.get(k)).is_some_and(|b| std::ptr::eq(&*b.0, msg))
     }
 
+    /// The highest `seq` held.
+    pub fn newest_seq(&self) -> Option<u64> {
+        self.by_seq.keys().next_back().copied()
+    }
+
     /// The entry with the lowest `seq`.
     pub fn oldest(&self) -> Option<&Arc<Message>> {
         self.by_seq.values().next()

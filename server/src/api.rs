@@ -121,15 +121,15 @@ async fn publish(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<
         ctx.reject(if status == 401 { RejectReason::Auth } else { RejectReason::Forbidden });
         return http::error_json(status, code, &msg, conn);
     }
+    let key = ctx.shared.key_of(room, data);
     if let Some(c) = &ctx.shared.cluster {
-        return match c.publish(room, Bytes::copy_from_slice(data)).await {
+        return match c.publish(room, Bytes::copy_from_slice(data), key).await {
             Ok(r) => {
                 http::json(200, format!(r#"{{"seq":{},"epoch":"{}"}}"#, r.seq, r.epoch).as_bytes(), conn)
             }
             Err(e) => http::error_json(503, e.code(), &e.to_string(), conn),
         };
     }
-    let key = ctx.shared.key_of(room, data);
     match ctx.shard.publish_wait(room, Bytes::copy_from_slice(data), key).await {
         Ok(r) => http::json(200, format!(r#"{{"seq":{},"epoch":"{}"}}"#, r.seq, r.epoch).as_bytes(), conn),
         Err(e @ EngineError::TooManyRooms(_)) => {

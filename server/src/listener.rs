@@ -7,6 +7,10 @@
 
 use socket2::{Domain, Protocol, Socket, Type};
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+/// How long a busy port is probed again before start-up fails (see [`bind_reuseport`]).
+pub const RESTART_GRACE: Duration = Duration::from_secs(2);
 
 /// Binds `n` listeners on `addr` with `SO_REUSEPORT`; returns them and the bound address.
 ///
@@ -14,12 +18,25 @@ use std::net::{SocketAddr, TcpListener};
 /// take part of the connections, so an exclusive probe bind comes first: it fails with
 /// "address in use" while anything listens on the port. The probe sets `SO_REUSEADDR`, so
 /// a restart right after the previous process exited still binds despite TIME_WAIT.
+///
+/// A process killed with SIGKILL leaves its listening sockets open for a moment after it is
+/// gone: its io_uring rings still hold the files until the kernel tears them down in the
+/// background. So a busy port is probed again for up to [`RESTART_GRACE`] before giving up:
+/// a restart right after a crash binds as soon as the port is free, and a second live
+/// process on the port still fails, [`RESTART_GRACE`] later.
 pub fn bind_reuseport(addr: SocketAddr, n: usize) -> std::io::Result<(Vec<TcpListener>, SocketAddr)> {
-    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    probe.set_reuse_address(true)?;
-    probe.bind(&addr.into())?;
-    let mut bound = probe.local_addr()?.as_socket().unwrap_or(addr);
-    drop(probe);
+    let deadline = std::time::Instant::now() + RESTART_GRACE;
+    let mut bound = loop {
+        let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        probe.set_reuse_address(true)?;
+        match probe.bind(&addr.into()) {
+            Ok(()) => break probe.local_addr()?.as_socket().unwrap_or(addr),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let mut out = Vec::with_capacity(n);
     for _ in 0..n {
         let s = Socket::new(Domain::for_address(bound), Type::STREAM, Some(Protocol::TCP))?;

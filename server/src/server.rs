@@ -42,7 +42,16 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
             history: shared.max_history(),
             shards: shared.config.shards,
         };
-        shared.cluster = Some(crate::cluster::Cluster::start(cfg).context("cannot start the cluster link")?);
+        let cluster = crate::cluster::Cluster::start(cfg).context("cannot start the cluster link")?;
+        // Serve once the broker answers (so the first requests are not refused), but start
+        // anyway when it does not: the link keeps trying, and requests say `unavailable`.
+        if !cluster.wait_connected(shared.config.nats_timeout) {
+            tracing::warn!(
+                "the broker did not answer within {:?}; starting anyway",
+                shared.config.nats_timeout
+            );
+        }
+        shared.cluster = Some(cluster);
     }
     let shared = Arc::new(shared);
     let cfg = &shared.config;
@@ -168,13 +177,13 @@ async fn demo(ctx: Rc<ShardCtx>) {
     let shard = &ctx.shard;
     while !shard.is_stopping() {
         for (room, json) in fleet.tick(start.elapsed()) {
+            let key = ctx.shared.key_of(&room, &json);
             if let Some(cluster) = &ctx.shared.cluster {
-                if let Err(e) = cluster.publish(&room, Bytes::from(json)).await {
+                if let Err(e) = cluster.publish(&room, Bytes::from(json), key).await {
                     tracing::debug!(room, "demo publish failed: {e}");
                 }
                 continue;
             }
-            let key = ctx.shared.key_of(&room, &json);
             shard.publish(&room, Bytes::from(json), key, Reply::None).await;
         }
         or(glommio::timer::sleep(Duration::from_secs(1)), shard.stopping()).await;

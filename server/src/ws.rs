@@ -99,7 +99,8 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
             // and these one-off states would otherwise be held by every idle session.
             let mut opts = SubOptions::default();
             if let Some(cluster) = &ctx.shared.cluster {
-                match Box::pin(cluster.interest(room)).await {
+                let keyed = ctx.shared.rules(room).key.is_some();
+                match Box::pin(cluster.interest(room, keyed)).await {
                     Ok(epoch) => opts.room_epoch = Some(epoch),
                     Err(e) => {
                         tracing::debug!(room, "room-per-URL session refused: {e}");
@@ -270,7 +271,8 @@ impl Session {
                 let mut opts = SubOptions { since, epoch, snapshot, room_epoch: None };
                 if let Some(cluster) = &self.ctx.shared.cluster {
                     // The node's broker subscription is in place before the `ok`.
-                    match cluster.interest(&room).await {
+                    let keyed = self.ctx.shared.rules(&room).key.is_some();
+                    match cluster.interest(&room, keyed).await {
                         Ok(epoch) => opts.room_epoch = Some(epoch),
                         Err(e) => return self.error(id.as_deref(), e.code(), &e.to_string()),
                     }
@@ -289,7 +291,8 @@ impl Session {
                     return;
                 }
                 if let Some(cluster) = &self.ctx.shared.cluster {
-                    let frame = match cluster.publish(&room, Bytes::from(data)).await {
+                    let key = self.ctx.shared.key_of(&room, &data);
+                    let frame = match cluster.publish(&room, Bytes::from(data), key).await {
                         Ok(r) => envelope::ok_epoch_frame(id.as_deref(), &room, r.seq, r.epoch),
                         Err(e) => envelope::error_frame(id.as_deref(), e.code(), &e.to_string()),
                     };
@@ -314,7 +317,8 @@ impl Session {
             return;
         }
         if let Some(cluster) = &self.ctx.shared.cluster {
-            if let Err(e) = cluster.publish(room, data).await {
+            let key = self.ctx.shared.key_of(room, &data);
+            if let Err(e) = cluster.publish(room, data, key).await {
                 self.error(None, e.code(), &e.to_string());
             }
             return;

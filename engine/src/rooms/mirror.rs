@@ -33,6 +33,40 @@ impl Registry {
         key: Option<Box<str>>,
         now: Instant,
     ) -> Result<Option<Published>, TooManyRooms> {
+        let i = self.mirror_slot(name, epoch, now)?;
+        let room = self.slab.room_mut(i);
+        let before = room.retained();
+        let Some(msg) = room.publish_at(seq, data, key, now) else { return Ok(None) };
+        Ok(Some(self.published(i, before, msg, now)))
+    }
+
+    /// Records a snapshot entry of `name` (epoch `epoch`) older than what this node holds
+    /// (see [`Room::seed`]), creating the room if needed. Returns whether it was taken.
+    pub fn seed(
+        &mut self,
+        name: &str,
+        epoch: Epoch,
+        seq: u64,
+        data: Bytes,
+        key: Box<str>,
+        now: Instant,
+    ) -> Result<bool, TooManyRooms> {
+        let i = self.mirror_slot(name, epoch, now)?;
+        let room = self.slab.room_mut(i);
+        let before = room.retained();
+        let taken = room.seed(seq, data, key, now);
+        let after = room.retained();
+        self.account(before, after);
+        if self.slab.is_idle(i) {
+            self.slab.touch(i, self.ms(now));
+        }
+        self.enforce_budget(i);
+        Ok(taken)
+    }
+
+    /// The slot of `name` in the cluster's `epoch`, created if needed (see [`Registry::apply`]
+    /// for a room that holds another epoch).
+    fn mirror_slot(&mut self, name: &str, epoch: Epoch, now: Instant) -> Result<u32, TooManyRooms> {
         let mut i = self.find_or_create(name, Some(epoch), now)?;
         if self.slab.room(i).epoch() != epoch {
             if self.slab.room(i).subscribers() == 0 {
@@ -48,10 +82,7 @@ impl Registry {
                 self.account(before, 0);
             }
         }
-        let room = self.slab.room_mut(i);
-        let before = room.retained();
-        let Some(msg) = room.publish_at(seq, data, key, now) else { return Ok(None) };
-        Ok(Some(self.published(i, before, msg, now)))
+        Ok(i)
     }
 }
 
@@ -110,6 +141,25 @@ mod tests {
         let from = Resume { since: None, epoch: None, snapshot: false };
         let replay = r.subscribe_as("b", 0, from, Some(e), Instant::now()).unwrap();
         assert_eq!((replay.epoch, replay.last_seq), (e, 0));
+    }
+
+    #[test]
+    fn seeded_keys_older_than_history_make_the_snapshot() {
+        let ns =
+            Namespaces::new(RoomSettings { history_size: 2, key: Some("id".into()), ..Default::default() });
+        let mut r = Registry::new(ns, RoomLimits::default(), EpochRng::with_seed(7), Arc::default());
+        let (e, now) = (Epoch::from_u64(8), Instant::now());
+        assert!(r.seed("f", e, 3, data(3), "a".into(), now).unwrap());
+        assert!(r.seed("f", e, 5, data(5), "b".into(), now).unwrap());
+        assert!(!r.seed("f", e, 4, data(4), "c".into(), now).unwrap(), "not ascending: skipped");
+        r.apply("f", e, 9, data(9), Some("b".into()), now).unwrap();
+        r.apply("f", e, 10, data(10), Some("d".into()), now).unwrap();
+        let from = Resume { since: None, epoch: None, snapshot: true };
+        let replay = r.subscribe("f", 0, from, now).unwrap();
+        let seqs: Vec<u64> = replay.messages.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, vec![3, 9, 10], "a from the seed, b and d from history");
+        assert_eq!(replay.last_seq, 10);
+        assert_eq!(r.retained(), r.get("f").unwrap().retained());
     }
 
     #[test]

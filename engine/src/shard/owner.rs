@@ -121,6 +121,21 @@ impl Shard {
         Ok(true)
     }
 
+    /// Cluster mode: records a snapshot entry of `room` older than what this node holds
+    /// (see [`crate::room::Room::seed`]); delivers nothing. Call it on the room's owner
+    /// shard, before the history it precedes.
+    pub fn seed(
+        &self,
+        room: &str,
+        epoch: crate::Epoch,
+        seq: u64,
+        data: Bytes,
+        key: Box<str>,
+    ) -> Result<bool, TooManyRooms> {
+        debug_assert_eq!(super::owner_of(room, self.n), self.id, "seed runs on the room's owner");
+        self.registry().seed(room, epoch, seq, data, key, Instant::now())
+    }
+
     /// Waits until every peer in `peers` has room in its event queue again: the
     /// backpressure a fast publisher feels, applied after its message is fully queued.
     pub(super) async fn wait_for_room(&self, peers: ShardSet) {

@@ -45,12 +45,17 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>) {
         if next.reply.is_closed() {
             continue; // its caller gave up (deadline): do not append what it was told failed
         }
-        let result = append(&link, &room, next.data).await;
+        let result = append(&link, &room, next.data, next.key).await;
         let _ = next.reply.send(result);
     }
 }
 
-async fn append(link: &Link, room: &str, data: Bytes) -> Result<Receipt, ClusterError> {
+async fn append(
+    link: &Link,
+    room: &str,
+    data: Bytes,
+    key: Option<Box<str>>,
+) -> Result<Receipt, ClusterError> {
     let js = &link.handles().await?.js;
     let subject = names::in_subject(room);
     for _ in 0..ATTEMPTS {
@@ -69,6 +74,9 @@ async fn append(link: &Link, room: &str, data: Bytes) -> Result<Receipt, Cluster
             Ok(ack) => {
                 link.stats.published.fetch_add(1, Relaxed);
                 let h = Head { stream_seq: ack.sequence, seq, epoch: head.epoch };
+                if let Some(subject) = key.as_deref().and_then(|k| names::key_subject(room, k)) {
+                    record_key(js, subject, seq, head.epoch, data.clone()).await;
+                }
                 (Some(h), Some(Ok(Receipt { seq, epoch: head.epoch })))
             }
             Err(e) if e.kind() == PublishErrorKind::WrongLastSequence => {
@@ -85,4 +93,30 @@ async fn append(link: &Link, room: &str, data: Bytes) -> Result<Receipt, Cluster
         }
     }
     Err(ClusterError::Broker(format!("{room}: {ATTEMPTS} appends in a row lost to other nodes")))
+}
+
+/// Makes an appended message its key's latest (the keys stream keeps one per subject). Not
+/// waited for: the message is already durable in the room's stream; a lost key record only
+/// leaves an older entry for that key in snapshots loaded later, until its next update (and
+/// a node that loads the room also takes every key found in the loaded history, newer).
+async fn record_key(
+    js: &async_nats::jetstream::Context,
+    subject: String,
+    seq: u64,
+    epoch: shardcast_engine::Epoch,
+    data: Bytes,
+) {
+    let mut headers = HeaderMap::new();
+    headers.insert(names::SEQ, seq.to_string().as_str());
+    headers.insert(names::EPOCH, epoch.as_str());
+    match js.publish_with_headers(subject, headers, data).await {
+        Ok(ack) => {
+            tokio::task::spawn_local(async move {
+                if let Err(e) = ack.await {
+                    tracing::debug!("a key record was not stored: {e}");
+                }
+            });
+        }
+        Err(e) => tracing::debug!("a key record was not sent: {e}"),
+    }
 }

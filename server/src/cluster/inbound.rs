@@ -20,9 +20,15 @@ pub async fn run(ctx: Rc<ShardCtx>, mut inbound: mpsc::Receiver<Inbound>) {
                     tracing::warn!(room = &*room, seq, "a cluster message was not recorded: {e}");
                 }
             }
-            Inbound::Sync { room, epoch, msgs, done } => {
+            Inbound::Sync { room, epoch, snapshot, msgs, done } => {
                 let mut held = true;
-                for (seq, data) in msgs {
+                for (seq, data, key) in snapshot {
+                    if ctx.shard.seed(&room, epoch, seq, data, key).is_err() {
+                        held = false;
+                        break;
+                    }
+                }
+                for (seq, data) in msgs.into_iter().filter(|_| held) {
                     let key = ctx.shared.key_of(&room, &data);
                     if ctx.shard.apply(&room, epoch, seq, data, key).await.is_err() {
                         held = false;

@@ -32,11 +32,14 @@ pub(super) struct Handles {
     /// One message per room: its epoch (a key-value store made of a stream, because
     /// async-nats's KV API needs a newer server than the 2.9 these machines run).
     pub epochs: stream::Stream,
+    /// The latest message of each key of each room (`sc.key.<room>.<key>`): snapshots.
+    pub keys: stream::Stream,
 }
 
 /// A publish waiting for its room's appender.
 pub(super) struct Pending {
     pub data: bytes::Bytes,
+    pub key: Option<Box<str>>,
     pub reply: oneshot::Sender<Result<Receipt, ClusterError>>,
 }
 
@@ -203,8 +206,19 @@ impl Link {
                     })
                     .await
                     .map_err(broker)?;
-                tracing::info!(stream = STREAM, epochs = EPOCHS, "joined the cluster");
-                Ok(Handles { js, stream, epochs })
+                let keys = js
+                    .get_or_create_stream(stream::Config {
+                        name: names::KEYS.into(),
+                        subjects: vec![format!("{}>", names::KEY_PREFIX)],
+                        storage: stream::StorageType::File,
+                        max_messages_per_subject: 1,
+                        allow_direct: true,
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(broker)?;
+                tracing::info!(stream = STREAM, epochs = EPOCHS, keys = names::KEYS, "joined the cluster");
+                Ok(Handles { js, stream, epochs, keys })
             })
             .await
     }
@@ -249,18 +263,18 @@ impl Link {
 
     fn command(self: Rc<Self>, cmd: Cmd) {
         match cmd {
-            Cmd::Publish { room, data, reply } => {
+            Cmd::Publish { room, data, key, reply } => {
                 let start = {
                     let mut rooms = self.rooms.borrow_mut();
                     let r = rooms.entry(room.clone()).or_default();
-                    r.queue.push_back(Pending { data, reply });
+                    r.queue.push_back(Pending { data, key, reply });
                     !std::mem::replace(&mut r.appending, true)
                 };
                 if start {
                     tokio::task::spawn_local(super::append::run(self, room));
                 }
             }
-            Cmd::Interest { room, reply } => {
+            Cmd::Interest { room, keyed, reply } => {
                 let mut rooms = self.rooms.borrow_mut();
                 let r = rooms.entry(room.clone()).or_default();
                 r.interest += 1;
@@ -272,7 +286,7 @@ impl Link {
                         }
                     }
                     None => {
-                        let task = tokio::task::spawn_local(super::watch::run(self.clone(), room));
+                        let task = tokio::task::spawn_local(super::watch::run(self.clone(), room, keyed));
                         r.watch = Some((Watch::Starting(vec![reply]), task.abort_handle()));
                         self.stats.watched.fetch_add(1, Relaxed);
                     }

@@ -87,16 +87,36 @@ impl ClusterError {
 pub enum Inbound {
     /// Message `seq` of `room` in `epoch`, in order.
     Msg { room: Arc<str>, epoch: Epoch, seq: u64, data: Bytes },
-    /// The retained history of `room` when this node's interest began, ascending; `done`
-    /// answers once the shard holds it (or could not create the room).
-    Sync { room: Arc<str>, epoch: Epoch, msgs: Vec<(u64, Bytes)>, done: oneshot::Sender<bool> },
+    /// The room as the stream holds it when this node's interest began: the latest message
+    /// of each key older than the history (`snapshot`: seq, data, key), then the retained
+    /// history, both ascending; `done` answers once the shard holds it (or could not create
+    /// the room).
+    Sync {
+        room: Arc<str>,
+        epoch: Epoch,
+        snapshot: Vec<(u64, Bytes, Box<str>)>,
+        msgs: Vec<(u64, Bytes)>,
+        done: oneshot::Sender<bool>,
+    },
 }
 
 /// What the shards ask of the link.
 pub(crate) enum Cmd {
-    Publish { room: Arc<str>, data: Bytes, reply: oneshot::Sender<Result<Receipt, ClusterError>> },
-    Interest { room: Arc<str>, reply: oneshot::Sender<Result<Epoch, ClusterError>> },
-    Info { room: Arc<str>, reply: oneshot::Sender<Result<Option<Receipt>, ClusterError>> },
+    Publish {
+        room: Arc<str>,
+        data: Bytes,
+        key: Option<Box<str>>,
+        reply: oneshot::Sender<Result<Receipt, ClusterError>>,
+    },
+    Interest {
+        room: Arc<str>,
+        keyed: bool,
+        reply: oneshot::Sender<Result<Epoch, ClusterError>>,
+    },
+    Info {
+        room: Arc<str>,
+        reply: oneshot::Sender<Result<Option<Receipt>, ClusterError>>,
+    },
 }
 
 /// Counters of the link, for `/metrics`.
@@ -159,21 +179,38 @@ impl Cluster {
         self.stats.connected.load(Relaxed)
     }
 
+    /// Waits (blocking the calling thread: start-up only) until the link is connected,
+    /// at most `timeout`. Returns whether it is.
+    pub fn wait_connected(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while !self.connected() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.connected()
+    }
+
     /// Shard `shard`'s inbound queue (taken once, by that shard's inbound task).
     pub fn take_inbound(&self, shard: usize) -> Option<mpsc::Receiver<Inbound>> {
         self.inbound.lock().ok()?.get_mut(shard)?.take()
     }
 
-    /// Appends `data` to `room` in the cluster: the room `seq` and epoch it got.
-    pub async fn publish(&self, room: &str, data: Bytes) -> Result<Receipt, ClusterError> {
-        self.ask(|reply| Cmd::Publish { room: room.into(), data, reply }).await
+    /// Appends `data` to `room` in the cluster: the room `seq` and epoch it got. `key` (the
+    /// namespace's key of `data`, if any) also makes it its key's snapshot entry.
+    pub async fn publish(
+        &self,
+        room: &str,
+        data: Bytes,
+        key: Option<Box<str>>,
+    ) -> Result<Receipt, ClusterError> {
+        self.ask(|reply| Cmd::Publish { room: room.into(), data, key, reply }).await
     }
 
     /// Takes this node's interest in `room` (one per subscription): when it returns,
     /// every message appended later reaches the room's owner shard here, after the room's
     /// retained history. Returns the room's epoch. Give it back with [`Cluster::ended`].
-    pub async fn interest(&self, room: &str) -> Result<Epoch, ClusterError> {
-        self.ask(|reply| Cmd::Interest { room: room.into(), reply }).await
+    /// `keyed`: the room's namespace names a key (its snapshot is loaded too).
+    pub async fn interest(&self, room: &str, keyed: bool) -> Result<Epoch, ClusterError> {
+        self.ask(|reply| Cmd::Interest { room: room.into(), keyed, reply }).await
     }
 
     /// Gives back one interest taken by [`Cluster::interest`] (never waits).

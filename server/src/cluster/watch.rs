@@ -26,9 +26,9 @@ use super::names;
 use super::{ClusterError, Inbound};
 
 /// Watches `room` until aborted or the link stops.
-pub(super) async fn run(link: Rc<Link>, room: Arc<str>) {
+pub(super) async fn run(link: Rc<Link>, room: Arc<str>, keyed: bool) {
     let owner = shardcast_engine::owner_of(&room, link.cfg.shards);
-    let (mut sub, mut last) = match start(&link, &room, owner).await {
+    let (mut sub, mut last) = match start(&link, &room, owner, keyed).await {
         Ok(started) => started,
         Err(e) => {
             tracing::warn!(room = &*room, "cannot receive the room from the broker: {e}");
@@ -82,6 +82,7 @@ async fn start(
     link: &Link,
     room: &Arc<str>,
     owner: usize,
+    keyed: bool,
 ) -> Result<(async_nats::Subscriber, Head), ClusterError> {
     let h = link.handles().await?;
     let sub = link.client.subscribe(names::out_subject(room)).await.map_err(broker)?;
@@ -107,14 +108,53 @@ async fn start(
     if msgs.len() > link.cfg.history {
         msgs.drain(..msgs.len() - link.cfg.history);
     }
+    let oldest = msgs.first().map_or(last.seq + 1, |m| m.0);
+    let snapshot = if keyed { load_keys(link, room, epoch, oldest).await? } else { Vec::new() };
     let (done, held) = oneshot::channel();
-    let sync = Inbound::Sync { room: room.clone(), epoch, msgs, done };
+    let sync = Inbound::Sync { room: room.clone(), epoch, snapshot, msgs, done };
     link.to_shards[owner].send(sync).await.map_err(|_| broker("shard stopped"))?;
     match held.await {
         Ok(true) => Ok((sub, last)),
         Ok(false) => Err(ClusterError::TooManyRooms),
         Err(_) => Err(broker("shard stopped")),
     }
+}
+
+/// The latest message of each key of `room` older than seq `before` (newer ones are in the
+/// loaded history), ascending: an ordered consumer over `sc.key.<room>.>` delivering the last
+/// message per subject.
+async fn load_keys(
+    link: &Link,
+    room: &str,
+    epoch: Epoch,
+    before: u64,
+) -> Result<Vec<(u64, bytes::Bytes, Box<str>)>, ClusterError> {
+    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
+    let h = link.handles().await?;
+    let config = OrderedConfig {
+        filter_subject: names::keys_of(room),
+        deliver_policy: DeliverPolicy::LastPerSubject,
+        ..Default::default()
+    };
+    let mut consumer = h.keys.create_consumer(config).await.map_err(broker)?;
+    let mut pending = consumer.info().await.map_err(broker)?.num_pending;
+    let mut entries = Vec::new();
+    if pending == 0 {
+        return Ok(entries);
+    }
+    let mut messages = consumer.messages().await.map_err(broker)?;
+    while pending > 0 {
+        let Some(m) = messages.next().await else { break };
+        let m = m.map_err(broker)?;
+        pending = m.info().map_err(broker)?.pending;
+        let Ok(head) = parse(m.headers.as_ref().unwrap_or(&HeaderMap::new()), 0) else { continue };
+        let key = m.subject.rsplit('.').next().and_then(names::key_of_token);
+        if let Some(key) = key.filter(|_| head.epoch == epoch && head.seq < before) {
+            entries.push((head.seq, m.payload.clone(), key));
+        }
+    }
+    entries.sort_unstable_by_key(|e| e.0);
+    Ok(entries)
 }
 
 /// Answers the subscriptions waiting for the room. Returns whether to keep watching.
