@@ -51,8 +51,12 @@ async fn room_info(ctx: &ShardCtx, room: &str, conn: Conn) -> Vec<u8> {
             if let Some(c) = &ctx.shared.cluster {
                 // The cluster-wide seq and epoch (this node may not receive the room).
                 match c.info(room).await {
-                    Ok(Some(r)) => (i.seq, i.epoch) = (r.seq.max(i.seq), Some(r.epoch)),
-                    Ok(None) => {}
+                    Ok(facts) => {
+                        if let Some(r) = facts.last {
+                            (i.seq, i.epoch) = (r.seq.max(i.seq), Some(r.epoch));
+                        }
+                        i.subscribers = facts.subscribers;
+                    }
                     Err(e) => return http::error_json(503, e.code(), &e.to_string(), conn),
                 }
             }

@@ -43,8 +43,8 @@ fn metric(s: &Server, name: &str) -> u64 {
     line.rsplit(' ').next().unwrap().parse().unwrap()
 }
 
-/// Waits until `s` counts `n` subscribers of `room` (a room-per-URL client joins after its
-/// handshake, with no reply to wait for).
+/// Waits until `GET /api/rooms/<room>` on `s` counts `n` subscribers on all nodes (a
+/// room-per-URL client joins after its handshake, with no reply to wait for).
 fn wait_subscribers(s: &Server, room: &str, n: u64) {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -104,7 +104,8 @@ fn a_message_published_on_one_node_reaches_both_endpoints_on_another() {
     assert_eq!(raw.recv_text(), r#"{"v":2}"#);
     // A room-per-URL client on A publishes by sending text.
     let mut raw_a = a.connect(&format!("/ws/{room}"));
-    wait_subscribers(&a, &room, 1);
+    // Subscriber counts are cluster-wide: b's two and a's one.
+    wait_subscribers(&a, &room, 3);
     raw_a.send_text(r#"{"v":3}"#);
     assert_eq!(mux.recv_text(), envelope(&room, 3, r#"{"v":3}"#));
     let info = String::from_utf8(a.get(&format!("/api/rooms/{room}")).body).unwrap();

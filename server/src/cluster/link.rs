@@ -23,7 +23,10 @@ use tokio::sync::{mpsc, oneshot, OnceCell};
 use tokio::task::AbortHandle;
 
 use super::names::{self, EPOCHS, STREAM};
-use super::{ClusterConfig, ClusterError, Cmd, Inbound, LinkStats};
+use super::{ClusterConfig, ClusterError, Cmd, Inbound, LinkStats, RoomFacts};
+
+/// How long `GET /api/rooms/<room>` gathers the nodes' subscriber counts.
+const COUNT_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The JetStream objects every request needs, made once the broker is reachable.
 pub(super) struct Handles {
@@ -294,13 +297,38 @@ impl Link {
             }
             Cmd::Info { room, reply } => {
                 tokio::task::spawn_local(async move {
-                    let _ =
-                        reply.send(self.head(&room, false).await.map(|h| {
-                            h.filter(|h| h.seq > 0).map(|h| Receipt { seq: h.seq, epoch: h.epoch })
-                        }));
+                    let _ = reply.send(self.facts(&room).await);
                 });
             }
         }
+    }
+
+    /// The room's last seq and epoch from the stream, and its subscribers summed over the
+    /// nodes that receive it (each answers a request on `sc.count.<room>` with its count;
+    /// replies are gathered for [`COUNT_WINDOW`]).
+    async fn facts(&self, room: &str) -> Result<RoomFacts, ClusterError> {
+        let head = self.head(room, false).await?;
+        let last = head.filter(|h| h.seq > 0).map(|h| Receipt { seq: h.seq, epoch: h.epoch });
+        let inbox = self.client.new_inbox();
+        let mut replies = self.client.subscribe(inbox.clone()).await.map_err(broker)?;
+        let subject = names::count_subject(room);
+        self.client.publish_with_reply(subject, inbox, bytes::Bytes::new()).await.map_err(broker)?;
+        let mut subscribers = 0;
+        let window = tokio::time::sleep(COUNT_WINDOW);
+        tokio::pin!(window);
+        loop {
+            tokio::select! {
+                m = futures_lite::StreamExt::next(&mut replies) => match m {
+                    Some(m) => {
+                        let n = std::str::from_utf8(&m.payload).ok().and_then(|t| t.parse::<u64>().ok());
+                        subscribers += n.unwrap_or(0);
+                    }
+                    None => break,
+                },
+                _ = &mut window => break,
+            }
+        }
+        Ok(RoomFacts { last, subscribers })
     }
 
     /// One subscription on this node ended: below one, the node stops receiving the room.

@@ -115,8 +115,17 @@ pub(crate) enum Cmd {
     },
     Info {
         room: Arc<str>,
-        reply: oneshot::Sender<Result<Option<Receipt>, ClusterError>>,
+        reply: oneshot::Sender<Result<RoomFacts, ClusterError>>,
     },
+}
+
+/// A room as the cluster knows it (`GET /api/rooms/<room>`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoomFacts {
+    /// The room's last seq and epoch; `None` if it has neither.
+    pub last: Option<Receipt>,
+    /// Subscribers on every node that answered within the count window.
+    pub subscribers: u64,
 }
 
 /// Counters of the link, for `/metrics`.
@@ -218,8 +227,8 @@ impl Cluster {
         let _ = self.ends.send(room.into());
     }
 
-    /// The room's cluster-wide last seq and epoch, `None` if the room has neither.
-    pub async fn info(&self, room: &str) -> Result<Option<Receipt>, ClusterError> {
+    /// The room's cluster-wide last seq, epoch and subscriber count.
+    pub async fn info(&self, room: &str) -> Result<RoomFacts, ClusterError> {
         self.ask(|reply| Cmd::Info { room: room.into(), reply }).await
     }
 

@@ -74,6 +74,12 @@ pub fn keys_of(room: &str) -> String {
     format!("{KEY_PREFIX}{}.>", token(room))
 }
 
+/// `sc.count.<room>`: nodes receiving the room answer requests here with their number of
+/// subscribers of it (for `GET /api/rooms/<room>`).
+pub fn count_subject(room: &str) -> String {
+    format!("sc.count.{}", token(room))
+}
+
 /// `sc.epoch.<room>`.
 pub fn epoch_subject(room: &str) -> String {
     format!("{EPOCH_PREFIX}{}", token(room))

@@ -41,9 +41,24 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>, keyed: bool) {
     }
     let mut connects = link.connects.clone();
     connects.mark_unchanged();
+    // Count requests (GET /api/rooms on any node) get this node's subscribers of the room.
+    let mut counts = match link.client.subscribe(names::count_subject(&room)).await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(room = &*room, "subscriber counts will miss this node: {e}");
+            None
+        }
+    };
     loop {
         let m = tokio::select! {
             m = sub.next() => m,
+            Some(req) = async { counts.as_mut()?.next().await } => {
+                let n = link.rooms.borrow().get(&*room).map_or(0, |r| r.interest);
+                if let Some(to) = req.reply {
+                    let _ = link.client.publish(to, n.to_string().into()).await;
+                }
+                continue;
+            }
             changed = connects.changed() => {
                 if changed.is_err() {
                     return;
