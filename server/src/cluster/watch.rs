@@ -136,8 +136,8 @@ async fn start(
 }
 
 /// The latest message of each key of `room` older than seq `before` (newer ones are in the
-/// loaded history), ascending: an ordered consumer over `sc.key.<room>.>` delivering the last
-/// message per subject.
+/// loaded history), ascending, at most the engine's `max_snapshot_keys` (the newest): an
+/// ordered consumer over `sc.key.<room>.>` delivering the last message per subject.
 async fn load_keys(
     link: &Link,
     room: &str,
@@ -158,6 +158,7 @@ async fn load_keys(
         return Ok(entries);
     }
     let mut messages = consumer.messages().await.map_err(broker)?;
+    let cap = shardcast_engine::RoomSettings::default().max_snapshot_keys;
     while pending > 0 {
         let Some(m) = messages.next().await else { break };
         let m = m.map_err(broker)?;
@@ -166,9 +167,17 @@ async fn load_keys(
         let key = m.subject.rsplit('.').next().and_then(names::key_of_token);
         if let Some(key) = key.filter(|_| head.epoch == epoch && head.seq < before) {
             entries.push((head.seq, m.payload.clone(), key));
+            if entries.len() > 2 * cap {
+                // Bounded: keep the newest `cap` (the engine keeps no more per room).
+                entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+                entries.truncate(cap);
+            }
         }
     }
     entries.sort_unstable_by_key(|e| e.0);
+    if entries.len() > cap {
+        entries.drain(..entries.len() - cap);
+    }
     Ok(entries)
 }
 
