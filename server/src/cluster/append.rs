@@ -45,7 +45,7 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>) {
         if next.reply.is_closed() {
             continue; // its caller gave up (deadline): do not append what it was told failed
         }
-        let result = append(&link, &room, next.data, next.key).await;
+        let result = append(&link, &room, next.data, next.key, &next.reply).await;
         let _ = next.reply.send(result);
     }
 }
@@ -55,10 +55,16 @@ async fn append(
     room: &str,
     data: Bytes,
     key: Option<Box<str>>,
+    caller: &tokio::sync::oneshot::Sender<Result<Receipt, ClusterError>>,
 ) -> Result<Receipt, ClusterError> {
     let js = &link.handles().await?.js;
     let subject = names::in_subject(room);
     for _ in 0..ATTEMPTS {
+        if caller.is_closed() {
+            // Told `unavailable` already (its deadline passed): another attempt could land
+            // a message its publisher believes refused.
+            return Err(ClusterError::Broker("the caller gave up".into()));
+        }
         let cached = link.rooms.borrow().get(room).and_then(|r| r.head);
         let head = match cached {
             Some(h) => h,

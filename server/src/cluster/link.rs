@@ -118,6 +118,8 @@ async fn run(
         .name(format!("shardcast {}", cfg.node_id))
         .retry_on_initial_connect()
         .max_reconnects(None)
+        // A silent broker (a partition, not a closed socket) is noticed within seconds.
+        .ping_interval(std::time::Duration::from_secs(2))
         .request_timeout(Some(cfg.timeout))
         .event_callback(move |e| {
             let (stats, connected) = (events.clone(), connected_tx.clone());

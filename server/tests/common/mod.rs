@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub mod nats;
+pub mod netns;
 
 use serde_json::Value;
 use tungstenite::client::IntoClientRequest;
@@ -42,7 +43,19 @@ impl Server {
 
     /// The binary with exactly these arguments (must include a `--listen` on port 0).
     pub fn start_raw(args: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shardcast"))
+        Server::spawn(Command::new(env!("CARGO_BIN_EXE_shardcast")), args, true)
+    }
+
+    /// The binary inside network namespace `ns` (`ip netns exec`, which execs it: the child's
+    /// PID is the server's), listening where `args` say (not necessarily loopback).
+    pub fn start_in_netns(ns: &str, args: &[&str]) -> Server {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_shardcast")]);
+        Server::spawn(cmd, args, false)
+    }
+
+    fn spawn(mut cmd: Command, args: &[&str], loopback: bool) -> Server {
+        let mut child = cmd
             .args(args)
             .env_remove("SHARDCAST_CONFIG")
             .env_remove("SHARDCAST_JWT_SECRET")
@@ -107,7 +120,9 @@ impl Server {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first stdout line {line:?}"));
         let addr: SocketAddr = addr.parse().unwrap_or_else(|e| panic!("bad address in {line:?}: {e}"));
-        assert_eq!(addr.ip().to_string(), "127.0.0.1", "{line:?}");
+        if loopback {
+            assert_eq!(addr.ip().to_string(), "127.0.0.1", "{line:?}");
+        }
         assert_ne!(addr.port(), 0, "{line:?}");
         server.addr = addr;
         server.port = addr.port();
@@ -119,7 +134,7 @@ impl Server {
     }
 
     pub fn ws_url(&self, path_and_query: &str) -> String {
-        format!("ws://127.0.0.1:{}{}", self.port, path_and_query)
+        format!("ws://{}{}", self.addr, path_and_query)
     }
 
     /// What the server wrote to stderr so far (tail).

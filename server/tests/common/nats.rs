@@ -10,6 +10,7 @@ use super::TempDir;
 /// A running `nats-server` with JetStream.
 pub struct Broker {
     child: Option<Child>,
+    pub host: String,
     pub port: u16,
     store: TempDir,
 }
@@ -22,14 +23,20 @@ pub fn free_port() -> u16 {
 impl Broker {
     /// Starts a broker on a free port with a fresh store.
     pub fn start() -> Broker {
-        let mut b = Broker { child: None, port: free_port(), store: TempDir::new() };
+        Broker::start_on("127.0.0.1")
+    }
+
+    /// Starts a broker listening on `host` (an address of this host) on a free port.
+    pub fn start_on(host: &str) -> Broker {
+        let port = TcpListener::bind((host, 0)).unwrap().local_addr().unwrap().port();
+        let mut b = Broker { child: None, host: host.into(), port, store: TempDir::new() };
         b.restart();
         b
     }
 
-    /// `nats://127.0.0.1:<port>`.
+    /// `nats://<host>:<port>`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     /// Stops the broker (SIGKILL by PID), keeping its store.
@@ -45,7 +52,7 @@ impl Broker {
         self.kill();
         let store = self.store.0.join("js");
         let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string(), "-sd"])
+            .args(["-js", "-a", &self.host, "-p", &self.port.to_string(), "-sd"])
             .arg(&store)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -53,7 +60,7 @@ impl Broker {
             .spawn()
             .expect("nats-server not found: run scripts/install-deps.sh (Debian package nats-server)");
         self.child = Some(child);
-        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        let addr: SocketAddr = format!("{}:{}", self.host, self.port).parse().unwrap();
         let start = Instant::now();
         while TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_err() {
             assert!(start.elapsed() < Duration::from_secs(10), "nats-server did not listen on {addr}");
