@@ -171,6 +171,19 @@ impl Room {
 
     /// Sequences `data`, encodes it once, records it in history and snapshot.
     pub fn publish(&mut self, data: Bytes, key: Option<Box<str>>, now: Instant) -> Arc<Message> {
+        self.publish_dated(data, key, now, now)
+    }
+
+    /// [`Room::publish`] of a message published at `at` (elsewhere, earlier: cluster mode),
+    /// so the history TTL counts from then: one already older than it advances the `seq`
+    /// but is not kept.
+    fn publish_dated(
+        &mut self,
+        data: Bytes,
+        key: Option<Box<str>>,
+        at: Instant,
+        now: Instant,
+    ) -> Arc<Message> {
         self.seq += 1;
         // Copied out rather than cloning the `Arc`: the settings are shared by every shard,
         // and a refcount bump per publish would bounce their cache line between cores.
@@ -178,7 +191,7 @@ impl Room {
         let (history_size, max_keys, keyed, policy) =
             (s.history_size, s.max_snapshot_keys, s.key.is_some(), s.policy);
         let key = if keyed { key } else { None };
-        let msg = Arc::new(Message::new(self.name.clone(), self.seq, data, key, policy, now));
+        let msg = Arc::new(Message::new(self.name.clone(), self.seq, data, key, policy, at));
         let mut held = false;
         if history_size > 0 {
             if self.history.len() == history_size {
@@ -209,8 +222,8 @@ impl Room {
         msg
     }
 
-    /// Records a message another node sequenced (cluster mode): `seq` is the room's
-    /// cluster-wide sequence number. A `seq` at or below the last one is a duplicate and
+    /// Records a message another node sequenced (cluster mode), published at `at`: `seq`
+    /// is the room's cluster-wide sequence number. A `seq` at or below the last one is a duplicate and
     /// returns `None`. A `seq` past the next one means this node missed messages (it had
     /// no interest in the room meanwhile): history restarts at `seq`, so it stays
     /// contiguous and a resume from before it gets an explicit `gap`.
@@ -219,6 +232,7 @@ impl Room {
         seq: u64,
         data: Bytes,
         key: Option<Box<str>>,
+        at: Instant,
         now: Instant,
     ) -> Option<Arc<Message>> {
         if seq <= self.seq {
@@ -230,15 +244,15 @@ impl Room {
             }
             self.seq = seq - 1;
         }
-        Some(self.publish(data, key, now))
+        Some(self.publish_dated(data, key, at, now))
     }
 
-    /// Cluster mode: records the latest message of `key` from before this node received the
-    /// room (older than its history), as a snapshot entry only: history and `seq` are left
+    /// Cluster mode: records the latest message of `key` (published at `at`) from before this
+    /// node received the room (older than its history), as a snapshot entry only: history and `seq` are left
     /// alone. Entries must come in ascending `seq`; one whose key is held already, that is not
     /// newer than every entry, or that would pass `max_snapshot_keys`, is skipped (returns
     /// false), as is everything in a namespace without a key.
-    pub fn seed(&mut self, seq: u64, data: Bytes, key: Box<str>, now: Instant) -> bool {
+    pub fn seed(&mut self, seq: u64, data: Bytes, key: Box<str>, at: Instant, now: Instant) -> bool {
         let s = &*self.settings;
         let (max_keys, keyed, policy) = (s.max_snapshot_keys, s.key.is_some(), s.policy);
         if !keyed || max_keys == 0 {
@@ -248,9 +262,10 @@ impl Room {
         if snap.contains_key(&key) || snap.newest_seq().is_some_and(|n| n >= seq) || snap.len() >= max_keys {
             return false;
         }
-        let msg = Arc::new(Message::new(self.name.clone(), seq, data, Some(key), policy, now));
+        let msg = Arc::new(Message::new(self.name.clone(), seq, data, Some(key), policy, at));
         snap.insert(msg.clone());
         self.retained += cost(&msg);
+        self.expire(now);
         true
     }
 

@@ -391,3 +391,28 @@ fn a_node_cut_off_from_the_broker_catches_up_with_no_gap_and_no_duplicate() {
     wait_health(&b, 200);
     assert!(metric(&b, "shardcast_broker_filled_total") >= 1, "b caught up from the stream");
 }
+
+#[test]
+fn the_history_ttl_counts_from_publication_on_every_node() {
+    let broker = Broker::start();
+    let dir = common::TempDir::new();
+    let config = dir.write("c.toml", "[namespaces.ttl]\nhistory_ttl = \"1s\"\n");
+    let start = |id: &str| {
+        Server::start(&["--shards", "2", "--nats", &broker.url(), "--node-id", id, "--config", &config])
+    };
+    let a = start("a");
+    let room = unique("ttl:");
+    for k in 1..=3 {
+        http_publish(&a, &room, &format!("{k}"));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    http_publish(&a, &room, "4");
+    // A node loading the room now keeps only what is younger than the TTL, as a single
+    // node would: the seq is 4, and a resume from 0 gets a gap for 1..3.
+    let b = start("b");
+    let mut ws = b.ws();
+    let reply = ws.request(&format!(r#"{{"op":"sub","room":"{room}","since":0,"id":1}}"#));
+    assert!(reply.starts_with(&format!(r#"{{"op":"ok","id":1,"room":"{room}","seq":4,"epoch":"#)), "{reply}");
+    assert_eq!(ws.recv_text(), format!(r#"{{"op":"gap","room":"{room}","from":1,"to":3}}"#));
+    assert_eq!(ws.recv_text(), envelope(&room, 4, "4"));
+}

@@ -19,11 +19,13 @@ use crate::epoch::Epoch;
 use crate::room::Room;
 
 impl Registry {
-    /// Records message `seq` of `name` in epoch `epoch`, sequenced by the cluster, creating
+    /// Records message `seq` of `name` in epoch `epoch`, sequenced by the cluster and
+    /// published at `at` (the history TTL counts from then), creating
     /// the room if needed. Returns where it goes, or `None` for a duplicate (a `seq` this
     /// node already holds). A room that holds another epoch is replaced by the cluster's
     /// incarnation when nobody here follows it; when somebody does, the local copy adopts
     /// the new epoch from this message on (its history restarts).
+    #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
         name: &str,
@@ -31,17 +33,19 @@ impl Registry {
         seq: u64,
         data: Bytes,
         key: Option<Box<str>>,
+        at: Instant,
         now: Instant,
     ) -> Result<Option<Published>, TooManyRooms> {
         let i = self.mirror_slot(name, epoch, now)?;
         let room = self.slab.room_mut(i);
         let before = room.retained();
-        let Some(msg) = room.publish_at(seq, data, key, now) else { return Ok(None) };
+        let Some(msg) = room.publish_at(seq, data, key, at, now) else { return Ok(None) };
         Ok(Some(self.published(i, before, msg, now)))
     }
 
     /// Records a snapshot entry of `name` (epoch `epoch`) older than what this node holds
     /// (see [`Room::seed`]), creating the room if needed. Returns whether it was taken.
+    #[allow(clippy::too_many_arguments)]
     pub fn seed(
         &mut self,
         name: &str,
@@ -49,12 +53,13 @@ impl Registry {
         seq: u64,
         data: Bytes,
         key: Box<str>,
+        at: Instant,
         now: Instant,
     ) -> Result<bool, TooManyRooms> {
         let i = self.mirror_slot(name, epoch, now)?;
         let room = self.slab.room_mut(i);
         let before = room.retained();
-        let taken = room.seed(seq, data, key, now);
+        let taken = room.seed(seq, data, key, at, now);
         let after = room.retained();
         self.account(before, after);
         if self.slab.is_idle(i) {
@@ -109,10 +114,10 @@ mod tests {
         let mut r = registry();
         let e = Epoch::from_u64(99);
         let now = Instant::now();
-        let p = r.apply("a", e, 1, data(1), None, now).unwrap().unwrap();
+        let p = r.apply("a", e, 1, data(1), None, now, now).unwrap().unwrap();
         assert_eq!((p.msg.seq, p.epoch), (1, e));
-        assert!(r.apply("a", e, 1, data(1), None, now).unwrap().is_none(), "duplicate");
-        let p = r.apply("a", e, 2, data(2), None, now).unwrap().unwrap();
+        assert!(r.apply("a", e, 1, data(1), None, now, now).unwrap().is_none(), "duplicate");
+        let p = r.apply("a", e, 2, data(2), None, now, now).unwrap().unwrap();
         assert_eq!(p.msg.seq, 2);
         assert_eq!(r.get("a").unwrap().epoch(), e);
     }
@@ -123,15 +128,29 @@ mod tests {
         let e = Epoch::from_u64(5);
         let now = Instant::now();
         for s in 1..=3 {
-            r.apply("a", e, s, data(s), None, now).unwrap();
+            r.apply("a", e, s, data(s), None, now, now).unwrap();
         }
-        r.apply("a", e, 10, data(10), None, now).unwrap();
+        r.apply("a", e, 10, data(10), None, now, now).unwrap();
         let room = r.get("a").unwrap();
         assert_eq!((room.last_seq(), room.history_len()), (10, 1));
         let from = Resume { since: Some(2), epoch: Some(e.as_str()), snapshot: false };
         let replay = r.subscribe("a", 0, from, now).unwrap();
         assert_eq!(replay.gap, Some((3, 9)));
         assert_eq!(replay.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![10]);
+    }
+
+    #[test]
+    fn a_message_older_than_the_history_ttl_advances_the_seq_but_is_not_kept() {
+        let ttl = std::time::Duration::from_secs(60);
+        let ns = Namespaces::new(RoomSettings { history_ttl: Some(ttl), ..Default::default() });
+        let mut r = Registry::new(ns, RoomLimits::default(), EpochRng::with_seed(7), Arc::default());
+        let (e, now) = (Epoch::from_u64(8), Instant::now());
+        let old = now.checked_sub(2 * ttl).unwrap();
+        r.apply("t", e, 4, data(4), None, old, now).unwrap();
+        r.apply("t", e, 5, data(5), None, now, now).unwrap();
+        let room = r.get("t").unwrap();
+        assert_eq!((room.last_seq(), room.history_len()), (5, 1));
+        assert_eq!(r.retained(), room.retained());
     }
 
     #[test]
@@ -149,11 +168,11 @@ mod tests {
             Namespaces::new(RoomSettings { history_size: 2, key: Some("id".into()), ..Default::default() });
         let mut r = Registry::new(ns, RoomLimits::default(), EpochRng::with_seed(7), Arc::default());
         let (e, now) = (Epoch::from_u64(8), Instant::now());
-        assert!(r.seed("f", e, 3, data(3), "a".into(), now).unwrap());
-        assert!(r.seed("f", e, 5, data(5), "b".into(), now).unwrap());
-        assert!(!r.seed("f", e, 4, data(4), "c".into(), now).unwrap(), "not ascending: skipped");
-        r.apply("f", e, 9, data(9), Some("b".into()), now).unwrap();
-        r.apply("f", e, 10, data(10), Some("d".into()), now).unwrap();
+        assert!(r.seed("f", e, 3, data(3), "a".into(), now, now).unwrap());
+        assert!(r.seed("f", e, 5, data(5), "b".into(), now, now).unwrap());
+        assert!(!r.seed("f", e, 4, data(4), "c".into(), now, now).unwrap(), "not ascending: skipped");
+        r.apply("f", e, 9, data(9), Some("b".into()), now, now).unwrap();
+        r.apply("f", e, 10, data(10), Some("d".into()), now, now).unwrap();
         let from = Resume { since: None, epoch: None, snapshot: true };
         let replay = r.subscribe("f", 0, from, now).unwrap();
         let seqs: Vec<u64> = replay.messages.iter().map(|m| m.seq).collect();
@@ -167,13 +186,13 @@ mod tests {
         let mut r = registry();
         let (e1, e2) = (Epoch::from_u64(1), Epoch::from_u64(2));
         let now = Instant::now();
-        r.apply("a", e1, 7, data(7), None, now).unwrap();
-        let p = r.apply("a", e2, 1, data(1), None, now).unwrap().unwrap();
+        r.apply("a", e1, 7, data(7), None, now, now).unwrap();
+        let p = r.apply("a", e2, 1, data(1), None, now, now).unwrap().unwrap();
         assert_eq!((p.msg.seq, p.epoch), (1, e2));
         let from = Resume { since: None, epoch: None, snapshot: false };
         r.subscribe("a", 3, from, now).unwrap();
         let e3 = Epoch::from_u64(3);
-        let p = r.apply("a", e3, 1, data(1), None, now).unwrap().unwrap();
+        let p = r.apply("a", e3, 1, data(1), None, now, now).unwrap().unwrap();
         assert_eq!(p.epoch, e3);
         assert!(p.targets.contains(3), "the followers stay");
         assert_eq!(r.retained(), r.get("a").unwrap().retained());

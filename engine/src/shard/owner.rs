@@ -89,7 +89,7 @@ impl Shard {
     }
 
     /// Cluster mode: records message `seq` of `room` (epoch `epoch`), sequenced by the
-    /// cluster, and delivers it to every follower on every shard of this node, like a
+    /// cluster and published `age` ago (the history TTL counts from then), and delivers it to every follower on every shard of this node, like a
     /// local publish but with the cluster's numbering. Returns `Ok(false)` for a duplicate.
     /// Call it on the room's owner shard ([`owner_of`](super::owner_of)); it waits only
     /// for full peer queues, like a publish.
@@ -100,9 +100,12 @@ impl Shard {
         seq: u64,
         data: Bytes,
         key: Option<Box<str>>,
+        age: std::time::Duration,
     ) -> Result<bool, TooManyRooms> {
         debug_assert_eq!(super::owner_of(room, self.n), self.id, "apply runs on the room's owner");
-        let Some(p) = self.registry().apply(room, epoch, seq, data, key, Instant::now())? else {
+        let now = Instant::now();
+        let at = now.checked_sub(age).unwrap_or(now);
+        let Some(p) = self.registry().apply(room, epoch, seq, data, key, at, now)? else {
             return Ok(false);
         };
         ShardStats::add(&self.stats.published, 1);
@@ -121,7 +124,8 @@ impl Shard {
         Ok(true)
     }
 
-    /// Cluster mode: records a snapshot entry of `room` older than what this node holds
+    /// Cluster mode: records a snapshot entry of `room` (published `age` ago) older than what
+    /// this node holds
     /// (see [`crate::room::Room::seed`]); delivers nothing. Call it on the room's owner
     /// shard, before the history it precedes.
     pub fn seed(
@@ -131,9 +135,11 @@ impl Shard {
         seq: u64,
         data: Bytes,
         key: Box<str>,
+        age: std::time::Duration,
     ) -> Result<bool, TooManyRooms> {
         debug_assert_eq!(super::owner_of(room, self.n), self.id, "seed runs on the room's owner");
-        self.registry().seed(room, epoch, seq, data, key, Instant::now())
+        let now = Instant::now();
+        self.registry().seed(room, epoch, seq, data, key, now.checked_sub(age).unwrap_or(now), now)
     }
 
     /// Waits until every peer in `peers` has room in its event queue again: the

@@ -14,23 +14,24 @@ use crate::state::ShardCtx;
 pub async fn run(ctx: Rc<ShardCtx>, mut inbound: mpsc::Receiver<Inbound>) {
     while let Some(item) = inbound.recv().await {
         match item {
-            Inbound::Msg { room, epoch, seq, data } => {
+            Inbound::Msg { room, epoch, seq, data, age } => {
                 let key = ctx.shared.key_of(&room, &data);
-                if let Err(e) = ctx.shard.apply(&room, epoch, seq, data, key).await {
+                if let Err(e) = ctx.shard.apply(&room, epoch, seq, data, key, age).await {
                     tracing::warn!(room = &*room, seq, "a cluster message was not recorded: {e}");
                 }
             }
             Inbound::Sync { room, epoch, snapshot, msgs, done } => {
                 let mut held = true;
-                for (seq, data, key) in snapshot {
-                    if ctx.shard.seed(&room, epoch, seq, data, key).is_err() {
+                for m in snapshot {
+                    let Some(key) = m.key else { continue };
+                    if ctx.shard.seed(&room, epoch, m.seq, m.data, key, m.age).is_err() {
                         held = false;
                         break;
                     }
                 }
-                for (seq, data) in msgs.into_iter().filter(|_| held) {
-                    let key = ctx.shared.key_of(&room, &data);
-                    if ctx.shard.apply(&room, epoch, seq, data, key).await.is_err() {
+                for m in msgs.into_iter().filter(|_| held) {
+                    let key = ctx.shared.key_of(&room, &m.data);
+                    if ctx.shard.apply(&room, epoch, m.seq, m.data, key, m.age).await.is_err() {
                         held = false;
                         break;
                     }

@@ -85,19 +85,27 @@ impl ClusterError {
 
 /// A message for one shard of this node, from the link.
 pub enum Inbound {
-    /// Message `seq` of `room` in `epoch`, in order.
-    Msg { room: Arc<str>, epoch: Epoch, seq: u64, data: Bytes },
+    /// Message `seq` of `room` in `epoch`, in order, published `age` ago (zero when live).
+    Msg { room: Arc<str>, epoch: Epoch, seq: u64, data: Bytes, age: Duration },
     /// The room as the stream holds it when this node's interest began: the latest message
-    /// of each key older than the history (`snapshot`: seq, data, key), then the retained
-    /// history, both ascending; `done` answers once the shard holds it (or could not create
+    /// of each key older than the history (`snapshot`), then the retained history, both
+    /// ascending; `done` answers once the shard holds it (or could not create
     /// the room).
     Sync {
         room: Arc<str>,
         epoch: Epoch,
-        snapshot: Vec<(u64, Bytes, Box<str>)>,
-        msgs: Vec<(u64, Bytes)>,
+        snapshot: Vec<Stored>,
+        msgs: Vec<Stored>,
         done: oneshot::Sender<bool>,
     },
+}
+
+/// A message loaded from the stream: its room seq, data, key (snapshot entries) and age.
+pub struct Stored {
+    pub seq: u64,
+    pub data: Bytes,
+    pub key: Option<Box<str>>,
+    pub age: Duration,
 }
 
 /// What the shards ask of the link.

@@ -19,11 +19,12 @@ use shardcast_engine::Epoch;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 
 use super::link::{broker, Head, Link, Watch};
 use super::names;
-use super::{ClusterError, Inbound};
+use super::{ClusterError, Inbound, Stored};
 
 /// Watches `room` until aborted or the link stops.
 pub(super) async fn run(link: Rc<Link>, room: Arc<str>, keyed: bool) {
@@ -85,7 +86,7 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>, keyed: bool) {
                 tracing::warn!(room = &*room, "cannot fill seqs {}..{}: {e}", last.seq + 1, head.seq - 1);
             }
         }
-        if !forward(&link, &room, owner, head, m.payload).await {
+        if !forward(&link, &room, owner, head, m.payload, Duration::ZERO).await {
             return;
         }
         last = head;
@@ -115,7 +116,7 @@ async fn start(
         };
         let head = parse(&m.headers, m.sequence)?;
         if head.epoch == epoch {
-            msgs.push((head.seq, m.payload));
+            msgs.push(Stored { seq: head.seq, data: m.payload, key: None, age: age_of(m.time) });
             last = head;
         }
         next = h.stream.direct_get_next_for_subject(subject.as_str(), Some(m.sequence + 1)).await;
@@ -123,7 +124,7 @@ async fn start(
     if msgs.len() > link.cfg.history {
         msgs.drain(..msgs.len() - link.cfg.history);
     }
-    let oldest = msgs.first().map_or(last.seq + 1, |m| m.0);
+    let oldest = msgs.first().map_or(last.seq + 1, |m| m.seq);
     let snapshot = if keyed { load_keys(link, room, epoch, oldest).await? } else { Vec::new() };
     let (done, held) = oneshot::channel();
     let sync = Inbound::Sync { room: room.clone(), epoch, snapshot, msgs, done };
@@ -138,12 +139,7 @@ async fn start(
 /// The latest message of each key of `room` older than seq `before` (newer ones are in the
 /// loaded history), ascending, at most the engine's `max_snapshot_keys` (the newest): an
 /// ordered consumer over `sc.key.<room>.>` delivering the last message per subject.
-async fn load_keys(
-    link: &Link,
-    room: &str,
-    epoch: Epoch,
-    before: u64,
-) -> Result<Vec<(u64, bytes::Bytes, Box<str>)>, ClusterError> {
+async fn load_keys(link: &Link, room: &str, epoch: Epoch, before: u64) -> Result<Vec<Stored>, ClusterError> {
     use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
     let h = link.handles().await?;
     let config = OrderedConfig {
@@ -162,19 +158,26 @@ async fn load_keys(
     while pending > 0 {
         let Some(m) = messages.next().await else { break };
         let m = m.map_err(broker)?;
-        pending = m.info().map_err(broker)?.pending;
+        let info = m.info().map_err(broker)?;
+        let (published, left) = (info.published, info.pending);
+        pending = left;
         let Ok(head) = parse(m.headers.as_ref().unwrap_or(&HeaderMap::new()), 0) else { continue };
         let key = m.subject.rsplit('.').next().and_then(names::key_of_token);
         if let Some(key) = key.filter(|_| head.epoch == epoch && head.seq < before) {
-            entries.push((head.seq, m.payload.clone(), key));
+            entries.push(Stored {
+                seq: head.seq,
+                data: m.payload.clone(),
+                key: Some(key),
+                age: age_of(published),
+            });
             if entries.len() > 2 * cap {
                 // Bounded: keep the newest `cap` (the engine keeps no more per room).
-                entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.0));
+                entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.seq));
                 entries.truncate(cap);
             }
         }
     }
-    entries.sort_unstable_by_key(|e| e.0);
+    entries.sort_unstable_by_key(|e| e.seq);
     if entries.len() > cap {
         entries.drain(..entries.len() - cap);
     }
@@ -229,7 +232,7 @@ async fn fill(
             return Ok(());
         }
         link.stats.filled.fetch_add(1, Relaxed);
-        if head.seq > last.seq && !forward(link, room, owner, head, m.payload).await {
+        if head.seq > last.seq && !forward(link, room, owner, head, m.payload, age_of(m.time)).await {
             return Err(broker("shard stopped"));
         }
         *last = Head { stream_seq: m.sequence, ..head };
@@ -238,8 +241,15 @@ async fn fill(
 }
 
 /// Hands one message to the owner shard (waiting while its queue is full).
-async fn forward(link: &Link, room: &Arc<str>, owner: usize, head: Head, data: bytes::Bytes) -> bool {
-    let msg = Inbound::Msg { room: room.clone(), epoch: head.epoch, seq: head.seq, data };
+async fn forward(
+    link: &Link,
+    room: &Arc<str>,
+    owner: usize,
+    head: Head,
+    data: bytes::Bytes,
+    age: Duration,
+) -> bool {
+    let msg = Inbound::Msg { room: room.clone(), epoch: head.epoch, seq: head.seq, data, age };
     let sent = link.to_shards[owner].send(msg).await.is_ok();
     if sent {
         link.stats.delivered.fetch_add(1, Relaxed);
@@ -260,4 +270,12 @@ fn header(headers: Option<&HeaderMap>, name: &str) -> Option<u64> {
 
 fn bad(what: &str) -> ClusterError {
     ClusterError::Broker(what.into())
+}
+
+/// How long ago the stream stored a message (its timestamp against this host's clock; zero
+/// if the clocks disagree the other way), so the history TTL counts from publication.
+fn age_of(stored: async_nats::datetime::DateTime) -> Duration {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() as i128;
+    let ns = (now - stored.unix_timestamp_nanos()).max(0);
+    Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX))
 }
