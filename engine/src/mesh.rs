@@ -87,9 +87,25 @@ pub(crate) enum Request {
 #[derive(Debug)]
 pub(crate) enum Event {
     Deliver(Arc<Message>),
-    SubReady { token: u64, result: Result<Replay, TooManyRooms> },
-    PubAck { reply: Reply, room: Arc<str>, result: Result<Receipt, TooManyRooms> },
-    Info { token: u64, info: RoomInfo },
+    /// Cluster mode: the room's epoch changed under its followers (sent before the first
+    /// message of the new epoch).
+    Reset {
+        room: Arc<str>,
+        epoch: Epoch,
+    },
+    SubReady {
+        token: u64,
+        result: Result<Replay, TooManyRooms>,
+    },
+    PubAck {
+        reply: Reply,
+        room: Arc<str>,
+        result: Result<Receipt, TooManyRooms>,
+    },
+    Info {
+        token: u64,
+        info: RoomInfo,
+    },
     Barrier,
 }
 

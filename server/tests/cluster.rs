@@ -416,3 +416,32 @@ fn the_history_ttl_counts_from_publication_on_every_node() {
     assert_eq!(ws.recv_text(), format!(r#"{{"op":"gap","room":"{room}","from":1,"to":3}}"#));
     assert_eq!(ws.recv_text(), envelope(&room, 4, "4"));
 }
+
+#[test]
+fn when_the_broker_loses_its_store_subscribers_get_a_reset_not_a_silent_restart() {
+    let mut broker = Broker::start();
+    let (a, b) = (node(&broker, "a"), node(&broker, "b"));
+    let room = unique("lost:");
+    let mut sub = b.ws();
+    let (_, old_epoch) = sub.sub_epoch(&room, 1);
+    for k in 1..=3 {
+        http_publish(&a, &room, &format!("{k}"));
+    }
+    collect(&mut sub, 3);
+    broker.restart_empty();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (seq, epoch) = loop {
+        let r = a.publish(&format!(r#"{{"room":"{room}","data":"again"}}"#), &[]);
+        if r.status == 200 {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            break (v["seq"].as_u64().unwrap(), v["epoch"].as_str().unwrap().to_owned());
+        }
+        assert!(Instant::now() < deadline, "no publish after the broker came back empty");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(seq, 1, "the room's sequence could not continue: it restarts...");
+    assert_ne!(epoch, old_epoch, "...under a new epoch");
+    let reset = sub.recv_text_within(Duration::from_secs(10));
+    assert_eq!(reset, format!(r#"{{"op":"reset","room":"{room}","epoch":"{epoch}"}}"#));
+    assert_eq!(sub.recv_text(), envelope(&room, 1, r#""again""#));
+}

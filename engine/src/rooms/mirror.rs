@@ -24,7 +24,8 @@ impl Registry {
     /// the room if needed. Returns where it goes, or `None` for a duplicate (a `seq` this
     /// node already holds). A room that holds another epoch is replaced by the cluster's
     /// incarnation when nobody here follows it; when somebody does, the local copy adopts
-    /// the new epoch from this message on (its history restarts).
+    /// the new epoch from this message on (its history restarts) and the result says
+    /// `reset`: its followers must hear of it before this message.
     #[allow(clippy::too_many_arguments)]
     pub fn apply(
         &mut self,
@@ -36,11 +37,12 @@ impl Registry {
         at: Instant,
         now: Instant,
     ) -> Result<Option<Published>, TooManyRooms> {
+        let followed = self.get(name).is_some_and(|r| r.epoch() != epoch && r.subscribers() > 0);
         let i = self.mirror_slot(name, epoch, now)?;
         let room = self.slab.room_mut(i);
         let before = room.retained();
         let Some(msg) = room.publish_at(seq, data, key, at, now) else { return Ok(None) };
-        Ok(Some(self.published(i, before, msg, now)))
+        Ok(Some(Published { reset: followed, ..self.published(i, before, msg, now) }))
     }
 
     /// Records a snapshot entry of `name` (epoch `epoch`) older than what this node holds
@@ -188,12 +190,12 @@ mod tests {
         let now = Instant::now();
         r.apply("a", e1, 7, data(7), None, now, now).unwrap();
         let p = r.apply("a", e2, 1, data(1), None, now, now).unwrap().unwrap();
-        assert_eq!((p.msg.seq, p.epoch), (1, e2));
+        assert_eq!((p.msg.seq, p.epoch, p.reset), (1, e2, false), "nobody followed it");
         let from = Resume { since: None, epoch: None, snapshot: false };
         r.subscribe("a", 3, from, now).unwrap();
         let e3 = Epoch::from_u64(3);
         let p = r.apply("a", e3, 1, data(1), None, now, now).unwrap().unwrap();
-        assert_eq!(p.epoch, e3);
+        assert_eq!((p.epoch, p.reset), (e3, true));
         assert!(p.targets.contains(3), "the followers stay");
         assert_eq!(r.retained(), r.get("a").unwrap().retained());
     }

@@ -88,6 +88,9 @@ pub struct Published {
     pub epoch: Epoch,
     /// Shards with subscribers of the room.
     pub targets: ShardSet,
+    /// Cluster mode: the room's epoch changed under its subscribers with this message; they
+    /// must get a `reset` notice before it (see [`Registry::apply`]).
+    pub reset: bool,
 }
 
 /// See the module documentation.
@@ -171,7 +174,7 @@ impl Registry {
             self.slab.touch(i, self.ms(now));
         }
         self.enforce_budget(i);
-        Published { msg, epoch, targets }
+        Published { msg, epoch, targets, reset: false }
     }
 
     /// Adds a subscriber on `origin` to `name`, creating the room if needed, and computes

@@ -18,7 +18,7 @@ use super::{Ack, Shard, Waiting};
 use crate::envelope;
 use crate::error::EngineError;
 use crate::mesh::{Event, Receipt, Reply, Request};
-use crate::message::Message;
+use crate::message::{DeliveryMode, Message};
 use crate::outbox::Pushed;
 use crate::room::Replay;
 use crate::rooms::TooManyRooms;
@@ -80,6 +80,7 @@ impl Shard {
     pub(crate) fn handle_event(&self, ev: Event) {
         match ev {
             Event::Deliver(msg) => self.deliver_local(&msg),
+            Event::Reset { room, epoch } => self.reset_local(&room, epoch),
             Event::SubReady { token, result } => self.on_sub_ready(token, result),
             Event::PubAck { reply, room, result } => self.on_pub_ack(reply, &room, result),
             Event::Info { token, info } => {
@@ -100,6 +101,17 @@ impl Shard {
         // One clock read per message, not per subscriber.
         let now = Instant::now();
         self.count_pushes(followers.iter().map(|s| s.deliver(msg, direct, window, now)));
+    }
+
+    /// Cluster mode: tells this shard's followers of `room` that its epoch is now `epoch`
+    /// (`{"op":"reset",..}`, as a `sub` from another epoch gets); room-per-URL followers
+    /// have no epoch and get nothing.
+    pub(crate) fn reset_local(&self, room: &str, epoch: crate::Epoch) {
+        let local = self.local.borrow();
+        let Some(followers) = local.get(room) else { return };
+        for s in followers.iter().filter(|s| s.mode() == DeliveryMode::Envelope) {
+            s.push_ctrl(envelope::reset_frame(room, epoch));
+        }
     }
 
     pub(super) fn count_pushes(&self, pushes: impl Iterator<Item = Pushed>) {

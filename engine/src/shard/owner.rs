@@ -110,6 +110,16 @@ impl Shard {
         };
         ShardStats::add(&self.stats.published, 1);
         let mut pushed = ShardSet::default();
+        if p.reset {
+            for s in p.targets.iter().filter(|&s| s != self.id) {
+                if let Some(q) = &self.ev[s] {
+                    q.push(Event::Reset { room: p.msg.room.clone(), epoch: p.epoch }, &self.stats);
+                }
+            }
+            if p.targets.contains(self.id) {
+                self.reset_local(&p.msg.room, p.epoch);
+            }
+        }
         for s in p.targets.iter().filter(|&s| s != self.id) {
             if let Some(q) = &self.ev[s] {
                 if q.push(Event::Deliver(p.msg.clone()), &self.stats) {

@@ -57,7 +57,8 @@ async fn append(
     key: Option<Box<str>>,
     caller: &tokio::sync::oneshot::Sender<Result<Receipt, ClusterError>>,
 ) -> Result<Receipt, ClusterError> {
-    let js = &link.handles().await?.js;
+    let handles = link.handles().await?;
+    let js = &handles.js;
     let subject = names::in_subject(room);
     for _ in 0..ATTEMPTS {
         if caller.is_closed() {

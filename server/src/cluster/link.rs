@@ -19,7 +19,7 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, OnceCell};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use super::names::{self, EPOCHS, STREAM};
@@ -78,7 +78,11 @@ pub(super) struct Head {
 pub(super) struct Link {
     pub cfg: ClusterConfig,
     pub client: async_nats::Client,
-    handles: OnceCell<Handles>,
+    /// The handles and the connection (count of connects) they were made on: after a
+    /// reconnect they are made again, since the broker may have lost its store.
+    handles: RefCell<Option<(u64, Rc<Handles>)>>,
+    /// One creation at a time.
+    making: tokio::sync::Mutex<()>,
     pub rooms: RefCell<HashMap<Arc<str>, RoomLink>>,
     pub to_shards: Vec<mpsc::Sender<Inbound>>,
     pub stats: Arc<LinkStats>,
@@ -145,7 +149,8 @@ async fn run(
     let link = Rc::new(Link {
         cfg,
         client,
-        handles: OnceCell::new(),
+        handles: RefCell::default(),
+        making: tokio::sync::Mutex::new(()),
         rooms: RefCell::default(),
         to_shards,
         stats,
@@ -171,61 +176,76 @@ async fn run(
 }
 
 impl Link {
-    /// The JetStream handles, creating the stream and the epochs bucket on first use.
+    /// The JetStream handles, creating the streams on first use after each (re)connect
+    /// (idempotent: a broker that kept its store keeps them; one that lost it gets them
+    /// again, and rooms continue under new epochs, announced by `reset`).
     /// Fails at once while the link is down: a request sent now would wait in the
     /// client's reconnect buffer and might be appended long after its caller was told it
     /// failed.
-    pub async fn handles(&self) -> Result<&Handles, ClusterError> {
+    pub async fn handles(&self) -> Result<Rc<Handles>, ClusterError> {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(ClusterError::Broker("not connected".into()));
         }
-        self.handles
-            .get_or_try_init(|| async {
-                let mut js = jetstream::new(self.client.clone());
-                js.set_timeout(self.cfg.timeout);
-                let stream = js
-                    .get_or_create_stream(stream::Config {
-                        name: STREAM.into(),
-                        subjects: vec![format!("{}>", names::IN_PREFIX)],
-                        storage: stream::StorageType::File,
-                        republish: Some(stream::Republish {
-                            source: format!("{}>", names::IN_PREFIX),
-                            destination: format!("{}>", names::OUT_PREFIX),
-                            headers_only: false,
-                        }),
-                        max_messages_per_subject: self.cfg.history.max(1) as i64,
-                        discard: stream::DiscardPolicy::Old,
-                        allow_direct: true,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(broker)?;
-                let epochs = js
-                    .get_or_create_stream(stream::Config {
-                        name: EPOCHS.into(),
-                        subjects: vec![format!("{}>", names::EPOCH_PREFIX)],
-                        storage: stream::StorageType::File,
-                        max_messages_per_subject: 1,
-                        allow_direct: true,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(broker)?;
-                let keys = js
-                    .get_or_create_stream(stream::Config {
-                        name: names::KEYS.into(),
-                        subjects: vec![format!("{}>", names::KEY_PREFIX)],
-                        storage: stream::StorageType::File,
-                        max_messages_per_subject: 1,
-                        allow_direct: true,
-                        ..Default::default()
-                    })
-                    .await
-                    .map_err(broker)?;
-                tracing::info!(stream = STREAM, epochs = EPOCHS, keys = names::KEYS, "joined the cluster");
-                Ok(Handles { js, stream, epochs, keys })
+        let current = *self.connects.borrow();
+        let made = |cell: &RefCell<Option<(u64, Rc<Handles>)>>| {
+            cell.borrow().as_ref().filter(|(n, _)| *n == current).map(|(_, h)| h.clone())
+        };
+        if let Some(h) = made(&self.handles) {
+            return Ok(h);
+        }
+        let _one = self.making.lock().await;
+        if let Some(h) = made(&self.handles) {
+            return Ok(h);
+        }
+        let h = Rc::new(self.make_handles().await?);
+        *self.handles.borrow_mut() = Some((current, h.clone()));
+        Ok(h)
+    }
+
+    async fn make_handles(&self) -> Result<Handles, ClusterError> {
+        let mut js = jetstream::new(self.client.clone());
+        js.set_timeout(self.cfg.timeout);
+        let stream = js
+            .get_or_create_stream(stream::Config {
+                name: STREAM.into(),
+                subjects: vec![format!("{}>", names::IN_PREFIX)],
+                storage: stream::StorageType::File,
+                republish: Some(stream::Republish {
+                    source: format!("{}>", names::IN_PREFIX),
+                    destination: format!("{}>", names::OUT_PREFIX),
+                    headers_only: false,
+                }),
+                max_messages_per_subject: self.cfg.history.max(1) as i64,
+                discard: stream::DiscardPolicy::Old,
+                allow_direct: true,
+                ..Default::default()
             })
             .await
+            .map_err(broker)?;
+        let epochs = js
+            .get_or_create_stream(stream::Config {
+                name: EPOCHS.into(),
+                subjects: vec![format!("{}>", names::EPOCH_PREFIX)],
+                storage: stream::StorageType::File,
+                max_messages_per_subject: 1,
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(broker)?;
+        let keys = js
+            .get_or_create_stream(stream::Config {
+                name: names::KEYS.into(),
+                subjects: vec![format!("{}>", names::KEY_PREFIX)],
+                storage: stream::StorageType::File,
+                max_messages_per_subject: 1,
+                allow_direct: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(broker)?;
+        tracing::info!(stream = STREAM, epochs = EPOCHS, keys = names::KEYS, "joined the cluster");
+        Ok(Handles { js, stream, epochs, keys })
     }
 
     /// The room's epoch: the one stored for it, or a new one this node stores first

@@ -47,6 +47,13 @@ impl Broker {
         }
     }
 
+    /// Kills the broker, deletes its store (every stream with it) and starts it again empty.
+    pub fn restart_empty(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(self.store.0.join("js"));
+        self.restart();
+    }
+
     /// Starts it again on the same port and store (kills a running one first).
     pub fn restart(&mut self) {
         self.kill();
