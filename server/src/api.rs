@@ -30,6 +30,9 @@ pub async fn respond(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> 
         ("GET", "/") | ("GET", "/index.html") => {
             http::response(200, page::MAP_CONTENT_TYPE, page::MAP_HTML.as_bytes(), conn)
         }
+        ("GET", "/favicon.svg" | "/favicon.ico") => {
+            http::response(200, page::FAVICON_CONTENT_TYPE, page::FAVICON_SVG.as_bytes(), conn)
+        }
         ("POST", "/api/publish") => publish(ctx, req, body, conn).await,
         ("GET", p) if p.starts_with("/api/rooms/") => room_info(ctx, &p["/api/rooms/".len()..], conn).await,
         (_, "/health" | "/metrics" | "/" | "/api/publish") => http::error_json(
@@ -101,7 +104,8 @@ async fn publish(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<
     let mut copy = body.to_vec();
     if let Err(e) = simd_json::to_borrowed_value(&mut copy) {
         ctx.reject(RejectReason::BadRequest);
-        return bad("bad_json", &format!("body is not valid JSON: {e}"));
+        let why = protocol::describe_json_error(&e, body.len());
+        return bad("bad_json", &format!("body is not valid JSON: {why}"));
     }
     let (mut room, mut data) = (None, None);
     for member in Fields::new(body) {

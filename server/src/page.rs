@@ -10,6 +10,13 @@ pub const MAP_HTML: &str = include_str!("../static/map.html");
 /// Content type to serve [`MAP_HTML`] with.
 pub const MAP_CONTENT_TYPE: &str = "text/html; charset=utf-8";
 
+/// `static/favicon.svg`, served at `/favicon.svg` and `/favicon.ico` (browsers ask for the
+/// latter on their own; a 404 there is an error in every page's console).
+pub const FAVICON_SVG: &str = include_str!("../static/favicon.svg");
+
+/// Content type to serve [`FAVICON_SVG`] with.
+pub const FAVICON_CONTENT_TYPE: &str = "image/svg+xml";
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -117,6 +117,20 @@ fn bad_json(msg: impl Into<String>) -> ProtocolError {
     ProtocolError::new(ErrorKind::BadJson(msg.into()))
 }
 
+/// What a client is told about JSON that does not parse: where, and what was found there —
+/// not the parser's internal names (`ExpectedNull at character 0`).
+pub fn describe_json_error(e: &simd_json::Error, input_len: usize) -> String {
+    use simd_json::ErrorType as T;
+    let at = e.index();
+    match (e.error(), e.character()) {
+        _ if at + 1 >= input_len => "the JSON text ends too early".to_owned(),
+        (T::TrailingData, _) => "more than one JSON value".to_owned(),
+        (T::Syntax, None) => "unbalanced brackets or an unterminated string".to_owned(),
+        (_, Some(c)) if !c.is_control() => format!("unexpected {c:?} at byte {at}"),
+        _ => format!("unexpected byte at {at}"),
+    }
+}
+
 /// Checks a room name: 1–200 bytes of `A-Z a-z 0-9 _ - : . / @`.
 pub fn validate_room(room: &str) -> Result<(), ProtocolError> {
     let reason = if room.is_empty() {
@@ -187,7 +201,8 @@ pub fn parse_client_op(text: &mut [u8]) -> Result<ClientOp, ProtocolError> {
     let id_text = id_span.map(|r: Range<usize>| String::from_utf8_lossy(&text[r]).into_owned());
 
     // Pass 2 — full validation and typed access.
-    let value = simd_json::to_borrowed_value(text).map_err(|e| bad_json(e.to_string()))?;
+    let len = text.len();
+    let value = simd_json::to_borrowed_value(text).map_err(|e| bad_json(describe_json_error(&e, len)))?;
     if let Some(e) = scan_err {
         return Err(bad_json(e));
     }
@@ -539,7 +554,9 @@ mod tests {
         let long = format!(r#"{{"op":"ping","id":"{}"}}"#, "x".repeat(80));
         assert_eq!(parse(&long).unwrap_err().code(), "bad_field");
         for bad in ["", "{", "[1]", "\"op\"", r#"{"op":"ping",}"#, r#"{"op":"ping"} x"#, "\u{1}"] {
-            assert_eq!(parse(bad).unwrap_err().code(), "bad_json", "{bad:?}");
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.code(), "bad_json", "{bad:?}");
+            assert!(!err.to_string().contains("Expected"), "no parser internals: {err}");
         }
         assert_eq!(parse(r#"{"op":"pub","room":"r","data":1,"data":2}"#).unwrap_err().code(), "bad_json");
         assert_eq!(parse(r#"{"op":"ping","op":"sub"}"#).unwrap_err().code(), "bad_json");

@@ -311,7 +311,8 @@ impl Session {
         let mut copy = data.to_vec();
         if let Err(e) = simd_json::to_borrowed_value(&mut copy) {
             self.ctx.reject(RejectReason::BadRequest);
-            return self.error(None, "bad_json", &format!("frame is not valid JSON: {e}"));
+            let why = protocol::describe_json_error(&e, data.len());
+            return self.error(None, "bad_json", &format!("frame is not valid JSON: {why}"));
         }
         if !self.may_publish(room, None) {
             return;

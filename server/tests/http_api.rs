@@ -154,3 +154,14 @@ fn api_key_is_required_when_configured() {
 fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+#[test]
+fn the_favicon_is_served_so_pages_log_no_404() {
+    let s = Server::start(&[]);
+    for path in ["/favicon.ico", "/favicon.svg"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("content-type"), Some("image/svg+xml"));
+        assert!(r.body.starts_with(b"<svg"), "{path}");
+    }
+}

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::values::{parse_duration, parse_size, parse_ttl};
+use super::values::{parse_duration, parse_listen, parse_size, parse_ttl};
 use super::{Policy, Ttl};
 
 /// Command-line flags of `shardcast`. Each flag may also be set through the environment
@@ -23,9 +23,10 @@ pub struct Args {
     /// tables. Flags and environment variables override it.
     #[arg(long, short = 'c', env = "SHARDCAST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on for WebSocket and HTTP. Default: 127.0.0.1:8080. Binding a
+    /// Address to listen on for WebSocket and HTTP: IP:PORT or HOST:PORT (localhost:8080).
+    /// Default: 127.0.0.1:8080. Binding a
     /// non-loopback address needs --jwt-secret or --allow-anonymous.
-    #[arg(long, env = "SHARDCAST_LISTEN", value_name = "ADDR")]
+    #[arg(long, env = "SHARDCAST_LISTEN", value_name = "ADDR", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// Number of shards: one pinned thread per core, each owning its connections and rooms.
     /// Default: the number of CPUs available (1..=256).

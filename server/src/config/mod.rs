@@ -23,7 +23,7 @@ mod values;
 pub use args::Args;
 pub use example::EXAMPLE_TOML;
 pub use values::{parse_duration, parse_size};
-use values::{Human, Size};
+use values::{Human, Listen, Size};
 
 /// Slow-consumer policy of a namespace: what happens when a connection's outbox is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -186,7 +186,7 @@ fn demo_namespaces() -> BTreeMap<String, NamespaceConfig> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
-    listen: Option<SocketAddr>,
+    listen: Option<Listen>,
     shards: Option<usize>,
     no_demo: Option<bool>,
     allow_anonymous: Option<bool>,
@@ -265,7 +265,8 @@ impl Config {
     fn apply_toml(&mut self, text: &str) -> Result<(), ConfigError> {
         let f: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
         let cfg = self;
-        overlay!(cfg, f, |v| v; listen, shards, no_demo, allow_anonymous, origins, log,
+        overlay!(cfg, f, |l: Listen| l.0; listen);
+        overlay!(cfg, f, |v| v; shards, no_demo, allow_anonymous, origins, log,
             max_rooms_per_conn, max_connections, publish_rate, publish_burst, history_size, policy,
             max_http_connections, http_publish_rate, http_publish_burst, max_rooms);
         overlay!(cfg, f, Some; jwt_secret, api_key, nats, node_id);

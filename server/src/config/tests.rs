@@ -127,3 +127,14 @@ fn help_documents_every_flag() {
     }
     Args::command().debug_assert();
 }
+
+#[test]
+fn a_listen_address_may_name_a_host() {
+    assert_eq!(super::values::parse_listen("localhost:8081").unwrap().to_string(), "127.0.0.1:8081");
+    assert_eq!(super::values::parse_listen("[::1]:80").unwrap().to_string(), "[::1]:80");
+    assert!(super::values::parse_listen("localhost").is_err(), "a port is required");
+    let c = Config::load(args(&["--listen", "localhost:8082"])).unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8082");
+    let c = Config::from_toml_str("listen = \"localhost:9001\"").unwrap();
+    assert_eq!(c.listen.to_string(), "127.0.0.1:9001");
+}

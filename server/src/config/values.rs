@@ -51,6 +51,38 @@ pub fn parse_size(s: &str) -> Result<usize, String> {
     n.checked_mul(mult).ok_or_else(|| format!("size {s:?} is too large"))
 }
 
+/// A listen address: `IP:PORT`, or `HOST:PORT` resolved now (`localhost:8080` is
+/// 127.0.0.1:8080: an IPv4 address is preferred, since the server binds one address).
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    if let Ok(a) = s.trim().parse() {
+        return Ok(a);
+    }
+    let addrs: Vec<_> = s
+        .trim()
+        .to_socket_addrs()
+        .map_err(|e| format!("invalid address {s:?}: expected IP:PORT or HOST:PORT ({e})"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| format!("{s:?} resolves to no address"))
+}
+
+/// A listen address in TOML (see [`parse_listen`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Listen(pub std::net::SocketAddr);
+
+impl<'de> Deserialize<'de> for Listen {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected an address such as \"127.0.0.1:8080\""))?;
+        parse_listen(&s).map(Listen).map_err(serde::de::Error::custom)
+    }
+}
+
 /// A size in TOML: an integer (bytes) or a string with a unit.
 #[derive(Debug, Clone, Copy)]
 pub struct Size(pub usize);
