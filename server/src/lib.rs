@@ -18,7 +18,8 @@
 //! * [`auth`] — HS256 JWT [`auth::Verifier`], room-glob [`auth::Rights`], the HTTP [`auth::ApiKey`].
 //! * [`ratelimit`] — the per-connection publish [`ratelimit::TokenBucket`].
 //! * [`metrics`] — per-shard [`metrics::Counters`] and the Prometheus text [`metrics::render`].
-//! * [`demo`] — the simulated [`demo::DemoFleet`] that feeds `fleet:demo` out of the box.
+//! * [`demo`] — simulated publishers for the five tracking apps (vehicles, flights, traffic,
+//!   orders, IoT) that feed their rooms out of the box.
 //! * [`page`] — the self-contained live map served at `GET /`.
 //!
 //! The I/O layer wires these into one glommio executor per shard:

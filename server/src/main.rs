@@ -22,14 +22,15 @@ fn main() -> ExitCode {
         eprintln!("shardcast: cannot install signal handlers: {e}");
         return ExitCode::from(1);
     }
-    let demo = !config.no_demo;
+    let demo = if config.no_demo { Vec::new() } else { config.demo.clone() };
     let result = shardcast_server::server::run(config, stop, |addr| {
         // Tests and scripts wait for this exact line on stdout.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on {addr}");
         let _ = out.flush();
-        if demo {
-            tracing::info!("live map: http://{addr}/  (demo fleet publishing into fleet:demo)");
+        if !demo.is_empty() {
+            let apps: Vec<_> = demo.iter().map(|k| k.name()).collect();
+            tracing::info!("live map: http://{addr}/  (demo publishing: {})", apps.join(", "));
         }
     });
     match result {

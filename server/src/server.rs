@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::Config;
-use crate::demo::DemoFleet;
 use crate::state::{ShardCtx, Shared};
 
 /// How long shutdown waits for clients to take their last frames.
@@ -102,7 +101,7 @@ async fn shard_main(
     // SAFETY: the fd comes from a listening std socket we own and hand over here.
     let listener = unsafe { glommio::net::TcpListener::from_raw_fd(listener.into_raw_fd()) };
     let shard = ctx.shard.clone();
-    if shard.id() == 0 && !ctx.shared.config.no_demo {
+    if shard.id() == 0 && !ctx.shared.config.no_demo && !ctx.shared.config.demo.is_empty() {
         glommio::spawn_local(demo(ctx.clone())).detach();
     }
     glommio::spawn_local(crate::keepalive::run(ctx.clone())).detach();
@@ -168,15 +167,17 @@ fn default_node_id() -> String {
     format!("{}-{}", host.trim(), std::process::id())
 }
 
-/// The built-in demo fleet on shard 0: a few dozen vehicles publishing GPS into
-/// `fleet:demo` and `vehicle:<id>` once a second, so a newcomer sees data at once.
+/// The built-in demo publishers on shard 0 (`--demo`): each app's simulator ticks once a
+/// second and its updates are published like any client's (through the cluster in cluster
+/// mode), so a newcomer sees data at once.
 async fn demo(ctx: Rc<ShardCtx>) {
     let epoch = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let mut fleet = DemoFleet::new(crate::demo::DEFAULT_VEHICLES, 42).with_epoch_ms(epoch);
+    let mut sims: Vec<_> = ctx.shared.config.demo.iter().map(|k| k.sim(42, epoch)).collect();
     let start = Instant::now();
     let shard = &ctx.shard;
     while !shard.is_stopping() {
-        for (room, json) in fleet.tick(start.elapsed()) {
+        let t = start.elapsed();
+        for (room, json) in sims.iter_mut().flat_map(|s| s.tick(t)) {
             let key = ctx.shared.key_of(&room, &json);
             if let Some(cluster) = &ctx.shared.cluster {
                 if let Err(e) = cluster.publish(&room, Bytes::from(json), key).await {

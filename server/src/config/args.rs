@@ -32,7 +32,11 @@ pub struct Args {
     /// Default: the number of CPUs available (1..=256).
     #[arg(long, env = "SHARDCAST_SHARDS", value_name = "N")]
     pub shards: Option<usize>,
-    /// Do not run the built-in demo fleet publishing into `fleet:demo`. Default: demo on.
+    /// Which built-in demo publishers run: a comma-separated list of vehicles, flights,
+    /// traffic, orders, iot (DESIGN: server/src/demo). Default: all of them.
+    #[arg(long, env = "SHARDCAST_DEMO", value_name = "APP,..", value_delimiter = ',', value_parser = crate::demo::DemoKind::parse)]
+    pub demo: Option<Vec<crate::demo::DemoKind>>,
+    /// Do not run the built-in demo publishers (production). Default: demo on.
     #[arg(long, env = "SHARDCAST_NO_DEMO", value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub no_demo: Option<bool>,
     /// Run without authentication on a non-loopback address: anyone may subscribe and publish

@@ -5,6 +5,7 @@ pub const EXAMPLE_TOML: &str = r#"# shardcast.toml — every key is optional; fl
 listen = "127.0.0.1:8080"
 shards = 2
 no_demo = false
+demo = ["vehicles", "flights", "traffic", "orders", "iot"]
 allow_anonymous = false
 # jwt_secret = "change-me-to-32-random-bytes...."   # better: SHARDCAST_JWT_SECRET
 api_key = "local-dev-api-key-0123"

@@ -94,6 +94,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub shards: usize,
     pub no_demo: bool,
+    /// The demo publishers that run unless `no_demo`.
+    pub demo: Vec<crate::demo::DemoKind>,
     pub allow_anonymous: bool,
     pub jwt_secret: Option<String>,
     pub api_key: Option<String>,
@@ -135,6 +137,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             shards: cpus.clamp(1, 256),
             no_demo: false,
+            demo: crate::demo::DemoKind::ALL.to_vec(),
             allow_anonymous: false,
             jwt_secret: None,
             api_key: None,
@@ -169,8 +172,9 @@ impl Default for Config {
     }
 }
 
-/// Built-ins so the demo map works out of the box: `fleet` conflates positions per vehicle
-/// and snapshots the whole fleet; `vehicle` keeps a short trail. A file table replaces them.
+/// Built-ins so the demo apps work out of the box: `fleet` conflates positions per vehicle
+/// and snapshots the whole fleet; `vehicle` keeps a short trail; `flights`, `orders`,
+/// `traffic` and `sensor` keep the latest state per `id`. A file table adds to or replaces them.
 fn demo_namespaces() -> BTreeMap<String, NamespaceConfig> {
     let fleet = NamespaceConfig {
         history_size: Some(100),
@@ -179,7 +183,22 @@ fn demo_namespaces() -> BTreeMap<String, NamespaceConfig> {
         ..Default::default()
     };
     let vehicle = NamespaceConfig { history_size: Some(100), ..Default::default() };
-    BTreeMap::from([("fleet".into(), fleet), ("vehicle".into(), vehicle)])
+    // The other demo apps' keyed rooms (`flights:all`, `orders:all`, `traffic`, `sensor`):
+    // the latest state per id on `snapshot`, conflated for slow consumers.
+    let keyed = |history| NamespaceConfig {
+        history_size: Some(history),
+        key: Some("id".into()),
+        policy: Some(Policy::Conflate),
+        ..Default::default()
+    };
+    BTreeMap::from([
+        ("fleet".into(), fleet),
+        ("vehicle".into(), vehicle),
+        ("flights".into(), keyed(100)),
+        ("orders".into(), keyed(100)),
+        ("traffic".into(), keyed(100)),
+        ("sensor".into(), keyed(100)),
+    ])
 }
 
 /// The TOML file: the flags' settings under snake_case names, plus namespace tables.
@@ -189,6 +208,7 @@ struct FileConfig {
     listen: Option<Listen>,
     shards: Option<usize>,
     no_demo: Option<bool>,
+    demo: Option<Vec<String>>,
     allow_anonymous: Option<bool>,
     jwt_secret: Option<String>,
     api_key: Option<String>,
@@ -247,7 +267,7 @@ impl Config {
             ping_interval, idle_timeout, outbox_bytes, history_size, policy, coalesce, write_timeout,
             request_timeout, max_http_connections, http_publish_rate, http_publish_burst, max_rooms,
             retained_bytes);
-        overlay!(cfg, a, |v| v; nats_timeout);
+        overlay!(cfg, a, |v| v; nats_timeout, demo);
         overlay!(cfg, a, Some; jwt_secret, api_key, nats, node_id);
         overlay!(cfg, a, |t: Ttl| t.0; history_ttl, room_ttl);
         cfg.validate()?;
@@ -266,6 +286,10 @@ impl Config {
         let f: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
         let cfg = self;
         overlay!(cfg, f, |l: Listen| l.0; listen);
+        if let Some(names) = f.demo {
+            let kinds: Result<Vec<_>, _> = names.iter().map(|n| crate::demo::DemoKind::parse(n)).collect();
+            cfg.demo = kinds.map_err(|e| ConfigError::Toml(format!("demo: {e}")))?;
+        }
         overlay!(cfg, f, |v| v; shards, no_demo, allow_anonymous, origins, log,
             max_rooms_per_conn, max_connections, publish_rate, publish_burst, history_size, policy,
             max_http_connections, http_publish_rate, http_publish_burst, max_rooms);

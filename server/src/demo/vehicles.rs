@@ -1,4 +1,5 @@
-//! The built-in demo fleet: simulated vehicles driving a street grid over Berlin.
+//! Vehicles: simulated cars driving a street grid over Berlin (`fleet:demo`, keyed by `id`, and
+//! `vehicle:<id>`).
 //!
 //! Pure simulation — time goes in, `(room, json)` pairs come out — so the server can drive it
 //! from a timer on one shard and tests can check it without a clock. It exists so that a fresh
@@ -7,6 +8,8 @@
 
 use std::fmt::Write;
 use std::time::Duration;
+
+use super::{Rng, Sim, Update};
 
 /// Bounding box of the simulated streets (latitude, longitude in degrees).
 pub const LAT: (f64, f64) = (52.45, 52.56);
@@ -21,28 +24,6 @@ const METERS_PER_DEG_LAT: f64 = 111_320.0;
 const COS_LAT: f64 = 0.6088;
 
 pub const DEFAULT_VEHICLES: usize = 40;
-
-/// Small deterministic PRNG (SplitMix64): the demo must replay identically for a seed, and
-/// needs no cryptographic quality.
-#[derive(Debug, Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 #[derive(Debug, Clone)]
 struct Vehicle {
@@ -102,7 +83,7 @@ impl DemoFleet {
 
     /// Advances the simulation to `t` (time since start) and returns one update per vehicle,
     /// each for both `fleet:demo` and `vehicle:<id>`. A `t` in the past moves nothing.
-    pub fn tick(&mut self, t: Duration) -> Vec<(String, Vec<u8>)> {
+    pub fn tick(&mut self, t: Duration) -> Vec<Update> {
         let dt = t.saturating_sub(self.last).as_secs_f64().min(60.0);
         self.last = self.last.max(t);
         let ts = self.epoch_ms + t.as_millis() as u64;
@@ -183,6 +164,12 @@ fn to_json(v: &Vehicle, ts: u64) -> String {
         v.route,
     );
     s
+}
+
+impl Sim for DemoFleet {
+    fn tick(&mut self, t: Duration) -> Vec<Update> {
+        DemoFleet::tick(self, t)
+    }
 }
 
 #[cfg(test)]
