@@ -50,6 +50,13 @@ impl Shard {
         ShardStats::add(&self.stats.published, 1);
         let receipt = Receipt { seq: p.msg.seq, epoch: p.epoch };
         self.acknowledge(origin, reply, p.msg.room.clone(), Ok(receipt), &mut pushed);
+        self.fan_out(&p, &mut pushed);
+        pushed
+    }
+
+    /// Queues `p`'s message for every interested peer (noting in `pushed` whose queue got
+    /// it) and delivers it to this shard's followers, without waiting.
+    fn fan_out(&self, p: &crate::rooms::Published, pushed: &mut ShardSet) {
         for s in p.targets.iter().filter(|&s| s != self.id) {
             if let Some(q) = &self.ev[s] {
                 if q.push(Event::Deliver(p.msg.clone()), &self.stats) {
@@ -60,7 +67,6 @@ impl Shard {
         if p.targets.contains(self.id) {
             self.deliver_local(&p.msg);
         }
-        pushed
     }
 
     fn acknowledge(
@@ -120,16 +126,7 @@ impl Shard {
                 self.reset_local(&p.msg.room, p.epoch);
             }
         }
-        for s in p.targets.iter().filter(|&s| s != self.id) {
-            if let Some(q) = &self.ev[s] {
-                if q.push(Event::Deliver(p.msg.clone()), &self.stats) {
-                    pushed.insert(s);
-                }
-            }
-        }
-        if p.targets.contains(self.id) {
-            self.deliver_local(&p.msg);
-        }
+        self.fan_out(&p, &mut pushed);
         self.wait_for_room(pushed).await;
         Ok(true)
     }

@@ -222,28 +222,19 @@ impl Link {
             })
             .await
             .map_err(broker)?;
-        let epochs = js
-            .get_or_create_stream(stream::Config {
-                name: EPOCHS.into(),
-                subjects: vec![format!("{}>", names::EPOCH_PREFIX)],
-                storage: stream::StorageType::File,
-                max_messages_per_subject: 1,
-                allow_direct: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(broker)?;
-        let keys = js
-            .get_or_create_stream(stream::Config {
-                name: names::KEYS.into(),
-                subjects: vec![format!("{}>", names::KEY_PREFIX)],
-                storage: stream::StorageType::File,
-                max_messages_per_subject: 1,
-                allow_direct: true,
-                ..Default::default()
-            })
-            .await
-            .map_err(broker)?;
+        // One message per subject: the latest is all that matters.
+        let latest_only = |name: &str, prefix: &str| stream::Config {
+            name: name.into(),
+            subjects: vec![format!("{prefix}>")],
+            storage: stream::StorageType::File,
+            max_messages_per_subject: 1,
+            allow_direct: true,
+            ..Default::default()
+        };
+        let epochs =
+            js.get_or_create_stream(latest_only(EPOCHS, names::EPOCH_PREFIX)).await.map_err(broker)?;
+        let keys =
+            js.get_or_create_stream(latest_only(names::KEYS, names::KEY_PREFIX)).await.map_err(broker)?;
         tracing::info!(stream = STREAM, epochs = EPOCHS, keys = names::KEYS, "joined the cluster");
         Ok(Handles { js, stream, epochs, keys })
     }
