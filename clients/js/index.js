@@ -6,6 +6,7 @@
  * - {@link Subscription} (`src/room.js`): one followed room and its position (epoch + last
  *   seq), the de-duplication and the gap/reset notices.
  * - {@link Backoff} (`src/backoff.js`): exponential delays with jitter and a cap.
+ * - `Heartbeat` (`src/heartbeat.js`): pings after silence, drops a connection that died quietly.
  * - {@link ShardcastError} (`src/errors.js`): what every promise rejects with, `code` first.
  * - {@link tokenExpiry} (`src/token.js`): a JWT's `exp`, read without verifying.
  *

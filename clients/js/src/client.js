@@ -1,5 +1,6 @@
 import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
+import { Heartbeat } from './heartbeat.js';
 import { ShardcastError } from './errors.js';
 import { Subscription } from './room.js';
 import { tokenExpired } from './token.js';
@@ -39,8 +40,6 @@ export class ShardcastClient extends Emitter {
   #resetAfter;
   #reconnect;
   #requestTimeout;
-  #pingInterval;
-  #pingTimeout;
 
   /** @type {State} */
   #state = 'idle';
@@ -54,10 +53,8 @@ export class ShardcastClient extends Emitter {
   #needsRefresh = false;
   #lastError = '';
   #retryTimer = null;
-  #heartbeatTimer = null;
-  #lastFrameAt = 0;
-  /** @type {{id: number, sentAt: number} | null} */
-  #heartbeatPing = null;
+  /** @type {Heartbeat} */
+  #heartbeat;
 
   /** @type {Map<string, Subscription>} room → subscription, in subscription order */
   #rooms = new Map();
@@ -87,8 +84,16 @@ export class ShardcastClient extends Emitter {
     this.#resetAfter = resetAfter;
     this.#reconnect = options.reconnect ?? true;
     this.#requestTimeout = options.requestTimeout ?? 10_000;
-    this.#pingInterval = options.pingInterval ?? 25_000;
-    this.#pingTimeout = options.pingTimeout ?? 10_000;
+    this.#heartbeat = new Heartbeat({
+      interval: options.pingInterval ?? 25_000,
+      timeout: options.pingTimeout ?? 10_000,
+      sendPing: () => {
+        const id = this.#nextId++;
+        this.#inflight.set(id, { heartbeat: true });
+        this.#send({ op: 'ping', id });
+      },
+      onDead: () => this.#drop(PING_TIMEOUT_CODE, 'ping timeout'),
+    });
     // Started on the next microtask so that listeners added right after `new` see the first
     // `connecting`.
     if (options.autoConnect ?? true) queueMicrotask(() => this.#state === 'idle' && this.connect());
@@ -333,12 +338,11 @@ export class ShardcastClient extends Emitter {
 
   #onOpen() {
     this.#openedAt = now();
-    this.#lastFrameAt = now();
     this.#setState('open', {});
     // Rooms first, in the order they were subscribed, then whatever waited to be sent.
     for (const sub of this.#rooms.values()) this.#sendSub(sub);
     for (const req of this.#queue.splice(0)) this.#sendRequest(req);
-    this.#startHeartbeat();
+    this.#heartbeat.start();
   }
 
   #onClose(code, reason) {
@@ -372,7 +376,7 @@ export class ShardcastClient extends Emitter {
   #teardown(code, message) {
     this.#ws = null;
     this.#openedAt = 0;
-    this.#stopHeartbeat();
+    this.#heartbeat.stop();
     const inflight = [...this.#inflight.values()];
     this.#inflight.clear();
     for (const entry of inflight) {
@@ -418,41 +422,10 @@ export class ShardcastClient extends Emitter {
     this.emit(state, event);
   }
 
-  // --- heartbeat --------------------------------------------------------------------------
-
-  /**
-   * A connection can die without a close (a NAT forgetting it, a laptop waking up): the
-   * server notices through its own pings, but the client would wait forever. After
-   * `pingInterval` ms without any frame the client sends a `ping` op; no frame within
-   * `pingTimeout` after it → the connection is dropped and resumed elsewhere.
-   */
-  #startHeartbeat() {
-    if (!(this.#pingInterval > 0)) return;
-    const tick = Math.max(50, Math.min(this.#pingInterval, this.#pingTimeout) / 4);
-    this.#heartbeatTimer = setInterval(() => {
-      const t = now();
-      if (this.#heartbeatPing) {
-        if (t - this.#heartbeatPing.sentAt >= this.#pingTimeout) this.#drop(PING_TIMEOUT_CODE, 'ping timeout');
-      } else if (t - this.#lastFrameAt >= this.#pingInterval) {
-        const id = this.#nextId++;
-        this.#heartbeatPing = { id, sentAt: t };
-        this.#inflight.set(id, { heartbeat: true });
-        this.#send({ op: 'ping', id });
-      }
-    }, tick);
-  }
-
-  #stopHeartbeat() {
-    clearInterval(this.#heartbeatTimer);
-    this.#heartbeatTimer = null;
-    this.#heartbeatPing = null;
-  }
-
   // --- inbound ----------------------------------------------------------------------------
 
   #onFrame(raw) {
-    this.#lastFrameAt = now();
-    this.#heartbeatPing = null; // any frame proves the connection alive
+    this.#heartbeat.seen();
     let frame;
     try {
       frame = JSON.parse(typeof raw === 'string' ? raw : new TextDecoder().decode(raw));
