@@ -32,10 +32,14 @@ export class Server {
   port = 0;
   stderr = '';
 
-  static async start(args = []) {
+  /**
+   * @param {string[]} [args] more flags
+   * @param {number} [port] 0: a free port
+   */
+  static async start(args = [], port = 0) {
     const server = new Server();
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHARDCAST_')));
-    server.child = spawn(SERVER_BIN, ['--listen', '127.0.0.1:0', '--no-demo', ...args], {
+    server.child = spawn(SERVER_BIN, ['--listen', `127.0.0.1:${port}`, '--no-demo', ...args], {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -155,6 +155,31 @@ describe('reconnect', { timeout: 60_000 }, () => {
     assert.deepEqual(got.events.at(-1), ['msg', 3, 'new-3']);
   });
 
+  test('a server killed and started again on the same port: reset, then live', async () => {
+    let server = await Server.start(ARGS);
+    const port = server.port;
+    cleanup.push(() => server.stop());
+    const c = client(server.url);
+    track(c);
+    const got = new Collector();
+    const s = await c.subscribe('sameport:r', got.handlers);
+    await c.publish('sameport:r', 'old');
+    await got.waitCount(1);
+    const before = s.epoch;
+    await server.stop('SIGKILL');
+    server = await Server.start(ARGS, port);
+    await until(() => got.events.some((e) => e[0] === 'reset'), 'the reset');
+    assert.notEqual(s.epoch, before);
+    // The client itself publishes into the new incarnation and receives it.
+    assert.deepEqual(await c.publish('sameport:r', 'new'), { room: 'sameport:r', seq: 1, epoch: s.epoch });
+    await got.waitCount(2);
+    assert.deepEqual(got.events, [
+      ['msg', 1, 'old'],
+      ['reset', s.epoch, before],
+      ['msg', 1, 'new'],
+    ]);
+  });
+
   test('a killed server: the client keeps retrying with growing delays, then resumes', async () => {
     const env = await setup();
     const { proxy } = env;
