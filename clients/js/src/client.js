@@ -499,9 +499,14 @@ export class ShardcastClient extends Emitter {
   }
 }
 
-/** Removes our handlers from a socket we no longer follow. */
+/**
+ * Removes our handlers from a socket we no longer follow. The error handler stays a no-op:
+ * Node's `ws` emits `error` when a socket still connecting is closed, and an `error` event
+ * without a listener would throw out of the process.
+ */
 function detach(ws) {
-  ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
+  ws.onopen = ws.onmessage = ws.onclose = null;
+  ws.onerror = () => {};
 }
 
 function now() {

@@ -219,6 +219,17 @@ describe('protocol', { timeout: 60_000 }, () => {
     assert.ok(rtt >= 0 && rtt < TIMEOUT, String(rtt));
   });
 
+  test('close() while the handshake is under way', async () => {
+    const c = open();
+    await new Promise((resolve) => c.once('connecting', resolve));
+    await sleep(0); // the socket exists now, still connecting
+    c.close();
+    await sleep(200);
+    assert.equal(c.state, 'closed');
+    c.connect();
+    await waitState(c, 'open');
+  });
+
   test('close() stops the client and rejects waiting requests with closed', async () => {
     const c = open();
     await waitState(c, 'open');
