@@ -245,3 +245,36 @@ describe('protocol', { timeout: 60_000 }, () => {
     assert.deepEqual(states, ['closed']);
   });
 });
+
+describe('limits', { timeout: 60_000 }, () => {
+  let server;
+  const clients = [];
+  before(async () => {
+    server = await Server.start(['--shards', '1', '--publish-rate', '1', '--publish-burst', '2', '--max-rooms-per-conn', '2']);
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await server?.stop('SIGTERM');
+  });
+
+  test('rate_limited and too_many_rooms reject with their codes; the connection stays', async () => {
+    const c = client(server.url);
+    clients.push(c);
+    const results = await Promise.allSettled([1, 2, 3, 4].map((i) => c.publish('lim:r', i)));
+    const refused = results.filter((r) => r.status === 'rejected').map((r) => r.reason.code);
+    assert.ok(refused.length >= 1, JSON.stringify(results));
+    assert.deepEqual([...new Set(refused)], ['rate_limited']);
+    await c.subscribe('lim:a');
+    await c.subscribe('lim:b');
+    const err = await c.subscribe('lim:c').then(
+      () => null,
+      (e) => e,
+    );
+    assert.equal(err?.code, 'too_many_rooms');
+    assert.deepEqual(
+      c.subscriptions.map((s) => s.room),
+      ['lim:a', 'lim:b'],
+    );
+    assert.equal(c.state, 'open');
+  });
+});

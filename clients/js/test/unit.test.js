@@ -203,6 +203,30 @@ describe('client against a scripted socket', () => {
     c.close();
   });
 
+  test('close 1008 for another reason than token expiry backs off and keeps the token', async () => {
+    let refreshed = 0;
+    const c = fakeClient(undefined, { token: 'opaque', refreshToken: () => (refreshed++, 'new') });
+    await until(() => FakeSocket.last(), 'a socket');
+    FakeSocket.last().open();
+    const drops = [];
+    c.on('reconnecting', (e) => drops.push(e));
+    FakeSocket.last().serverClose(1008, 'slow consumer');
+    assert.deepEqual(
+      drops.map((d) => [d.code, d.reason, d.delay]),
+      [[1008, 'slow consumer', 10]],
+    );
+    await until(() => FakeSocket.instances.length === 2, 'a second socket');
+    assert.equal(refreshed, 0);
+    assert.match(FakeSocket.last().url, /token=opaque$/);
+    FakeSocket.last().open();
+    FakeSocket.last().serverClose(1008, 'token expired');
+    assert.equal(drops[1].delay, 0, 'token expiry: at once');
+    await until(() => FakeSocket.instances.length === 3, 'a third socket');
+    assert.equal(refreshed, 1);
+    assert.match(FakeSocket.last().url, /token=new$/);
+    c.close();
+  });
+
   test('a request with no reply rejects with timeout', async () => {
     const c = fakeClient(undefined, { requestTimeout: 50 });
     await until(() => FakeSocket.last(), 'a socket');
