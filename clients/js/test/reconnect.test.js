@@ -12,7 +12,10 @@ import { Collector, Server, TcpProxy, client, range, sleep, until, waitState } f
 
 const dir = mkdtempSync(path.join(tmpdir(), 'shardcast-js-'));
 const config = path.join(dir, 'shardcast.toml');
-writeFileSync(config, '[namespaces.short]\nhistory_size = 5\n');
+writeFileSync(
+  config,
+  '[namespaces.short]\nhistory_size = 5\n\n[namespaces.map]\nkey = "id"\nhistory_size = 5\n',
+);
 const ARGS = ['--shards', '1', '--config', config];
 
 describe('reconnect', { timeout: 60_000 }, () => {
@@ -103,6 +106,49 @@ describe('reconnect', { timeout: 60_000 }, () => {
       ['gap', 2, 15],
       ...range(16, 20).map((i) => ['msg', i, i]),
     ]);
+  });
+
+  test('a map with a snapshot resumes through a gap: every vehicle ends at its latest position', async () => {
+    const { proxy, publisher } = await setup();
+    const room = 'map:berlin';
+    const latest = new Map();
+    const pub = async (id, n) => {
+      const { seq } = await publisher.publish(room, { id, n });
+      latest.set(id, { id, n });
+      return seq;
+    };
+    for (const id of ['a', 'b', 'c']) await pub(id, 0);
+    const c = client(proxy.url);
+    track(c);
+    const got = new Collector();
+    const shown = new Map();
+    const s = await c.subscribe(room, {
+      snapshot: true,
+      ...got.handlers,
+      onMessage: (v, meta) => {
+        got.handlers.onMessage(v, meta);
+        shown.set(v.id, v);
+      },
+    });
+    await got.waitCount(3);
+    proxy.refusing = true;
+    proxy.cut();
+    await waitState(c, 'reconnecting');
+    // 12 updates while away: history (5) keeps the last five; vehicles d and b moved
+    // earlier than that, so only the snapshot still knows their positions.
+    await pub('d', 1);
+    await pub('b', 1);
+    let last = 0;
+    for (let n = 1; n <= 10; n++) last = await pub(n % 2 ? 'a' : 'c', n);
+    proxy.refusing = false;
+    await until(() => s.seq === last, `seq ${last} (have ${JSON.stringify(got.events)})`);
+    const gap = got.events.find((e) => e[0] === 'gap');
+    assert.deepEqual(gap, ['gap', 4, last - 5], 'the seqs history no longer holds');
+    assert.deepEqual(shown, latest, 'every vehicle at its latest position');
+    const seqs = got.seqs;
+    assert.deepEqual(seqs, [...seqs].sort((x, y) => x - y), 'ascending');
+    assert.equal(new Set(seqs).size, seqs.length, 'no duplicate');
+    assert.equal(s.duplicates, 0);
   });
 
   test('a restarted server (new epoch) is announced as a reset, then its messages follow', async () => {
