@@ -17,8 +17,9 @@ type HmacSha256 = hmac::Hmac<Sha256>;
 /// Longest token we bother to decode; real tokens are a few hundred bytes.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// Why a token or key was refused. The wire reply should stay generic ("unauthorized");
-/// these variants are for logs and tests.
+/// Why a token or key was refused. The reply carries the code `unauthorized` and this text
+/// (DESIGN §3): a client can tell an expired token (refresh it) from a broken one (fix it);
+/// none of it reveals the secret or which part of a signature failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("no token given")]
@@ -120,12 +121,26 @@ struct Header {
 struct RawClaims {
     #[serde(default)]
     sub: String,
-    exp: u64,
-    nbf: Option<u64>,
+    exp: NumericDate,
+    nbf: Option<NumericDate>,
     #[serde(default)]
     sub_rooms: Vec<String>,
     #[serde(default)]
     pub_rooms: Vec<String>,
+}
+
+/// A JWT NumericDate (RFC 7519 §2): seconds since the Unix epoch, an integer or not
+/// (`1700000000.5`); kept as whole seconds, rounded down.
+struct NumericDate(u64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !v.is_finite() || v < 0.0 {
+            return Err(serde::de::Error::custom("a date must be a non-negative number"));
+        }
+        Ok(NumericDate(v.floor().min(u64::MAX as f64) as u64))
+    }
 }
 
 /// HS256 verifier. The keyed HMAC state is computed once and cloned per token, which skips
@@ -159,19 +174,15 @@ impl Verifier {
         mac.update(&token.as_bytes()[..h.len() + 1 + p.len()]);
         mac.verify_slice(&sig).map_err(|_| AuthError::BadSignature)?;
         let raw: RawClaims = decode_json(p)?;
-        if now_unix >= raw.exp {
+        let (exp, nbf) = (raw.exp.0, raw.nbf.map(|n| n.0));
+        if now_unix >= exp {
             return Err(AuthError::Expired);
         }
-        if raw.nbf.is_some_and(|nbf| now_unix < nbf) {
+        if nbf.is_some_and(|nbf| now_unix < nbf) {
             return Err(AuthError::NotYetValid);
         }
         let globs = |v: Vec<String>| v.iter().map(|s| Glob::new(s)).collect();
-        Ok(Claims {
-            sub: raw.sub,
-            exp: raw.exp,
-            sub_rooms: globs(raw.sub_rooms),
-            pub_rooms: globs(raw.pub_rooms),
-        })
+        Ok(Claims { sub: raw.sub, exp, sub_rooms: globs(raw.sub_rooms), pub_rooms: globs(raw.pub_rooms) })
     }
 }
 
@@ -271,6 +282,10 @@ mod tests {
             Err(AuthError::NotYetValid)
         );
         assert!(v.verify(&token(r#"{"exp":1800000000,"nbf":1700000000}"#), NOW).is_ok());
+        // RFC 7519 NumericDates may have fractions.
+        let c = v.verify(&token(r#"{"exp":1800000000.75,"nbf":1699999999.5}"#), NOW).unwrap();
+        assert_eq!(c.exp, 1_800_000_000);
+        assert!(matches!(v.verify(&token(r#"{"exp":-1}"#), NOW), Err(AuthError::Malformed(_))));
         assert!(matches!(v.verify(&token(r#"{"sub":"no-exp"}"#), NOW), Err(AuthError::Malformed(_))));
     }
 
