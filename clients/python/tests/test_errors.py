@@ -1,0 +1,85 @@
+"""Server refusals become explicit exceptions carrying the server's code and status."""
+
+from __future__ import annotations
+
+import socket
+from typing import Callable
+
+import httpx
+import pytest
+
+import shardcast
+from conftest import Server
+from shardcast.body import error_from
+
+
+def test_rate_limited(server_factory: Callable[..., Server], room: str) -> None:
+    s = server_factory("--http-publish-rate", "1", "--http-publish-burst", "2")
+    with shardcast.Client(s.http) as c:
+        c.publish(room, 1)
+        c.publish(room, 2)
+        with pytest.raises(shardcast.RateLimited) as e:
+            c.publish(room, 3)
+    assert (e.value.status, e.value.code) == (429, "rate_limited")
+    assert isinstance(e.value, shardcast.ShardcastError)
+
+
+def test_too_many_rooms(server_factory: Callable[..., Server], room: str) -> None:
+    s = server_factory("--shards", "1", "--max-rooms", "1")
+    with shardcast.Client(s.http) as c:
+        c.publish(room + "-a", 1)
+        with pytest.raises(shardcast.TooManyRooms) as e:
+            c.publish(room + "-b", 1)
+        assert c.publish(room + "-a", 2).seq == 2  # the existing room still works
+    assert (e.value.status, e.value.code) == (503, "too_many_rooms")
+
+
+def test_batch_reports_rate_limited_items(server_factory: Callable[..., Server], room: str) -> None:
+    s = server_factory("--http-publish-rate", "1", "--http-publish-burst", "3")
+    with shardcast.Client(s.http) as c:
+        results = c.publish_many([(room, i) for i in range(6)])
+    assert [r.seq for r in results[:3]] == [1, 2, 3]  # type: ignore[union-attr]
+    assert all(isinstance(r, shardcast.RateLimited) for r in results[3:])
+
+
+def test_not_found_for_a_wrong_base_url(server: Server, room: str) -> None:
+    with shardcast.Client(server.http + "/prefix") as c:
+        with pytest.raises(shardcast.NotFound) as e:
+            c.publish(room, 1)
+    assert (e.value.status, e.value.code) == (404, "not_found")
+
+
+def test_transport_error_when_nobody_listens(room: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, not listening: connections are refused
+        with shardcast.Client(f"http://127.0.0.1:{port}", timeout=2) as c:
+            with pytest.raises(shardcast.TransportError) as e:
+                c.publish(room, 1)
+    assert e.value.code == "transport" and e.value.status is None
+
+
+async def test_async_transport_error(room: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        async with shardcast.AsyncClient(f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=2) as c:
+            with pytest.raises(shardcast.TransportError):
+                await c.publish(room, 1)
+
+
+@pytest.mark.parametrize(
+    "status,body,cls,code",
+    [
+        (400, b'{"error":{"code":"bad_json","message":"m"}}', shardcast.BadRequest, "bad_json"),
+        (400, b'{"error":{"code":"bad_room","message":"m"}}', shardcast.BadRequest, "bad_room"),
+        (503, b'{"error":{"code":"unavailable","message":"m"}}', shardcast.Unavailable, "unavailable"),
+        (503, b'{"error":{"code":"too_many_connections","message":"m"}}', shardcast.Unavailable, "too_many_connections"),
+        (503, b'{"error":{"code":"too_many_rooms","message":"m"}}', shardcast.TooManyRooms, "too_many_rooms"),
+        (418, b'{"error":{"code":"teapot","message":"m"}}', shardcast.ShardcastError, "teapot"),
+        (502, b"<html>bad gateway</html>", shardcast.ShardcastError, "http_502"),
+        (503, b'{"status":"degraded","broker":"disconnected"}', shardcast.Unavailable, "http_503"),
+    ],
+)
+def test_error_mapping(status: int, body: bytes, cls: type, code: str) -> None:
+    err = error_from(httpx.Response(status, content=body))
+    assert type(err) is cls and err.code == code and err.status == status
