@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Optional
 
 import pytest
 
@@ -39,6 +39,7 @@ class Server:
     proc: subprocess.Popen[bytes]
     addr: str
     log: list[str] = field(default_factory=list)
+    drain: Optional[threading.Thread] = None
 
     @property
     def http(self) -> str:
@@ -56,6 +57,10 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
+        if self.drain is not None:
+            self.drain.join(timeout=5)  # EOF once the process is gone
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
 
 def start_server(*args: str) -> Server:
@@ -84,8 +89,9 @@ def start_server(*args: str) -> Server:
         for raw in proc.stdout:
             log.append(raw.decode(errors="replace"))
 
-    threading.Thread(target=drain, daemon=True).start()
-    return Server(proc=proc, addr=addr, log=log)
+    thread = threading.Thread(target=drain, daemon=True)
+    thread.start()
+    return Server(proc=proc, addr=addr, log=log, drain=thread)
 
 
 @pytest.fixture(scope="session")
