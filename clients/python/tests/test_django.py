@@ -46,9 +46,12 @@ def test_group_send_reaches_the_tracker_url_with_the_event_minus_type(server: Se
 
 def test_groups_without_a_pattern_publish_to_the_room_of_the_same_name(server: Server) -> None:
     with subscribe(server.ws, server.http, "/ws/tracking_group/", "tracking_group") as ws:
-        result = async_to_sync(layer().group_send)("tracking_group", {"type": "vehicle.location", "id": 3})
+        sent = async_to_sync(layer().group_send)("tracking_group", {"type": "vehicle.location", "id": 3})
+        result = async_to_sync(layer().publish_group)("tracking_group", {"type": "vehicle.location", "id": 4})
         assert recv(ws) == '{"id": 3}'
-    assert isinstance(result, shardcast.PublishResult)
+        assert recv(ws) == '{"id": 4}'
+    assert sent is None  # the Channels API
+    assert isinstance(result, shardcast.PublishResult) and result.seq == 2
 
 
 def test_the_seed_consumer_unchanged_broadcasts_to_shardcast_browsers(server: Server) -> None:
@@ -137,10 +140,10 @@ def test_credentials_from_config(keyed_server: Server, jwt_server: Server) -> No
     with pytest.raises(shardcast.Unauthorized):
         async_to_sync(ShardcastChannelLayer(url=keyed_server.http).group_send)("flight_room_1", event)
     keyed = ShardcastChannelLayer(url=keyed_server.http, api_key=API_KEY)
-    assert async_to_sync(keyed.group_send)("flight_room_1", event).seq == 1
+    assert async_to_sync(keyed.publish_group)("flight_room_1", event).seq == 1
     # JWT secret and no API key: the layer publishes with a token it mints (pub_rooms: *).
     minted = ShardcastChannelLayer(url=jwt_server.http, jwt_secret=JWT_SECRET)
-    assert async_to_sync(minted.group_send)("flight_room_1", event).seq == 1
+    assert async_to_sync(minted.publish_group)("flight_room_1", event).seq == 1
 
 
 def test_browser_tokens_from_settings(jwt_server: Server) -> None:

@@ -14,7 +14,7 @@ from shardcast.body import error_from
 
 
 def test_rate_limited(server_factory: Callable[..., Server], room: str) -> None:
-    s = server_factory("--http-publish-rate", "1", "--http-publish-burst", "2")
+    s = server_factory("--shards", "1", "--http-publish-rate", "1", "--http-publish-burst", "2")
     with shardcast.Client(s.http) as c:
         c.publish(room, 1)
         c.publish(room, 2)
@@ -35,7 +35,7 @@ def test_too_many_rooms(server_factory: Callable[..., Server], room: str) -> Non
 
 
 def test_batch_reports_rate_limited_items(server_factory: Callable[..., Server], room: str) -> None:
-    s = server_factory("--http-publish-rate", "1", "--http-publish-burst", "3")
+    s = server_factory("--shards", "1", "--http-publish-rate", "1", "--http-publish-burst", "3")
     with shardcast.Client(s.http) as c:
         results = c.publish_many([(room, i) for i in range(6)])
     assert [r.seq for r in results[:3]] == [1, 2, 3]  # type: ignore[union-attr]

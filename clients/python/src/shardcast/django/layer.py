@@ -44,7 +44,7 @@ _NO_TRANSPORT = (
 )
 
 
-class ShardcastChannelLayer(BaseChannelLayer):  # type: ignore[misc]
+class ShardcastChannelLayer(BaseChannelLayer):
     """Channels layer publishing ``group_send`` to shardcast; see the module docstring."""
 
     extensions = ["groups", "flush"]
@@ -81,12 +81,17 @@ class ShardcastChannelLayer(BaseChannelLayer):  # type: ignore[misc]
 
     # -- fan-out: the part shardcast does ------------------------------------------------
 
-    async def group_send(self, group: str, message: Mapping[str, Any]) -> PublishResult:
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
         """Publishes ``message`` (encoded by the configured encoder) to ``group``'s room.
 
         Raises :class:`~shardcast.errors.ShardcastError` when the server refuses: unlike an
         in-process layer there is a network here, and a silently lost broadcast is worse than
-        an exception in the view that sent it. Returns the message's seq and epoch."""
+        an exception in the view that sent it. Returns ``None`` as the Channels API says;
+        :meth:`publish_group` returns the seq and epoch."""
+        await self.publish_group(group, message)
+
+    async def publish_group(self, group: str, message: dict[str, Any]) -> PublishResult:
+        """:meth:`group_send` that returns the message's :class:`~shardcast.PublishResult`."""
         self.require_valid_group_name(group)
         room = self.options.group_rooms.room_for(group)
         result = await self._clients.get().publish_raw(room, self.options.encoder(group, message))
@@ -102,9 +107,10 @@ class ShardcastChannelLayer(BaseChannelLayer):  # type: ignore[misc]
         return self.delegate
 
     async def new_channel(self, prefix: str = "specific.") -> str:
-        return str(await self._need_delegate("new_channel").new_channel(prefix))
+        # Every Channels layer takes a prefix; the base class's signature omits it.
+        return str(await self._need_delegate("new_channel").new_channel(prefix))  # type: ignore[call-arg]
 
-    async def send(self, channel: str, message: Mapping[str, Any]) -> None:
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
         await self._need_delegate("send").send(channel, message)
 
     async def receive(self, channel: str) -> Any:
