@@ -28,7 +28,10 @@ API_KEY = "test-api-key-0123456789abcdef"
 def server_binary() -> Path:
     path = Path(os.environ.get("SHARDCAST_BIN", REPO / "target" / "debug" / "shardcast"))
     if not path.is_file():
-        pytest.fail(f"shardcast binary not found at {path}: build it (cargo build -p shardcast-server) or set SHARDCAST_BIN")
+        pytest.fail(
+            f"shardcast binary not found at {path}: "
+            "build it (cargo build -p shardcast-server) or set SHARDCAST_BIN"
+        )
     return path
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 import pytest
-
-import shardcast
 from conftest import API_KEY, JWT_SECRET, Server
 from wsutil import recv, subscribe
+
+import shardcast
 
 
 def test_api_key_is_required_and_accepted(keyed_server: Server, room: str) -> None:

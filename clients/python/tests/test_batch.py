@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-import shardcast
 from conftest import JWT_SECRET, Server
 from wsutil import recv, subscribe
+
+import shardcast
 
 
 def _batch(rooms: list[str], n: int) -> list[tuple[str, dict]]:
@@ -20,7 +21,7 @@ def test_sync_batch_keeps_order_and_seqs(server: Server, room: str) -> None:
         with shardcast.Client(server.http) as c:
             results = c.publish_many(items, concurrency=4)
         assert len(results) == 60
-        for k, r in enumerate(rooms):
+        for r in rooms:
             mine = [res for (room_, _), res in zip(items, results) if room_ == r]
             assert all(isinstance(x, shardcast.PublishResult) for x in mine)
             assert [x.seq for x in mine] == list(range(1, 21)), r  # type: ignore[union-attr]
@@ -57,7 +58,10 @@ def test_batch_reports_an_error_per_item(jwt_server: Server, room: str) -> None:
     with shardcast.Client(jwt_server.http, token=tok) as c:
         results = c.publish_many(items)
     assert [type(r) for r in results] == [
-        shardcast.PublishResult, shardcast.Forbidden, shardcast.PublishResult, shardcast.Forbidden,
+        shardcast.PublishResult,
+        shardcast.Forbidden,
+        shardcast.PublishResult,
+        shardcast.Forbidden,
     ]
     assert [r.seq for r in results[::2]] == [1, 2]  # type: ignore[union-attr]
     assert all(r.code == "forbidden" and r.status == 403 for r in results[1::2])  # type: ignore[union-attr]

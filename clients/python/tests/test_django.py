@@ -11,10 +11,10 @@ from typing import Any, Iterator
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
-
-import shardcast
 from conftest import API_KEY, JWT_SECRET, Server
 from wsutil import recv, subscribe
+
+import shardcast
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,9 +36,13 @@ def layer(alias: str = "default") -> Any:
 
 def test_group_send_reaches_the_tracker_url_with_the_event_minus_type(server: Server) -> None:
     with subscribe(server.ws, server.http, "/ws/tracker/7/", "tracker/7") as ws:
-        async_to_sync(layer().group_send)("flight_room_7", {"type": "flight.update", "lat": 52.5, "lon": 13.4})
+        async_to_sync(layer().group_send)(
+            "flight_room_7", {"type": "flight.update", "lat": 52.5, "lon": 13.4}
+        )
         # A second call runs in a fresh event loop (async_to_sync): the layer opens a client there.
-        async_to_sync(layer().group_send)("flight_room_7", {"type": "flight.update", "lat": 52.6, "lon": 13.5})
+        async_to_sync(layer().group_send)(
+            "flight_room_7", {"type": "flight.update", "lat": 52.6, "lon": 13.5}
+        )
         # json.dumps of the event without "type": default separators, as the seeds' handlers send.
         assert recv(ws) == '{"lat": 52.5, "lon": 13.4}'
         assert recv(ws) == '{"lat": 52.6, "lon": 13.5}'
@@ -63,11 +67,19 @@ def test_the_seed_consumer_unchanged_broadcasts_to_shardcast_browsers(server: Se
     async def scenario() -> tuple[str, str]:
         comm = ApplicationCommunicator(
             application,
-            {"type": "websocket", "path": "/ws/tracker/8/", "headers": [], "query_string": b"", "subprotocols": []},
+            {
+                "type": "websocket",
+                "path": "/ws/tracker/8/",
+                "headers": [],
+                "query_string": b"",
+                "subprotocols": [],
+            },
         )
         await comm.send_input({"type": "websocket.connect"})
         assert (await comm.receive_output(5))["type"] == "websocket.accept"
-        await comm.send_input({"type": "websocket.receive", "text": json.dumps({"flight": "LH123", "lat": 1.5, "lon": 2.5})})
+        await comm.send_input(
+            {"type": "websocket.receive", "text": json.dumps({"flight": "LH123", "lat": 1.5, "lon": 2.5})}
+        )
         sent = await comm.receive_output(5)
         await comm.send_input({"type": "websocket.disconnect", "code": 1000})
         await comm.wait(5)
@@ -102,8 +114,13 @@ async def test_async_drop_in(server: Server) -> None:
 
 async def test_point_to_point_needs_a_delegate() -> None:
     lay = layer()
-    for call in (lay.new_channel(), lay.receive("specific.x"), lay.send("specific.x", {"type": "t"}),
-                 lay.group_add("g", "specific.x"), lay.group_discard("g", "specific.x")):
+    for call in (
+        lay.new_channel(),
+        lay.receive("specific.x"),
+        lay.send("specific.x", {"type": "t"}),
+        lay.group_add("g", "specific.x"),
+        lay.group_discard("g", "specific.x"),
+    ):
         with pytest.raises(NotImplementedError, match="delegate"):
             await call
 
@@ -147,8 +164,9 @@ def test_credentials_from_config(keyed_server: Server, jwt_server: Server) -> No
 
 
 def test_browser_tokens_from_settings(jwt_server: Server) -> None:
-    import shardcast.django
     from django.test import override_settings
+
+    import shardcast.django
 
     with override_settings(SHARDCAST_URL=jwt_server.http, SHARDCAST_JWT_SECRET=JWT_SECRET):
         browser = shardcast.django.token("user-1", sub_rooms=["tracker/*"], ttl=60)

@@ -7,9 +7,9 @@ from typing import Callable
 
 import httpx
 import pytest
+from conftest import Server
 
 import shardcast
-from conftest import Server
 from shardcast.body import error_from
 
 
@@ -73,7 +73,12 @@ async def test_async_transport_error(room: str) -> None:
         (400, b'{"error":{"code":"bad_json","message":"m"}}', shardcast.BadRequest, "bad_json"),
         (400, b'{"error":{"code":"bad_room","message":"m"}}', shardcast.BadRequest, "bad_room"),
         (503, b'{"error":{"code":"unavailable","message":"m"}}', shardcast.Unavailable, "unavailable"),
-        (503, b'{"error":{"code":"too_many_connections","message":"m"}}', shardcast.Unavailable, "too_many_connections"),
+        (
+            503,
+            b'{"error":{"code":"too_many_connections","message":"m"}}',
+            shardcast.Unavailable,
+            "too_many_connections",
+        ),
         (503, b'{"error":{"code":"too_many_rooms","message":"m"}}', shardcast.TooManyRooms, "too_many_rooms"),
         (418, b'{"error":{"code":"teapot","message":"m"}}', shardcast.ShardcastError, "teapot"),
         (502, b"<html>bad gateway</html>", shardcast.ShardcastError, "http_502"),

@@ -16,11 +16,13 @@ def test_identity_by_default() -> None:
 
 
 def test_patterns_first_match_wins_and_fallback_is_identity() -> None:
-    rooms = GroupRooms({
-        "flight_room_{id}": "tracker/{id}",
-        "order_{shop}_{id}": "orders:{shop}/{id}",
-        "flight_{x}": "never/{x}",
-    })
+    rooms = GroupRooms(
+        {
+            "flight_room_{id}": "tracker/{id}",
+            "order_{shop}_{id}": "orders:{shop}/{id}",
+            "flight_{x}": "never/{x}",
+        }
+    )
     assert rooms.room_for("flight_room_7") == "tracker/7"
     assert rooms.room_for("flight_room_LH-123.a") == "tracker/LH-123.a"
     assert rooms.room_for("order_berlin_42") == "orders:berlin/42"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-
-import shardcast
 from conftest import Server
 from wsutil import recv, subscribe
+
+import shardcast
 
 
 def test_sync_publish_is_delivered_as_compact_json_on_the_room_url(server: Server, room: str) -> None:

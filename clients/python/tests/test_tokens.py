@@ -21,7 +21,12 @@ def _part(tok: str, i: int) -> dict:
 def test_claims_and_header() -> None:
     tok = token("alice", ["fleet:*"], ["vehicle:42"], 120, secret=SECRET, now=1_700_000_000.9)
     assert _part(tok, 0) == {"alg": "HS256", "typ": "JWT"}
-    assert _part(tok, 1) == {"sub": "alice", "exp": 1_700_000_120, "sub_rooms": ["fleet:*"], "pub_rooms": ["vehicle:42"]}
+    assert _part(tok, 1) == {
+        "sub": "alice",
+        "exp": 1_700_000_120,
+        "sub_rooms": ["fleet:*"],
+        "pub_rooms": ["vehicle:42"],
+    }
     assert "=" not in tok  # unpadded base64url, as the server decodes
     assert decode(tok, secret=SECRET, now=1_700_000_000)["sub"] == "alice"
 
@@ -34,7 +39,9 @@ def test_known_signature() -> None:
 
     tok = token("s", [], [], 10, secret=SECRET, now=0)
     h, p, s = tok.split(".")
-    want = base64.urlsafe_b64encode(hmac.new(SECRET.encode(), f"{h}.{p}".encode(), hashlib.sha256).digest()).rstrip(b"=")
+    want = base64.urlsafe_b64encode(
+        hmac.new(SECRET.encode(), f"{h}.{p}".encode(), hashlib.sha256).digest()
+    ).rstrip(b"=")
     assert s.encode() == want
 
 

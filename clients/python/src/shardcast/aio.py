@@ -7,16 +7,23 @@ keep-alive pool bound to the event loop that first uses it — create one client
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Optional
 
 import httpx
 
 from .body import JsonText, PublishResult, error_from, parse_publish, publish_body
-from .config import DEFAULT_URL, Settings, TokenSource, check_concurrency, item_bytes, lanes
+from .config import (
+    DEFAULT_URL,
+    Outcome,
+    Settings,
+    TokenSource,
+    check_concurrency,
+    complete,
+    item_bytes,
+    lanes,
+)
 from .errors import ShardcastError, TransportError
 from .rooms import validate_room
-
-Outcome = Union[PublishResult, ShardcastError]
 
 
 class AsyncClient:
@@ -81,7 +88,7 @@ class AsyncClient:
                         out[i] = e
 
         await asyncio.gather(*(run_lane(room, lane) for room, lane in lanes(prepared).items()))
-        return [o for o in out if o is not None]
+        return complete(out)
 
     async def room_info(self, room: str) -> dict[str, Any]:
         """``GET /api/rooms/<room>`` (see :meth:`shardcast.Client.room_info`)."""
@@ -106,7 +113,7 @@ class AsyncClient:
         """Closes the kept-alive connections."""
         await self._http.aclose()
 
-    async def __aenter__(self) -> "AsyncClient":
+    async def __aenter__(self) -> AsyncClient:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -8,16 +8,23 @@ thread-safe, which is what the batch publisher's worker threads rely on.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Optional, Union
+from typing import Any, Iterable, Optional
 
 import httpx
 
 from .body import JsonText, PublishResult, error_from, parse_publish, publish_body
-from .config import DEFAULT_URL, Settings, TokenSource, check_concurrency, item_bytes, lanes
+from .config import (
+    DEFAULT_URL,
+    Outcome,
+    Settings,
+    TokenSource,
+    check_concurrency,
+    complete,
+    item_bytes,
+    lanes,
+)
 from .errors import ShardcastError, TransportError
 from .rooms import validate_room
-
-Outcome = Union[PublishResult, ShardcastError]
 
 
 class Client:
@@ -99,7 +106,7 @@ class Client:
             with ThreadPoolExecutor(max_workers=min(concurrency, len(groups))) as pool:
                 for f in [pool.submit(run_lane, lane, room) for room, lane in groups.items()]:
                     f.result()
-        return [o for o in out if o is not None]
+        return complete(out)
 
     # -- facts --------------------------------------------------------------------------
 
@@ -129,7 +136,7 @@ class Client:
         """Closes the kept-alive connections."""
         self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:

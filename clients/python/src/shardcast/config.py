@@ -10,9 +10,13 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from .body import encode_data, raw_bytes
+from .body import PublishResult, encode_data, raw_bytes
+from .errors import ShardcastError
+
+#: One batch item's outcome.
+Outcome = Union[PublishResult, ShardcastError]
 
 #: A fixed token, or a function returning a current one (e.g. one that re-mints before
 #: expiry), called for every request.
@@ -46,14 +50,14 @@ def item_bytes(data: Any, raw: bool) -> bytes:
     return raw_bytes(data) if raw else encode_data(data)
 
 
-def lanes(items: Iterable[tuple[str, Any]]) -> "OrderedDict[str, list[tuple[int, Any]]]":
+def lanes(items: Iterable[tuple[str, Any]]) -> OrderedDict[str, list[tuple[int, Any]]]:
     """Groups a batch by room, keeping each room's items in batch order.
 
     Why: the server numbers a room's messages in the order publishes *arrive*. Items of one
     room therefore go one after another on one connection (so their seqs follow the batch
     order and subscribers see them in that order); different rooms go concurrently.
     """
-    out: "OrderedDict[str, list[tuple[int, Any]]]" = OrderedDict()
+    out: OrderedDict[str, list[tuple[int, Any]]] = OrderedDict()
     for i, (room, data) in enumerate(items):
         out.setdefault(room, []).append((i, data))
     return out
@@ -64,3 +68,11 @@ def check_concurrency(concurrency: int) -> int:
         raise ValueError("concurrency must be at least 1")
     return concurrency
 
+
+def complete(out: Sequence[Optional[Outcome]]) -> list[Outcome]:
+    """The batch's answer once every lane ran; a hole would shift every later item onto the
+    wrong result, so it is a bug to report, never to skip."""
+    done = [o for o in out if o is not None]
+    if len(done) != len(out):
+        raise RuntimeError("publish_many: an item got no outcome")
+    return done

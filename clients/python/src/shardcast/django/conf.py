@@ -47,7 +47,7 @@ class Options:
     timeout: float
 
     @classmethod
-    def load(cls, **overrides: Any) -> "Options":
+    def load(cls, **overrides: Any) -> Options:
         """Settings, with non-``None`` ``overrides`` (a channel layer's ``CONFIG``) on top."""
         from django.conf import settings
 
@@ -93,7 +93,9 @@ class _CachedToken:
         with self._lock:
             now = time.time()
             if now >= self._renew_at:
-                self._token = mint("shardcast-django", pub_rooms=["*"], ttl=PUBLISH_TOKEN_TTL, secret=self._secret, now=now)
+                self._token = mint(
+                    "shardcast-django", pub_rooms=["*"], ttl=PUBLISH_TOKEN_TTL, secret=self._secret, now=now
+                )
                 self._renew_at = now + PUBLISH_TOKEN_TTL - PUBLISH_TOKEN_MARGIN
             return self._token
 
@@ -109,7 +111,7 @@ class LoopClients:
 
     def __init__(self, factory: Callable[[], AsyncClient]) -> None:
         self._factory = factory
-        self._clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient]" = (
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncClient] = (
             weakref.WeakKeyDictionary()
         )
 
