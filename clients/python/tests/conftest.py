@@ -23,6 +23,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 JWT_SECRET = "test-secret-0123456789abcdef-0123456789"
 API_KEY = "test-api-key-0123456789abcdef"
+#: Seconds any single wait in a test may take. Generous: on a shared, overloaded machine a
+#: server shard can be starved of CPU for seconds (see the README), which is not a failure.
+T = 30.0
 
 
 def server_binary() -> Path:

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
-from conftest import API_KEY, JWT_SECRET, Server
+from conftest import API_KEY, JWT_SECRET, Server, T
 from wsutil import recv, subscribe
 
 import shardcast
@@ -76,13 +76,13 @@ def test_the_seed_consumer_unchanged_broadcasts_to_shardcast_browsers(server: Se
             },
         )
         await comm.send_input({"type": "websocket.connect"})
-        assert (await comm.receive_output(5))["type"] == "websocket.accept"
+        assert (await comm.receive_output(T))["type"] == "websocket.accept"
         await comm.send_input(
             {"type": "websocket.receive", "text": json.dumps({"flight": "LH123", "lat": 1.5, "lon": 2.5})}
         )
-        sent = await comm.receive_output(5)
+        sent = await comm.receive_output(T)
         await comm.send_input({"type": "websocket.disconnect", "code": 1000})
-        await comm.wait(5)
+        await comm.wait(T)
         return sent["type"], sent["text"]
 
     with subscribe(server.ws, server.http, "/ws/tracker/8/", "tracker/8") as ws:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import Server
+from conftest import Server, T
 from wsutil import recv, subscribe
 
 import shardcast
@@ -14,7 +14,7 @@ import shardcast
 def test_sync_publish_is_delivered_as_compact_json_on_the_room_url(server: Server, room: str) -> None:
     # Trailing slash, as the Channels tutorials' URLs have it.
     with subscribe(server.ws, server.http, f"/ws/{room}/", room) as ws:
-        with shardcast.Client(server.http) as c:
+        with shardcast.Client(server.http, timeout=T) as c:
             r1 = c.publish(room, {"id": 42, "lat": 52.52, "lon": 13.405, "name": "Zürich"})
             r2 = c.publish(room, [1, 2, 3])
         assert recv(ws) == '{"id":42,"lat":52.52,"lon":13.405,"name":"Zürich"}'
@@ -26,7 +26,7 @@ def test_sync_publish_is_delivered_as_compact_json_on_the_room_url(server: Serve
 def test_publish_raw_delivers_the_exact_bytes(server: Server, room: str) -> None:
     text = '{ "b" : 1,\n  "a": [true, null, "\\u00e9", 1.50e3] }'
     with subscribe(server.ws, server.http, f"/ws/{room}", room) as ws:
-        with shardcast.Client(server.http) as c:
+        with shardcast.Client(server.http, timeout=T) as c:
             c.publish_raw(room, text)
             c.publish_raw(room, b'"just a string"')
         assert recv(ws) == text
@@ -35,14 +35,14 @@ def test_publish_raw_delivers_the_exact_bytes(server: Server, room: str) -> None
 
 def test_tracker_room_with_slash_like_the_seed_urls(server: Server) -> None:
     with subscribe(server.ws, server.http, "/ws/tracker/4242/", "tracker/4242") as ws:
-        with shardcast.Client(server.http) as c:
+        with shardcast.Client(server.http, timeout=T) as c:
             c.publish("tracker/4242", {"data": {"alt": 10000}})
         assert json.loads(recv(ws)) == {"data": {"alt": 10000}}
 
 
 async def test_async_publish(server: Server, room: str) -> None:
     with subscribe(server.ws, server.http, f"/ws/{room}/", room) as ws:
-        async with shardcast.AsyncClient(server.http) as c:
+        async with shardcast.AsyncClient(server.http, timeout=T) as c:
             r = await c.publish(room, {"speed": 12.5})
             raw = await c.publish_raw(room, b'{"speed": 13}')
             info = await c.room_info(room)
@@ -55,7 +55,7 @@ async def test_async_publish(server: Server, room: str) -> None:
 def test_keep_alive_reuses_one_connection(server: Server, room: str) -> None:
     """A hundred publishes open one TCP connection: the pool keeps it between requests."""
     opened = []
-    with shardcast.Client(server.http) as c:
+    with shardcast.Client(server.http, timeout=T) as c:
         # httpcore reports each new connection through the trace extension.
         def trace(event: str, info: dict) -> None:
             if event == "connection.connect_tcp.complete":
@@ -68,7 +68,7 @@ def test_keep_alive_reuses_one_connection(server: Server, room: str) -> None:
 
 
 def test_room_info_and_health(server: Server, room: str) -> None:
-    with shardcast.Client(server.http) as c:
+    with shardcast.Client(server.http, timeout=T) as c:
         assert c.health()["status"] == "ok"
         assert c.room_info(room) == {"room": room, "seq": 0, "subscribers": 0, "history": 0, "epoch": None}
         c.publish(room, 1)
@@ -76,7 +76,7 @@ def test_room_info_and_health(server: Server, room: str) -> None:
 
 
 def test_invalid_input_fails_before_sending(server: Server) -> None:
-    with shardcast.Client(server.http) as c:
+    with shardcast.Client(server.http, timeout=T) as c:
         with pytest.raises(shardcast.InvalidRoom):
             c.publish("has space", 1)
         with pytest.raises(shardcast.InvalidRoom):
@@ -87,3 +87,12 @@ def test_invalid_input_fails_before_sending(server: Server) -> None:
             c.publish_raw("ok", "NaN")
         with pytest.raises(ValueError):
             c.publish("ok", float("nan"))
+
+
+def test_every_room_character_survives_the_url(server: Server, room: str) -> None:
+    odd = f"{room}/A-z_0.9:x@y"
+    with subscribe(server.ws, server.http, f"/ws/{odd}/", odd) as ws:
+        with shardcast.Client(server.http, timeout=T) as c:
+            assert c.publish(odd, {"ok": 1}).seq == 1
+            assert c.room_info(odd)["room"] == odd
+        assert recv(ws) == '{"ok":1}'

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional, Union
 
 import httpx
+from conftest import T
 from websockets.sync.client import ClientConnection, connect
 
 
@@ -19,8 +20,8 @@ def subscribe(
     not be delivered, and the test would be flaky rather than wrong)."""
     url = base_ws + path + (f"?token={token}" if token else "")
     before = _subscribers(base_http, room, token)
-    with connect(url, open_timeout=10) as ws:
-        deadline = time.monotonic() + 10
+    with connect(url, open_timeout=T) as ws:
+        deadline = time.monotonic() + T
         while _subscribers(base_http, room, token) <= before:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"subscriber on {path} never joined room {room}")
@@ -30,10 +31,10 @@ def subscribe(
 
 def _subscribers(base_http: str, room: str, token: Optional[str]) -> int:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    r = httpx.get(f"{base_http}/api/rooms/{room}", headers=headers, timeout=5)
+    r = httpx.get(f"{base_http}/api/rooms/{room}", headers=headers, timeout=T)
     r.raise_for_status()
     return int(r.json()["subscribers"])
 
 
-def recv(ws: ClientConnection, timeout: float = 5.0) -> Union[str, bytes]:
+def recv(ws: ClientConnection, timeout: float = T) -> Union[str, bytes]:
     return ws.recv(timeout=timeout)

@@ -32,6 +32,11 @@ class BadRequest(ShardcastError):
     Retrying the same request cannot succeed."""
 
 
+class PayloadTooLarge(BadRequest):
+    """413 ``too_large``: the request body is over the server's limit (its ``--max-frame``,
+    64 KiB by default); the server closes that connection."""
+
+
 class Unauthorized(ShardcastError):
     """401: missing or wrong API key, or a token that is malformed, badly signed or expired."""
 
@@ -75,6 +80,7 @@ _BY_CODE: dict[str, type[ShardcastError]] = {
     "forbidden": Forbidden,
     "unauthorized": Unauthorized,
     "not_found": NotFound,
+    "too_large": PayloadTooLarge,
 }
 
 _BY_STATUS: dict[int, type[ShardcastError]] = {
@@ -82,6 +88,7 @@ _BY_STATUS: dict[int, type[ShardcastError]] = {
     401: Unauthorized,
     403: Forbidden,
     404: NotFound,
+    413: PayloadTooLarge,
     429: RateLimited,
     503: Unavailable,
 }

@@ -18,6 +18,7 @@ USE_TZ = True
 
 SHARDCAST_URL = os.environ["SHARDCAST_TEST_URL"]
 SHARDCAST_GROUP_ROOMS = {"flight_room_{id}": "tracker/{id}"}
+SHARDCAST_TIMEOUT = 30  # the test machine may be overloaded
 
 CHANNEL_LAYERS = {
     # What a project moving its fan-out to shardcast writes: group_send publishes.
