@@ -41,6 +41,7 @@ class AsyncClient:
         transport: Optional[httpx.AsyncBaseTransport] = None,
     ) -> None:
         self.settings = Settings(url=url, api_key=api_key, token=token)
+        self._max_connections = max_connections
         self._http = httpx.AsyncClient(
             base_url=self.settings.base(),
             timeout=timeout,
@@ -73,7 +74,9 @@ class AsyncClient:
         """As :meth:`shardcast.Client.publish_many`: one result or error per item, in batch
         order; a room's items in order on one connection, rooms concurrently (at most
         ``concurrency`` publishes in flight)."""
-        check_concurrency(concurrency)
+        # More lanes in flight than pooled connections would only queue for the pool (and
+        # could time out there).
+        concurrency = min(check_concurrency(concurrency), self._max_connections)
         prepared = [(validate_room(room), item_bytes(data, raw)) for room, data in items]
         out: list[Optional[Outcome]] = [None] * len(prepared)
         gate = asyncio.Semaphore(concurrency)

@@ -46,6 +46,7 @@ class Client:
         transport: Optional[httpx.BaseTransport] = None,
     ) -> None:
         self.settings = Settings(url=url, api_key=api_key, token=token)
+        self._max_connections = max_connections
         self._http = httpx.Client(
             base_url=self.settings.base(),
             timeout=timeout,
@@ -85,9 +86,12 @@ class Client:
         :class:`PublishResult`, or the :class:`ShardcastError` it met (a failed item does not
         stop the others). Items of one room are published in batch order, so their seqs
         ascend in that order; distinct rooms go concurrently on up to ``concurrency``
-        keep-alive connections. Invalid rooms or data raise before anything is sent.
+        keep-alive connections (at most the pool's ``max_connections``). Invalid rooms or
+        data raise before anything is sent.
         """
-        check_concurrency(concurrency)
+        # More lanes in flight than pooled connections would only queue for the pool (and
+        # could time out there).
+        concurrency = min(check_concurrency(concurrency), self._max_connections)
         prepared = [(validate_room(room), item_bytes(data, raw)) for room, data in items]
         out: list[Optional[Outcome]] = [None] * len(prepared)
 
