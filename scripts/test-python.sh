@@ -21,6 +21,8 @@ if [[ ! -x "$bin" ]]; then
     echo "test-python: no server binary at $bin (cargo build -p shardcast-server, or set SHARDCAST_BIN)" >&2
     exit 2
 fi
+# Absolute, since pytest runs from clients/python.
+bin="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
 
 if [[ ! -x "$venv/bin/python" ]]; then
     "${PYTHON:-python3}" -m venv "$venv"
@@ -33,5 +35,5 @@ if [[ "$(cat "$stamp" 2>/dev/null)" != "$want" ]] || ! "$venv/bin/python" -c 'im
 fi
 
 cd "$pkg"
-export SHARDCAST_BIN="$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")"
+export SHARDCAST_BIN="$bin"
 exec "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
