@@ -107,20 +107,23 @@ async fn publish(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<
         let why = protocol::describe_json_error(&e, body.len());
         return bad("bad_json", &format!("body is not valid JSON: {why}"));
     }
-    let (mut room, mut data) = (None, None);
+    let (mut room, mut data): (Option<Option<String>>, _) = (None, None);
     for member in Fields::new(body) {
         let Ok((k, v)) = member else {
             return bad("bad_json", "body must be a JSON object {\"room\":..,\"data\":..}");
         };
-        match &body[k] {
-            b"\"room\"" => {
-                room = std::str::from_utf8(&body[v]).ok().and_then(|s| s.strip_prefix('"')?.strip_suffix('"'))
-            }
-            b"\"data\"" => data = Some(&body[v]),
-            _ => {}
+        let (name, seen) = match &body[k] {
+            // A JSON string, escapes decoded (`"tracker\/7"` is room `tracker/7`).
+            b"\"room\"" => ("room", room.replace(serde_json::from_slice::<String>(&body[v]).ok()).is_some()),
+            b"\"data\"" => ("data", data.replace(&body[v]).is_some()),
+            _ => continue,
+        };
+        if seen {
+            return bad("bad_json", &format!("duplicate field \"{name}\""));
         }
     }
-    let Some(room) = room else { return bad("missing_field", "\"room\" (a string) is required") };
+    let Some(Some(room)) = room else { return bad("missing_field", "\"room\" (a string) is required") };
+    let room = room.as_str();
     let Some(data) = data else { return bad("missing_field", "\"data\" is required") };
     if let Err(e) = protocol::validate_room(room) {
         return bad(e.code(), &e.to_string());

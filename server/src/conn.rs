@@ -141,7 +141,7 @@ async fn http_phase(ctx: Rc<ShardCtx>, mut stream: TcpStream) -> Option<Upgrade>
         let conn = if keep { Conn::KeepAlive } else { Conn::Close };
         let body = &buf[head_len..head_len + body_len];
         let resp = match publish_refusal(&ctx, &req, peer) {
-            Some(refusal) => http::error_json(429, "rate_limited", &refusal, conn),
+            Some(refusal) => http::rate_limited(&refusal, conn),
             None => crate::api::respond(&ctx, &req, body, conn).await,
         };
         if !matches!(write_within(&ctx, &mut stream, &resp).await, Ok(())) || !keep {

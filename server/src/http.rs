@@ -207,9 +207,14 @@ pub fn switching_protocols(accept: &str) -> Vec<u8> {
 }
 
 pub fn response(status: u16, content_type: &str, body: &[u8], conn: Conn) -> Vec<u8> {
+    response_with(status, content_type, "", body, conn)
+}
+
+/// [`response`] with `extra` header lines (each ending in CRLF).
+fn response_with(status: u16, content_type: &str, extra: &str, body: &[u8], conn: Conn) -> Vec<u8> {
     let conn = if conn == Conn::KeepAlive { "keep-alive" } else { "close" };
     let mut out = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {conn}\r\nCache-Control: no-store\r\n\r\n",
+        "HTTP/1.1 {status} {}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: {conn}\r\nCache-Control: no-store\r\n{extra}\r\n",
         reason(status),
         body.len()
     )
@@ -226,6 +231,13 @@ pub fn json(status: u16, body: &[u8], conn: Conn) -> Vec<u8> {
 pub fn error_json(status: u16, code: &str, message: &str, conn: Conn) -> Vec<u8> {
     let body = serde_json::json!({ "error": { "code": code, "message": message } });
     json(status, body.to_string().as_bytes(), conn)
+}
+
+/// 429 `rate_limited` with `Retry-After: 1`: the token bucket refills continuously, so a
+/// second is always enough for at least one more request.
+pub fn rate_limited(message: &str, conn: Conn) -> Vec<u8> {
+    let body = serde_json::json!({ "error": { "code": "rate_limited", "message": message } });
+    response_with(429, "application/json", "Retry-After: 1\r\n", body.to_string().as_bytes(), conn)
 }
 
 pub fn reason(status: u16) -> &'static str {

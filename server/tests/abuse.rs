@@ -260,6 +260,7 @@ fn http_publish_is_rate_limited_per_client() {
     assert_eq!(codes[..5], [200; 5], "the burst passes");
     let refused = server.publish(r#"{"room":"r:1","data":0}"#, &[]);
     assert_eq!((refused.status, refused.error_code()), (429, "rate_limited".to_string()));
+    assert_eq!(refused.header("retry-after"), Some("1"), "a refused client is told when to retry");
     assert!(codes.iter().filter(|&&c| c == 429).count() >= 10, "{codes:?}");
 }
 

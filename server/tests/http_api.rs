@@ -165,3 +165,20 @@ fn the_favicon_is_served_so_pages_log_no_404() {
         assert!(r.body.starts_with(b"<svg"), "{path}");
     }
 }
+
+#[test]
+fn the_room_of_a_publish_is_a_json_string_with_escapes_decoded_and_fields_are_not_repeated() {
+    let s = Server::start(&[]);
+    // PHP's json_encode writes "/" as "\/".
+    let r = s.publish(r#"{"room":"tracker\/7","data":{"v":1}}"#, &[]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let info: serde_json::Value = serde_json::from_slice(&s.get("/api/rooms/tracker/7").body).unwrap();
+    assert_eq!(info["seq"], 1, "{info}");
+    for body in [r#"{"room":"a","data":1,"room":"b"}"#, r#"{"room":"a","data":1,"data":2}"#] {
+        let r = s.publish(body, &[]);
+        assert_eq!(r.status, 400, "{body}");
+        assert!(String::from_utf8_lossy(&r.body).contains(r#""code":"bad_json""#), "{body}");
+    }
+    let r = s.publish(r#"{"room":7,"data":1}"#, &[]);
+    assert!(String::from_utf8_lossy(&r.body).contains("missing_field"));
+}
