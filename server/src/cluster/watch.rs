@@ -13,6 +13,7 @@
 //! the broker stops sending the room here.
 
 use async_nats::header::{HeaderMap, NATS_SEQUENCE};
+use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
 use async_nats::jetstream::stream::DirectGetErrorKind;
 use futures_lite::StreamExt;
 use shardcast_engine::Epoch;
@@ -104,25 +105,17 @@ async fn start(
     let sub = link.client.subscribe(names::out_subject(room)).await.map_err(broker)?;
     link.client.flush().await.map_err(broker)?;
     let epoch = link.epoch_of(room).await?;
-    let subject = names::in_subject(room);
+    // The retained history in one ordered consumer (one request, then the messages stream
+    // in): a node taking interest in hundreds of rooms at once must not pay a round trip
+    // per retained message.
     let mut msgs = Vec::new();
     let mut last = Head { stream_seq: 0, seq: 0, epoch };
-    let mut next = h.stream.direct_get_first_for_subject(subject.as_str()).await;
-    loop {
-        let m = match next {
-            Ok(m) => m,
-            Err(e) if e.kind() == DirectGetErrorKind::NotFound => break,
-            Err(e) => return Err(broker(e)),
-        };
-        let head = parse(&m.headers, m.sequence)?;
+    for m in consume(&h.stream, names::in_subject(room), DeliverPolicy::All, link.cfg.history).await? {
+        let Ok(head) = parse(&m.headers, m.stream_seq) else { continue };
         if head.epoch == epoch {
-            msgs.push(Stored { seq: head.seq, data: m.payload, key: None, age: age_of(m.time) });
+            msgs.push(Stored { seq: head.seq, data: m.payload, key: None, age: m.age });
             last = head;
         }
-        next = h.stream.direct_get_next_for_subject(subject.as_str(), Some(m.sequence + 1)).await;
-    }
-    if msgs.len() > link.cfg.history {
-        msgs.drain(..msgs.len() - link.cfg.history);
     }
     let oldest = msgs.first().map_or(last.seq + 1, |m| m.seq);
     let snapshot = if keyed { load_keys(link, room, epoch, oldest).await? } else { Vec::new() };
@@ -137,51 +130,67 @@ async fn start(
 }
 
 /// The latest message of each key of `room` older than seq `before` (newer ones are in the
-/// loaded history), ascending, at most the engine's `max_snapshot_keys` (the newest): an
-/// ordered consumer over `sc.key.<room>.>` delivering the last message per subject.
+/// loaded history), ascending, at most the engine's `max_snapshot_keys` (the newest).
 async fn load_keys(link: &Link, room: &str, epoch: Epoch, before: u64) -> Result<Vec<Stored>, ClusterError> {
-    use async_nats::jetstream::consumer::{pull::OrderedConfig, DeliverPolicy};
     let h = link.handles().await?;
-    let config = OrderedConfig {
-        filter_subject: names::keys_of(room),
-        deliver_policy: DeliverPolicy::LastPerSubject,
-        ..Default::default()
-    };
-    let mut consumer = h.keys.create_consumer(config).await.map_err(broker)?;
-    let mut pending = consumer.info().await.map_err(broker)?.num_pending;
+    let cap = shardcast_engine::RoomSettings::default().max_snapshot_keys;
     let mut entries = Vec::new();
+    for m in consume(&h.keys, names::keys_of(room), DeliverPolicy::LastPerSubject, cap).await? {
+        let Ok(head) = parse(&m.headers, 0) else { continue };
+        let key = m.subject.rsplit('.').next().and_then(names::key_of_token);
+        if let Some(key) = key.filter(|_| head.epoch == epoch && head.seq < before) {
+            entries.push(Stored { seq: head.seq, data: m.payload, key: Some(key), age: m.age });
+        }
+    }
+    entries.sort_unstable_by_key(|e| e.seq);
+    Ok(entries)
+}
+
+/// A message read by [`consume`].
+struct Loaded {
+    subject: String,
+    stream_seq: u64,
+    headers: HeaderMap,
+    payload: bytes::Bytes,
+    age: Duration,
+}
+
+/// Everything `stream` holds under `filter` as `policy` delivers it, through one ephemeral
+/// ordered consumer, in stream order; at most the newest `cap` messages are kept while
+/// reading (memory stays bounded whatever the stream holds).
+async fn consume(
+    stream: &async_nats::jetstream::stream::Stream,
+    filter: String,
+    policy: DeliverPolicy,
+    cap: usize,
+) -> Result<Vec<Loaded>, ClusterError> {
+    let config = OrderedConfig { filter_subject: filter, deliver_policy: policy, ..Default::default() };
+    let mut consumer = stream.create_consumer(config).await.map_err(broker)?;
+    let mut pending = consumer.info().await.map_err(broker)?.num_pending;
+    let mut out = std::collections::VecDeque::new();
     if pending == 0 {
-        return Ok(entries);
+        return Ok(Vec::new());
     }
     let mut messages = consumer.messages().await.map_err(broker)?;
-    let cap = shardcast_engine::RoomSettings::default().max_snapshot_keys;
     while pending > 0 {
         let Some(m) = messages.next().await else { break };
         let m = m.map_err(broker)?;
         let info = m.info().map_err(broker)?;
-        let (published, left) = (info.published, info.pending);
-        pending = left;
-        let Ok(head) = parse(m.headers.as_ref().unwrap_or(&HeaderMap::new()), 0) else { continue };
-        let key = m.subject.rsplit('.').next().and_then(names::key_of_token);
-        if let Some(key) = key.filter(|_| head.epoch == epoch && head.seq < before) {
-            entries.push(Stored {
-                seq: head.seq,
-                data: m.payload.clone(),
-                key: Some(key),
-                age: age_of(published),
-            });
-            if entries.len() > 2 * cap {
-                // Bounded: keep the newest `cap` (the engine keeps no more per room).
-                entries.sort_unstable_by_key(|e| std::cmp::Reverse(e.seq));
-                entries.truncate(cap);
-            }
+        let (stream_seq, published) = (info.stream_sequence, info.published);
+        pending = info.pending;
+        let headers = m.headers.clone().unwrap_or_default();
+        out.push_back(Loaded {
+            subject: m.subject.to_string(),
+            stream_seq,
+            headers,
+            payload: m.payload.clone(),
+            age: age_of(published),
+        });
+        if out.len() > cap {
+            out.pop_front();
         }
     }
-    entries.sort_unstable_by_key(|e| e.seq);
-    if entries.len() > cap {
-        entries.drain(..entries.len() - cap);
-    }
-    Ok(entries)
+    Ok(out.into())
 }
 
 /// Answers the subscriptions waiting for the room. Returns whether to keep watching.
