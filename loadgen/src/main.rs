@@ -25,7 +25,9 @@ use shardcast_loadgen::{compare, report, series};
 WebSocket connections from one process and measures delivery latency from each message's *intended* send \
 time (no coordinated omission), loss, duplicates, reordering and fan-out completion.\n\n\
 Targets: shardcast's multiplexed protocol (--url ws://HOST:PORT/ws, the default) or any room-per-URL server \
-(--url-template 'ws://HOST:PORT/ws/{room}/', one connection per client and room).\n\n\
+(--url-template 'ws://HOST:PORT/ws/{room}/', one connection per client and room). Several --url (a cluster's \
+nodes) spread the clients over them; --publish-node and --subscribe-nodes choose where publishers and \
+subscribers go.\n\n\
 Presets: fanout-1k, fanout-5k, hot-100, fleet, rooms-500, iot, connections (or --scenario-file FILE.toml).\n\n\
 `abuse` measures what one hostile client does to healthy neighbours; `soak` runs a realistic fleet with \
 churn and misbehaving clients for minutes and reports minute by minute.\n\n\
@@ -33,6 +35,8 @@ Example:\n  taskset -c 0 target/release/shardcast --listen 127.0.0.1:8080 --shar
 shardcast-loadgen run --scenario fanout-1k --rate 100 --cpus 1 --duration 10s --record results\n  \
 shardcast-loadgen run --compare 'ws://127.0.0.1:8300/ws/{room}/' 'ws://127.0.0.1:8080/ws/{room}/' \
 --server-pids $UWS_PID,$SC_PID --scenario rooms-500 --rounds 5 --record results\n  \
+shardcast-loadgen run --scenario rooms-500 --url ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws \
+--publish-node 0 --subscribe-nodes 1,2\n  \
 shardcast-loadgen abuse --url ws://127.0.0.1:8080 --attack all --server-pid $! --record results\n  \
 shardcast-loadgen soak --url ws://127.0.0.1:8080 --minutes 10 --server-pid $! --record results"
 )]
@@ -318,7 +322,8 @@ fn real_main(cli: Cli) -> Result<()> {
                 let s = runner::run_once(&common.run_opts(sc)?)?;
                 let pass = s.ok(Some(slo_ms));
                 println!(
-                    "rate {r:>8.1} Hz/publisher: delivered {:>9.0}/s  p50 {:>8}  p99 {:>8}  max {:>8}  lost {}  {}{}",
+                    "rate {r:>8.1} Hz/publisher: acked {:>8.0}/s  delivered {:>9.0}/s  p50 {:>8}  p99 {:>8}  max {:>8}  lost {}  {}{}",
+                    s.acked_per_s,
                     s.delivered_per_s,
                     report::fmt_us(s.latency.p50_us),
                     report::fmt_us(s.latency.p99_us),
