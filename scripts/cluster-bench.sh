@@ -8,13 +8,18 @@
 #
 # Parts (each recorded as RECORD/<UTC date-time>-cluster-<part>/ with a README, the loadgen's
 # stdout per run (*.txt) and its JSON (*.json)):
-#   latency     LAT_SCENARIO (rooms-500) on the solo node; on the cluster with publishers and
-#               subscribers on node 0 (same-node); publishers on node 0 and subscribers on
-#               nodes 1 and 2 (cross-node).
+#   latency     rooms-500 (LAT_PUBS 500 vehicles at 2 Hz, each into its own room, 4 subscribers
+#               per room) on the solo node; on the cluster with publishers and subscribers on
+#               node 0 (same-node); publishers on node 0 and subscribers on nodes 1 and 2
+#               (cross-node). Each run on fresh rooms (its own room prefix), as the solo node
+#               starts empty; then cross-node once more on the rooms the previous run filled
+#               (cross-node-again: subscribing to rooms with retained history).
 #   hot         1 room × HOT_SUBS (600) subscribers, 1 publisher at HOT_RATE (20) Hz: solo node;
 #               cluster with the subscribers spread over the 3 nodes (publisher on node 0).
-#   throughput  `capacity` into one room: 3 publishers (one per node) and 3 subscribers (one
-#               per node); the same with the 3 publishers on node 0; and on the solo node.
+#   throughput  `capacity` into one room: TP_PUBS (6) publishers spread over the 3 nodes and 3
+#               subscribers (one per node); the same with every publisher on node 0; and on
+#               the solo node. Several publishers because one /ws connection may publish at
+#               most 2,000/s (the server's per-connection rate limit).
 #               Per step: acknowledged publishes per second, deliveries, p99; the highest
 #               step with p99 <= SLO_MS (100) and no loss.
 #   failover    FO_PUBS (10) publishers at FO_RATE (20) Hz into 10 rooms, 60 subscribers, all
@@ -26,8 +31,9 @@
 # the solo node has one core. All processes are started here and stopped by PID on exit.
 #
 # Environment (defaults): PARTS "latency hot throughput failover"  WARMUP 2s  DURATION 10s
-#   SERVER_CPU 0  LOADGEN_CPU 1  RECORD results  LAT_SCENARIO rooms-500  HOT_SUBS 600
-#   HOT_RATE 20  RATES "100,200,400,800,1600,3200"  SLO_MS 100  FO_PUBS 10  FO_RATE 20
+#   SERVER_CPU 0  LOADGEN_CPU 1  RECORD results  LAT_PUBS 500  HOT_SUBS 600  HOT_RATE 20
+#   TP_PUBS 6  RATES "50,100,150,200,300,400,600,800,1200,1600" (Hz per publisher)
+#   SLO_MS 100  FO_PUBS 10  FO_RATE 20
 #   FO_DURATION 15s  KILL_AT 5s (seconds into the window)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,10 +43,11 @@ DURATION="${DURATION:-10s}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOADGEN_CPU="${LOADGEN_CPU:-1}"
 RECORD="${RECORD:-results}"
-LAT_SCENARIO="${LAT_SCENARIO:-rooms-500}"
+LAT_PUBS="${LAT_PUBS:-500}"
+TP_PUBS="${TP_PUBS:-6}"
 HOT_SUBS="${HOT_SUBS:-600}"
 HOT_RATE="${HOT_RATE:-20}"
-RATES="${RATES:-100,200,400,800,1600,3200}"
+RATES="${RATES:-50,100,150,200,300,400,600,800,1200,1600}"
 SLO_MS="${SLO_MS:-100}"
 FO_PUBS="${FO_PUBS:-10}"
 FO_RATE="${FO_RATE:-20}"
@@ -128,7 +135,8 @@ new_dir() {
     echo "| machine | $(nproc --all) vCPU ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), loopback, $(free -g | awk '/Mem:/{print $2}') GiB; shared with other work, so compare within one folder |"
     echo "| commit | $COMMIT |"
     echo "| date (UTC) | $(date -u '+%Y-%m-%d %H:%M:%S') |"
-    echo "| broker | $NATS_VERSION: \`nats-server -js -sd TMPDIR -a 127.0.0.1 -p $NATS_PORT\` (pid $NATS_PID) |"
+    echo "| load average at start | $(cut -d" " -f1-3 /proc/loadavg) (2 cores; another helper's work ran at the same time) |"
+    echo "| broker | $NATS_VERSION, started as \`nats-server -js -sd TMPDIR -a 127.0.0.1 -p $NATS_PORT\` (pid $NATS_PID) |"
     echo "| cluster nodes | \`shardcast --shards 1 --no-demo --listen 127.0.0.1:0 --nats $NATS --node-id nK\`: n0 ${NODE_URL[0]} (pid ${NODE_PID[0]}), n1 ${NODE_URL[1]} (pid ${NODE_PID[1]}), n2 ${NODE_URL[2]} (pid ${NODE_PID[2]}) |"
     echo "| baseline | \`shardcast --shards 1 --no-demo --listen 127.0.0.1:0\` (no --nats): $SOLO_URL (pid $SOLO_PID) |"
     echo "| pinning | nats-server and all shardcast nodes \`taskset -c $SERVER_CPU\` (they share one core); loadgen \`taskset -c $LOADGEN_CPU --cpus $LOADGEN_CPU\` |"
@@ -151,6 +159,7 @@ lg() {
   local brk=""
   for k in 0 1 2; do
     brk+="n$k $(awk -v a="${bb[k]}" -v b="${ba[k]}" 'BEGIN{split(a,x," "); split(b,y," ");
+      if (y[1] + y[2] + y[3] + y[4] == 0 && x[1] + x[2] + x[3] + x[4] > 0) { printf "gone"; exit }
       printf "published %d, conflicts %d, failed %d, filled %d", y[1]-x[1], y[2]-x[2], y[3]-x[3], y[4]-x[4]}'); "
   done
   local cpu="" labels=(nats n0 n1 n2 solo)
@@ -166,7 +175,7 @@ lg() {
     echo
     echo "Server CPU over the whole command (setup and drain included): ${cpu%, }."
     echo
-    echo "Cluster nodes' broker counters over the command (/metrics shardcast_broker_*_total, after − before; a killed node reads 0): ${brk%; }."
+    echo "Cluster nodes' broker counters over the command (/metrics shardcast_broker_*_total, after − before; \"gone\" once killed): ${brk%; }."
     echo
     echo '```'
     cat "$DIR/$name.txt"
@@ -177,11 +186,33 @@ lg() {
 
 common=(--warmup "$WARMUP" --duration "$DURATION")
 
+# lat_toml PREFIX → DIR/PREFIX.toml: rooms-500 (with LAT_PUBS vehicles) on rooms PREFIX:<id>.
+lat_toml() {
+  cat >"$DIR/$1.toml" <<EOF
+name = "rooms-$LAT_PUBS-$1"
+description = "rooms-500 on fresh rooms: $LAT_PUBS vehicles at 2 Hz, each into $1:<id>; 4 subscribers per room"
+[[publishers]]
+kind = "vehicle"
+count = $LAT_PUBS
+rate = 2.0
+rooms = ["$1:{id}"]
+[[subscribers]]
+count = $((LAT_PUBS * 4))
+room = "$1:{id}"
+ids = $LAT_PUBS
+per_client = 1
+stride = 1
+EOF
+}
+
 part_latency() {
   new_dir latency
-  lg solo run --scenario "$LAT_SCENARIO" --url "$SOLO_URL" "${common[@]}"
-  lg same-node run --scenario "$LAT_SCENARIO" --url "$CLUSTER" --publish-node 0 --subscribe-nodes 0 "${common[@]}"
-  lg cross-node run --scenario "$LAT_SCENARIO" --url "$CLUSTER" --publish-node 0 --subscribe-nodes 1,2 "${common[@]}"
+  local run
+  for run in solo same cross; do lat_toml "$run"; done
+  lg solo run --scenario-file "$DIR/solo.toml" --url "$SOLO_URL" "${common[@]}"
+  lg same-node run --scenario-file "$DIR/same.toml" --url "$CLUSTER" --publish-node 0 --subscribe-nodes 0 "${common[@]}"
+  lg cross-node run --scenario-file "$DIR/cross.toml" --url "$CLUSTER" --publish-node 0 --subscribe-nodes 1,2 "${common[@]}"
+  lg cross-node-again run --scenario-file "$DIR/cross.toml" --url "$CLUSTER" --publish-node 0 --subscribe-nodes 1,2 "${common[@]}"
 }
 
 part_hot() {
@@ -205,11 +236,11 @@ EOF
 part_throughput() {
   new_dir throughput
   cat >"$DIR/one-room.toml" <<EOF
-name = "one-room-3pub"
-description = "3 publishers into one room, 3 subscribers"
+name = "one-room"
+description = "$TP_PUBS publishers into one room, 3 subscribers"
 [[publishers]]
 kind = "sensor"
-count = 3
+count = $TP_PUBS
 rate = 100.0
 rooms = ["tp:room"]
 [[subscribers]]
