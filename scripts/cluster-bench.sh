@@ -3,7 +3,7 @@
 # node without --nats as the baseline, measured by one loadgen process (one clock) over
 # several targets (`run --url A,B,C --publish-node K --subscribe-nodes LIST`).
 #
-#   scripts/cluster-bench.sh                       # all parts
+#   scripts/cluster-bench.sh                       # all parts (about 6 minutes)
 #   PARTS="latency failover" DURATION=5s scripts/cluster-bench.sh
 #
 # Parts (each recorded as RECORD/<UTC date-time>-cluster-<part>/ with a README, the loadgen's
@@ -25,19 +25,23 @@
 #   failover    FO_PUBS (10) publishers at FO_RATE (20) Hz into 10 rooms, 60 subscribers, all
 #               spread over the 3 nodes; node 2 is SIGKILLed KILL_AT (5s) into the window.
 #               Per surviving node: loss, seq holes, acknowledged-but-undelivered, latency.
+#   burst       a subscription burst on rooms another node filled: rooms-500 same-node on node 0
+#               (fills 500 fresh rooms), then cross-node on the same rooms (nodes 1 and 2 take
+#               their first interest in 500 rooms with retained history, 1,000 subs each).
+#               Reports sub failures and the nodes' shardcast_broker_failed_total.
 #
 # Pinning: nats-server and every shardcast node on SERVER_CPU (0), the loadgen on LOADGEN_CPU (1)
 # (the machine this was written for has 2 cores): the cluster's 4 processes share one core, as
 # the solo node has one core. All processes are started here and stopped by PID on exit.
 #
-# Environment (defaults): PARTS "latency hot throughput failover"  WARMUP 2s  DURATION 10s
+# Environment (defaults): PARTS "latency hot throughput failover burst"  WARMUP 2s  DURATION 10s
 #   SERVER_CPU 0  LOADGEN_CPU 1  RECORD results  LAT_PUBS 500  HOT_SUBS 600  HOT_RATE 20
 #   TP_PUBS 6  RATES "50,100,150,200,300,400,600,800,1200,1600" (Hz per publisher)
 #   SLO_MS 100  FO_PUBS 10  FO_RATE 20
 #   FO_DURATION 15s  KILL_AT 5s (seconds into the window)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PARTS="${PARTS:-latency hot throughput failover}"
+PARTS="${PARTS:-latency hot throughput failover burst}"
 WARMUP="${WARMUP:-2s}"
 DURATION="${DURATION:-10s}"
 SERVER_CPU="${SERVER_CPU:-0}"
@@ -287,6 +291,13 @@ EOF
     echo "disconnects; its publishers' later sends are 'skipped'. What matters is nodes 0 and 1."
     echo
   } >>"$DIR/README.md"
+}
+
+part_burst() {
+  new_dir burst
+  lat_toml burst
+  lg fill-on-node-0 run --scenario-file "$DIR/burst.toml" --url "$CLUSTER" --publish-node 0 --subscribe-nodes 0 "${common[@]}"
+  lg subscribe-on-nodes-1-2 run --scenario-file "$DIR/burst.toml" --url "$CLUSTER" --publish-node 0 --subscribe-nodes 1,2 "${common[@]}"
 }
 
 for part in $PARTS; do
