@@ -46,11 +46,11 @@ impl Placement {
         }
         if let PublishOn::Node(k) = publish {
             if k >= nodes {
-                bail!("--publish-node {k}: there are {nodes} targets, numbered 0..{}", nodes - 1);
+                bail!("--publish-node {k}: {}", numbered(nodes));
             }
         }
         if let Some(k) = subscribe.iter().find(|&&k| k >= nodes) {
-            bail!("--subscribe-nodes {k}: there are {nodes} targets, numbered 0..{}", nodes - 1);
+            bail!("--subscribe-nodes {k}: {}", numbered(nodes));
         }
         let mut seen = subscribe.clone();
         seen.sort_unstable();
@@ -96,6 +96,14 @@ impl Placement {
             format!("round-robin over node(s) {}", list.join(", "))
         };
         format!("publishers on {pubs}; subscribers {subs}")
+    }
+}
+
+/// How the targets are numbered, for errors: "1 target, node 0" / "3 targets, nodes 0..=2".
+fn numbered(nodes: usize) -> String {
+    match nodes {
+        1 => "there is 1 target, node 0".to_string(),
+        n => format!("there are {n} targets, nodes 0..={}", n - 1),
     }
 }
 

@@ -455,8 +455,8 @@ fn node_summaries(
         .iter()
         .enumerate()
         .map(|(k, n)| {
-            let empty = stats::Stats::new().node(0).clone();
-            let s = m.nodes.get(k).unwrap_or(&empty);
+            let none = stats::NodeStats::new(); // no worker saw this node
+            let s = m.nodes.get(k).unwrap_or(&none);
             let finals = m.finals.iter().filter(|f| f.0 == k);
             let live = finals.clone().count() as u64;
             let unseen = finals

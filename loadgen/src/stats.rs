@@ -36,8 +36,14 @@ pub struct NodeStats {
 }
 
 impl NodeStats {
-    fn new() -> NodeStats {
+    pub fn new() -> NodeStats {
         NodeStats { expected: 0, received: 0, lat: new_hist(), seq_holes: 0 }
+    }
+}
+
+impl Default for NodeStats {
+    fn default() -> Self {
+        NodeStats::new()
     }
 }
 

@@ -361,7 +361,10 @@ fn flag_misuse_is_a_clean_error() {
             &["run", "--url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws", "--publish-node", "2"][..],
             "there are 2 targets",
         ),
-        (&["run", "--url", "ws://127.0.0.1:1/ws", "--subscribe-nodes", "0,1"][..], "there are 1 targets"),
+        (
+            &["run", "--url", "ws://127.0.0.1:1/ws", "--subscribe-nodes", "0,1"][..],
+            "there is 1 target, node 0",
+        ),
         (
             &[
                 "run",
