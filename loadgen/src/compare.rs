@@ -40,8 +40,11 @@ pub fn run(
     rounds: usize,
     mut each: impl FnMut(&str, usize, &Summary),
 ) -> Result<Comparison> {
-    let side =
-        |o: &RunOpts| Side { target: o.target.as_str().into(), server_pid: o.server_pid, runs: vec![] };
+    let side = |o: &RunOpts| Side {
+        target: runner::targets_label(&o.targets),
+        server_pid: o.server_pid,
+        runs: vec![],
+    };
     let mut c = Comparison { a: side(a), b: side(b) };
     for round in 1..=rounds.max(1) {
         for (label, o, out) in [("A", a, &mut c.a), ("B", b, &mut c.b)] {

@@ -10,6 +10,7 @@
 //! - [`sys`]: Linux calls (epoll, timerfd, sockets, affinity, CPU time, /proc).
 //! - [`worker`]: one pinned thread running an epoll loop over many connections (split into
 //!   shared state, connections, delivery, publisher).
+//! - [`nodes`]: several targets (a cluster's nodes) in one run — which node each connection goes to.
 //! - [`runner`]: one measurement (setup → warm-up → window → drain) → [`stats::Summary`].
 //! - [`stats`]: per-thread histograms and counters, merged into the summary.
 //! - [`report`]: human summary, JSON, recorded run folders with an SVG plot.
@@ -38,6 +39,7 @@ pub mod crowd;
 pub mod http;
 pub mod ledger;
 pub mod misbehave;
+pub mod nodes;
 pub mod payload;
 pub mod report;
 pub mod runner;

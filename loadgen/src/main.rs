@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use cli::parse_duration;
+use shardcast_loadgen::nodes::{self, Placement, PublishOn};
 use shardcast_loadgen::runner::{self, RunOpts, Target};
 use shardcast_loadgen::scenario::{self, Overrides, Scenario};
 use shardcast_loadgen::stats::Summary;
@@ -24,7 +25,9 @@ use shardcast_loadgen::{compare, report, series};
 WebSocket connections from one process and measures delivery latency from each message's *intended* send \
 time (no coordinated omission), loss, duplicates, reordering and fan-out completion.\n\n\
 Targets: shardcast's multiplexed protocol (--url ws://HOST:PORT/ws, the default) or any room-per-URL server \
-(--url-template 'ws://HOST:PORT/ws/{room}/', one connection per client and room).\n\n\
+(--url-template 'ws://HOST:PORT/ws/{room}/', one connection per client and room). Several --url (a cluster's \
+nodes) spread the clients over them; --publish-node and --subscribe-nodes choose where publishers and \
+subscribers go.\n\n\
 Presets: fanout-1k, fanout-5k, hot-100, fleet, rooms-500, iot, connections (or --scenario-file FILE.toml).\n\n\
 `abuse` measures what one hostile client does to healthy neighbours; `soak` runs a realistic fleet with \
 churn and misbehaving clients for minutes and reports minute by minute.\n\n\
@@ -32,6 +35,8 @@ Example:\n  taskset -c 0 target/release/shardcast --listen 127.0.0.1:8080 --shar
 shardcast-loadgen run --scenario fanout-1k --rate 100 --cpus 1 --duration 10s --record results\n  \
 shardcast-loadgen run --compare 'ws://127.0.0.1:8300/ws/{room}/' 'ws://127.0.0.1:8080/ws/{room}/' \
 --server-pids $UWS_PID,$SC_PID --scenario rooms-500 --rounds 5 --record results\n  \
+shardcast-loadgen run --scenario rooms-500 --url ws://127.0.0.1:8081/ws,ws://127.0.0.1:8082/ws,ws://127.0.0.1:8083/ws \
+--publish-node 0 --subscribe-nodes 1,2\n  \
 shardcast-loadgen abuse --url ws://127.0.0.1:8080 --attack all --server-pid $! --record results\n  \
 shardcast-loadgen soak --url ws://127.0.0.1:8080 --minutes 10 --server-pid $! --record results"
 )]
@@ -112,13 +117,26 @@ enum Cmd {
 
 #[derive(Args, Clone)]
 struct Common {
-    /// shardcast multiplexed endpoint (used unless --url-template is given).
-    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
-    url: String,
+    /// shardcast multiplexed endpoint (used unless --url-template is given). Repeat it (or
+    /// give a comma-separated list) to measure a cluster's nodes from one process and one
+    /// clock: node 0 is the first URL; subscriber clients go round-robin over the nodes,
+    /// publishers too unless --publish-node.
+    #[arg(long, value_delimiter = ',', default_value = "ws://127.0.0.1:8080/ws")]
+    url: Vec<String>,
     /// Room-per-URL target: one connection per (client, room) to this URL with {room} replaced
     /// by the room name; publishers send raw payloads, subscribers receive the exact bytes.
+    /// Repeatable, like --url, for several nodes.
     #[arg(long)]
-    url_template: Option<String>,
+    url_template: Vec<String>,
+    /// Several targets: every publisher on node K (0 = the first --url) instead of
+    /// round-robin over all nodes.
+    #[arg(long, value_name = "K")]
+    publish_node: Option<usize>,
+    /// Several targets: subscriber clients go round-robin over these nodes only (e.g. 1,2 or
+    /// 1-2) instead of all. With --publish-node 0, `--subscribe-nodes 1,2` makes every
+    /// delivery cross nodes; `--subscribe-nodes 0` makes none.
+    #[arg(long, value_name = "LIST")]
+    subscribe_nodes: Option<String>,
     /// Built-in scenario: fanout-1k, fanout-5k, hot-100, fleet, rooms-500, iot, connections.
     #[arg(long, default_value = "fanout-1k")]
     scenario: String,
@@ -175,19 +193,46 @@ impl Common {
         }
     }
 
-    fn target(&self) -> Target {
-        match &self.url_template {
-            Some(t) => Target::PerRoom(t.clone()),
-            None => Target::Mux(self.url.clone()),
+    /// The targets: the `--url-template`s if any, else the `--url`s.
+    fn targets(&self) -> Vec<Target> {
+        if self.url_template.is_empty() {
+            self.url.iter().map(|u| Target::Mux(u.clone())).collect()
+        } else {
+            self.url_template.iter().map(|t| Target::PerRoom(t.clone())).collect()
         }
     }
 
-    /// Options for one measurement against `target`, whose server process is `server_pid`
-    /// (`--server-pid`, or one side of `--server-pids`).
-    fn opts(&self, target: Target, scenario: Scenario, server_pid: Option<u32>) -> Result<RunOpts> {
-        if let Target::PerRoom(t) = &target {
-            if !t.contains("{room}") {
-                bail!("--url-template must contain {{room}}");
+    /// Where connections go over `nodes` targets (`--publish-node`, `--subscribe-nodes`).
+    fn placement(&self, nodes: usize) -> Result<Placement> {
+        let subscribe = match &self.subscribe_nodes {
+            Some(s) => nodes::parse_list(s)?,
+            None => Vec::new(),
+        };
+        let publish = self.publish_node.map_or(PublishOn::Spread, PublishOn::Node);
+        Placement::new(nodes, publish, subscribe)
+    }
+
+    /// Options for one measurement against this command's targets (`--url`, repeatable).
+    fn run_opts(&self, scenario: Scenario) -> Result<RunOpts> {
+        let targets = self.targets();
+        let placement = self.placement(targets.len())?;
+        self.opts(targets, placement, scenario, self.server_pid)
+    }
+
+    /// Options for one measurement against `targets`, placed by `placement`, whose server
+    /// process is `server_pid` (`--server-pid`, or one side of `--server-pids`).
+    fn opts(
+        &self,
+        targets: Vec<Target>,
+        placement: Placement,
+        scenario: Scenario,
+        server_pid: Option<u32>,
+    ) -> Result<RunOpts> {
+        for t in &targets {
+            if let Target::PerRoom(t) = t {
+                if !t.contains("{room}") {
+                    bail!("--url-template must contain {{room}}");
+                }
             }
         }
         let cpus = match &self.cpus {
@@ -195,7 +240,8 @@ impl Common {
             None => runner::default_cpus(server_pid),
         };
         Ok(RunOpts {
-            target,
+            targets,
+            placement,
             scenario,
             warmup: self.warmup,
             duration: self.duration,
@@ -252,6 +298,12 @@ fn real_main(cli: Cli) -> Result<()> {
                     if common.server_pid.is_some() {
                         bail!("with --compare, give each side's server as --server-pids PID_A,PID_B");
                     }
+                    if common.url.len() > 1 || common.url_template.len() > 1 {
+                        bail!("--compare takes one target per side; several --url are for `run` without it");
+                    }
+                    if common.publish_node.is_some() || common.subscribe_nodes.is_some() {
+                        bail!("--publish-node and --subscribe-nodes need several --url, not --compare");
+                    }
                     compare_cmd(&common, sc, [Target::parse(&t[0]), Target::parse(&t[1])], pids, rounds)
                 }
             }
@@ -267,10 +319,11 @@ fn real_main(cli: Cli) -> Result<()> {
             for &r in &rates {
                 let sc = common.scenario(&Overrides { rate: Some(r), ..Default::default() })?;
                 name.clone_from(&sc.name);
-                let s = runner::run_once(&common.opts(common.target(), sc, common.server_pid)?)?;
+                let s = runner::run_once(&common.run_opts(sc)?)?;
                 let pass = s.ok(Some(slo_ms));
                 println!(
-                    "rate {r:>8.1} Hz/publisher: delivered {:>9.0}/s  p50 {:>8}  p99 {:>8}  max {:>8}  lost {}  {}{}",
+                    "rate {r:>8.1} Hz/publisher: acked {:>8.0}/s  delivered {:>9.0}/s  p50 {:>8}  p99 {:>8}  max {:>8}  lost {}  {}{}",
+                    s.acked_per_s,
                     s.delivered_per_s,
                     report::fmt_us(s.latency.p50_us),
                     report::fmt_us(s.latency.p99_us),
@@ -312,7 +365,7 @@ fn real_main(cli: Cli) -> Result<()> {
                     &Overrides { connections: Some(connections), ..Default::default() },
                 )?
             };
-            let mut o = common.opts(common.target(), sc.clone(), common.server_pid)?;
+            let mut o = common.run_opts(sc.clone())?;
             o.hold_only = true;
             let s = runner::run_once(&o)?;
             print!("{}", report::human(&s));
@@ -331,7 +384,7 @@ fn real_main(cli: Cli) -> Result<()> {
 
 /// `run` against one target: one measurement, or `--repeat N` runs in a row on the same server.
 fn run_cmd(common: &Common, sc: Scenario, n: usize) -> Result<()> {
-    let o = common.opts(common.target(), sc.clone(), common.server_pid)?;
+    let o = common.run_opts(sc.clone())?;
     if n <= 1 {
         let s = runner::run_once(&o)?;
         print!("{}", report::human(&s));
@@ -354,7 +407,7 @@ fn run_cmd(common: &Common, sc: Scenario, n: usize) -> Result<()> {
     println!("{verdict}");
     let labelled: Vec<(String, &Summary)> =
         runs.iter().enumerate().map(|(i, s)| (format!("run {}", i + 1), s)).collect();
-    let json = serde_json::json!({ "mode": "repeat", "target": o.target.as_str(),
+    let json = serde_json::json!({ "mode": "repeat", "target": runner::targets_label(&o.targets),
         "server_pid": o.server_pid, "in_a_row": t, "runs": runs });
     common.output(&format!("repeat-{}", sc.name), &labelled, &format!("```\n{lines}{verdict}\n```\n"), json)
 }
@@ -368,8 +421,8 @@ fn compare_cmd(
     rounds: usize,
 ) -> Result<()> {
     let [ta, tb] = targets;
-    let a = common.opts(ta, sc.clone(), pids[0])?;
-    let b = common.opts(tb, sc.clone(), pids[1])?;
+    let a = common.opts(vec![ta], Placement::single(), sc.clone(), pids[0])?;
+    let b = common.opts(vec![tb], Placement::single(), sc.clone(), pids[1])?;
     let c = compare::run(&a, &b, rounds, |label, round, s| {
         println!("{}", series::run_line(&format!("round {round} {label}"), s));
     })?;

@@ -45,6 +45,9 @@ pub fn fmt_us(us: f64) -> String {
 pub fn human(s: &Summary) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "scenario {}  →  {}", s.scenario, s.target);
+    if s.nodes.len() > 1 {
+        let _ = writeln!(o, "  placement          {}", s.placement);
+    }
     let _ = writeln!(
         o,
         "  connections        {} of {} ({} publishers, {} subscriber clients); connect failures {}, sub failures {}, disconnects {}",
@@ -67,8 +70,18 @@ pub fn human(s: &Summary) -> String {
             s.server_errors, s.gap_notices, s.gap_messages, s.unparsed, s.send_skipped
         );
     }
+    if s.acked + s.seq_holes + s.acked_unseen > 0 {
+        let _ = writeln!(
+            o,
+            "  acknowledged       {} publishes in the window ({:.0}/s); seq holes {}; acknowledged but never delivered to a live subscription {}",
+            s.acked, s.acked_per_s, s.seq_holes, s.acked_unseen
+        );
+    }
     let _ = writeln!(o, "  delivered          {:.0} msgs/s", s.delivered_per_s);
     o.push_str(&pct_line("latency", &s.latency));
+    if s.nodes.len() > 1 {
+        o.push_str(&node_lines(s));
+    }
     o.push_str(&pct_line("fan-out completion", &s.fanout_completion));
     if s.incomplete_fanouts > 0 {
         let _ = writeln!(o, "  incomplete fan-outs {}", s.incomplete_fanouts);
@@ -110,6 +123,25 @@ pub fn human(s: &Summary) -> String {
     }
     if let Some(e) = &s.first_error {
         let _ = writeln!(o, "  first error        {e}");
+    }
+    o
+}
+
+/// Per node: where it is, what was placed on it, and what its subscribers saw.
+fn node_lines(s: &Summary) -> String {
+    let mut o = String::new();
+    for n in &s.nodes {
+        let _ = writeln!(
+            o,
+            "  node {:<13} {}  ({} publishers, {} subscriber connections, {} live at the end)",
+            n.node, n.url, n.publishers, n.subscriber_connections, n.live_subscriptions
+        );
+        let _ = writeln!(
+            o,
+            "    messages         expected {}  received {}  lost {}  seq holes {}  acknowledged but unseen {}",
+            n.expected, n.received, n.lost, n.seq_holes, n.acked_unseen
+        );
+        o.push_str(&pct_line("  latency", &n.latency));
     }
     o
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::nodes::Placement;
 use crate::scenario::{Plan, Scenario};
-use crate::stats::{self, Percentiles, Summary, ThreadUsage};
+use crate::stats::{self, NodeSummary, Percentiles, Summary, ThreadUsage};
 use crate::sys;
 use crate::worker::{self, ConnSpec, Proto, Ring, Shared, WorkerInit, PHASE_RUN, PHASE_SETUP, PHASE_STOP};
 use crate::ws::WsUrl;
@@ -42,7 +43,10 @@ impl Target {
 
 #[derive(Debug, Clone)]
 pub struct RunOpts {
-    pub target: Target,
+    /// One target, or a cluster's nodes (numbered in this order); all the same protocol.
+    pub targets: Vec<Target>,
+    /// Which node each publisher and subscriber client connects to.
+    pub placement: Placement,
     pub scenario: Scenario,
     pub warmup: Duration,
     pub duration: Duration,
@@ -59,73 +63,109 @@ pub struct RunOpts {
     pub hold_only: bool,
 }
 
-/// Runs one measurement.
-pub fn run_once(o: &RunOpts) -> Result<Summary> {
-    let nofile = sys::raise_nofile();
-    let plan = Plan::build(&o.scenario)?;
-    let (proto, url0) = match &o.target {
-        Target::Mux(u) => (Proto::Mux, WsUrl::parse(u)?),
-        Target::PerRoom(t) => (Proto::PerRoom, WsUrl::parse(&t.replace("{room}", "x"))?),
-    };
-    let dst: SocketAddr = (url0.host.as_str(), url0.port)
-        .to_socket_addrs()
-        .with_context(|| format!("resolving {}", url0.host))?
-        .find(|a| a.is_ipv4())
-        .with_context(|| format!("{} has no IPv4 address", url0.host))?;
-    // Fail fast and clearly if nothing listens there.
-    TcpStream::connect_timeout(&dst, Duration::from_secs(2))
-        .with_context(|| format!("cannot reach the server at {dst} ({})", o.target.as_str()))?;
+/// One target, resolved: where its connections go and what they ask for.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub target: Target,
+    pub dst: SocketAddr,
+    /// `Host` header of the upgrade request.
+    pub host: String,
+}
 
-    // Connection specs.
-    let path_for = |room: &str| -> Result<String> {
-        match &o.target {
-            Target::Mux(_) => Ok(url0.path.clone()),
-            Target::PerRoom(t) => Ok(WsUrl::parse(&t.replace("{room}", room))?.path),
-        }
-    };
-    let threads = o.cpus.len().max(1);
-    let mut per_thread: Vec<(Vec<ConnSpec>, Vec<crate::scenario::PubSpec>)> = vec![(vec![], vec![]); threads];
-    let mut total_conns = 0usize;
-    for (i, p) in plan.publishers.iter().enumerate() {
-        let t = &mut per_thread[i % threads];
-        match proto {
-            Proto::Mux => {
-                t.0.push(ConnSpec {
-                    publisher: Some(p.id),
-                    rooms: p.rooms.clone(),
-                    path: path_for("")?,
-                    src: None,
-                });
-                total_conns += 1;
-            }
-            Proto::PerRoom => {
-                for &r in &p.rooms {
-                    let path = path_for(&plan.rooms[r as usize])?;
-                    t.0.push(ConnSpec { publisher: Some(p.id), rooms: vec![r], path, src: None });
-                    total_conns += 1;
-                }
-            }
-        }
-        t.1.push(p.clone());
+impl Node {
+    /// Resolves `target` to an IPv4 address and checks that something listens there, so a
+    /// wrong port fails fast and clearly instead of as thousands of connect errors.
+    pub fn resolve(target: &Target) -> Result<Node> {
+        let url = WsUrl::parse(&target.as_str().replace("{room}", "x"))?;
+        let dst: SocketAddr = (url.host.as_str(), url.port)
+            .to_socket_addrs()
+            .with_context(|| format!("resolving {}", url.host))?
+            .find(|a| a.is_ipv4())
+            .with_context(|| format!("{} has no IPv4 address", url.host))?;
+        TcpStream::connect_timeout(&dst, Duration::from_secs(2))
+            .with_context(|| format!("cannot reach the server at {dst} ({})", target.as_str()))?;
+        Ok(Node { target: target.clone(), dst, host: url.host })
     }
-    let mut total_slots = 0usize;
-    for (i, rooms) in plan.clients.iter().enumerate() {
-        let t = &mut per_thread[i % threads];
-        total_slots += rooms.len();
+
+    /// The request path for a connection about `room` (the `/ws` path for a multiplexed target).
+    fn path(&self, room: &str) -> Result<String> {
+        Ok(WsUrl::parse(&self.target.as_str().replace("{room}", room))?.path)
+    }
+}
+
+/// The connections of one worker thread and the publishers it drives.
+type ThreadWork = (Vec<ConnSpec>, Vec<crate::scenario::PubSpec>);
+
+/// Connection specs for every publisher and subscriber client of `plan`, on their nodes
+/// (`placement`), dealt round-robin over `threads` workers; also the total connections and
+/// subscription slots. A publisher's connections stay on its worker (it drives them).
+pub fn conn_specs(
+    plan: &Plan,
+    proto: &Proto,
+    nodes: &[Node],
+    placement: &Placement,
+    threads: usize,
+) -> Result<(Vec<ThreadWork>, usize, usize)> {
+    let mut per_thread: Vec<ThreadWork> = vec![(vec![], vec![]); threads.max(1)];
+    let n_threads = per_thread.len();
+    let (mut total_conns, mut total_slots) = (0usize, 0usize);
+    // Mux: one connection carries all of a client's rooms; room-per-URL: one per room.
+    let mut add = |t: &mut ThreadWork, publisher: Option<u32>, rooms: &[u32], node: usize| -> Result<()> {
+        let n = &nodes[node];
         match proto {
             Proto::Mux => {
-                t.0.push(ConnSpec { publisher: None, rooms: rooms.clone(), path: path_for("")?, src: None });
+                t.0.push(ConnSpec { publisher, rooms: rooms.to_vec(), path: n.path("")?, src: None, node });
                 total_conns += 1;
             }
             Proto::PerRoom => {
                 for &r in rooms {
-                    let path = path_for(&plan.rooms[r as usize])?;
-                    t.0.push(ConnSpec { publisher: None, rooms: vec![r], path, src: None });
+                    let path = n.path(&plan.rooms[r as usize])?;
+                    t.0.push(ConnSpec { publisher, rooms: vec![r], path, src: None, node });
                     total_conns += 1;
                 }
             }
         }
+        Ok(())
+    };
+    for (i, p) in plan.publishers.iter().enumerate() {
+        let t = &mut per_thread[i % n_threads];
+        add(t, Some(p.id), &p.rooms, placement.publisher(i))?;
+        t.1.push(p.clone());
     }
+    for (i, rooms) in plan.clients.iter().enumerate() {
+        total_slots += rooms.len();
+        add(&mut per_thread[i % n_threads], None, rooms, placement.subscriber(i))?;
+    }
+    Ok((per_thread, total_conns, total_slots))
+}
+
+/// The targets' protocol: every target must speak the same one.
+fn protocol(targets: &[Target]) -> Result<Proto> {
+    let per_room = targets.iter().filter(|t| matches!(t, Target::PerRoom(_))).count();
+    match per_room {
+        0 => Ok(Proto::Mux),
+        n if n == targets.len() => Ok(Proto::PerRoom),
+        _ => bail!("all targets must be /ws URLs or all room-per-URL templates, not a mix"),
+    }
+}
+
+/// All targets as one string, for reports: `A` or `A + B + C`.
+pub fn targets_label(targets: &[Target]) -> String {
+    targets.iter().map(Target::as_str).collect::<Vec<_>>().join(" + ")
+}
+
+/// Runs one measurement.
+pub fn run_once(o: &RunOpts) -> Result<Summary> {
+    let nofile = sys::raise_nofile();
+    let plan = Plan::build(&o.scenario)?;
+    let proto = protocol(&o.targets)?;
+    if o.placement.nodes != o.targets.len() {
+        bail!("placement for {} nodes, but {} targets", o.placement.nodes, o.targets.len());
+    }
+    let nodes = o.targets.iter().map(Node::resolve).collect::<Result<Vec<Node>>>()?;
+    let threads = o.cpus.len().max(1);
+    let (mut per_thread, total_conns, total_slots) =
+        conn_specs(&plan, &proto, &nodes, &o.placement, threads)?;
     if total_conns as u64 + 64 > nofile {
         bail!(
             "{total_conns} connections need more file descriptors than RLIMIT_NOFILE allows ({nofile}); \
@@ -133,11 +173,11 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
         );
     }
     // Source addresses: ~28k ephemeral ports per (source, destination) pair.
-    let loopback = matches!(dst, SocketAddr::V4(a) if a.ip().is_loopback());
+    let loopback = nodes.iter().all(|n| matches!(n.dst, SocketAddr::V4(a) if a.ip().is_loopback()));
     let n_src = o.source_ips.unwrap_or(if loopback { total_conns.div_ceil(25_000).max(1) as u32 } else { 1 });
     if n_src > 1 {
         if !loopback {
-            bail!("--source-ips > 1 needs a 127.x.x.x target");
+            bail!("--source-ips > 1 needs 127.x.x.x targets");
         }
         let mut k = 0u32;
         for t in &mut per_thread {
@@ -148,6 +188,8 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
         }
     }
 
+    let conns_per_node = count_per_node(&per_thread, nodes.len());
+    let nodes = Arc::new(nodes);
     let rss_before = o.server_pid.and_then(sys::pid_rss_kib);
     let rings = plan.publishers.iter().map(|p| Ring::new(p.rate)).collect();
     let shared = Arc::new(Shared {
@@ -159,7 +201,9 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
         conns_done: AtomicUsize::new(0),
         conns_ok: AtomicUsize::new(0),
         slots_done: AtomicUsize::new(0),
-        room_subs: (0..plan.rooms.len()).map(|_| AtomicU32::new(0)).collect(),
+        nodes: nodes.len(),
+        room_subs: (0..plan.rooms.len() * nodes.len()).map(|_| AtomicU32::new(0)).collect(),
+        max_acked: (0..plan.rooms.len()).map(|_| AtomicU64::new(0)).collect(),
         rings,
         live_sent: AtomicU64::new(0),
         live_expected: AtomicU64::new(0),
@@ -173,8 +217,7 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
             index: idx,
             shared: shared.clone(),
             proto: proto.clone(),
-            dst,
-            host: url0.host.clone(),
+            nodes: nodes.clone(),
             room_names: room_names.clone(),
             conns,
             publishers,
@@ -207,7 +250,7 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
         let results = stop_and_join(handles);
         bar.finish_and_clear();
         let err = results.iter().find_map(|r| r.0.first_error.clone()).unwrap_or_default();
-        bail!("no connection to {} could be established: {err}", o.target.as_str());
+        bail!("no connection to {} could be established: {err}", targets_label(&o.targets));
     }
     std::thread::sleep(Duration::from_millis(100)); // let the server settle subscriptions
 
@@ -317,6 +360,8 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
             }
         })
         .collect();
+    let max_acked: Vec<u64> = shared.max_acked.iter().map(|a| a.load(SeqCst)).collect();
+    let node_sums = node_summaries(&nodes, &conns_per_node, &m, &max_acked);
     let connected = shared.conns_ok.load(SeqCst);
     let rss_per_conn = match (rss_before, rss_after, o.hold_only) {
         (Some(b), Some(a), true) if connected > 0 => Some((a as f64 - b as f64) * 1024.0 / connected as f64),
@@ -329,7 +374,13 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
     };
     Ok(Summary {
         scenario: o.scenario.name.clone(),
-        target: o.target.as_str().to_string(),
+        target: targets_label(&o.targets),
+        placement: o.placement.describe(),
+        nodes: node_sums.clone(),
+        acked: m.acked,
+        acked_per_s: m.acked as f64 / o.duration.as_secs_f64().max(1e-9),
+        seq_holes: m.seq_holes,
+        acked_unseen: node_sums.iter().map(|n| n.acked_unseen).sum(),
         offered_rate_hz: o.scenario.offered_rate(),
         warmup_s: o.warmup.as_secs_f64(),
         duration_s: o.duration.as_secs_f64(),
@@ -376,6 +427,56 @@ pub fn run_once(o: &RunOpts) -> Result<Summary> {
         intervals,
         latency_curve: stats::curve(&m.lat),
     })
+}
+
+/// Per node: (publishers, subscriber connections) placed on it.
+fn count_per_node(per_thread: &[ThreadWork], nodes: usize) -> Vec<(usize, usize)> {
+    let mut v = vec![(0, 0); nodes];
+    let mut pubs = std::collections::HashSet::new();
+    for c in per_thread.iter().flat_map(|t| &t.0) {
+        match c.publisher {
+            Some(p) if pubs.insert(p) => v[c.node].0 += 1,
+            Some(_) => {}
+            None => v[c.node].1 += 1,
+        }
+    }
+    v
+}
+
+/// Each node's figures from the merged stats; `max_acked` = per room, the highest
+/// acknowledged seq.
+fn node_summaries(
+    nodes: &[Node],
+    counts: &[(usize, usize)],
+    m: &stats::Stats,
+    max_acked: &[u64],
+) -> Vec<NodeSummary> {
+    nodes
+        .iter()
+        .enumerate()
+        .map(|(k, n)| {
+            let none = stats::NodeStats::new(); // no worker saw this node
+            let s = m.nodes.get(k).unwrap_or(&none);
+            let finals = m.finals.iter().filter(|f| f.0 == k);
+            let live = finals.clone().count() as u64;
+            let unseen = finals
+                .map(|&(_, room, last)| max_acked[room as usize].saturating_sub(last.unwrap_or(0)))
+                .sum();
+            NodeSummary {
+                node: k,
+                url: n.target.as_str().to_string(),
+                publishers: counts[k].0,
+                subscriber_connections: counts[k].1,
+                expected: s.expected,
+                received: s.received,
+                lost: s.expected.saturating_sub(s.received),
+                seq_holes: s.seq_holes,
+                live_subscriptions: live,
+                acked_unseen: unseen,
+                latency: Percentiles::of(&s.lat),
+            }
+        })
+        .collect()
 }
 
 /// Monotonic ns at the first call: the loadgen's start, origin of payload `t`.
@@ -437,4 +538,86 @@ pub fn parse_cpus(s: &str) -> Result<Vec<usize>> {
         bail!("--cpus {s:?}: empty list");
     }
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nodes::PublishOn;
+    use crate::scenario::{preset, Overrides};
+
+    fn nodes(targets: &[&str]) -> Vec<Node> {
+        targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Node {
+                target: Target::parse(t),
+                dst: SocketAddr::from(([127, 0, 0, 1], 9000 + i as u16)),
+                host: "127.0.0.1".into(),
+            })
+            .collect()
+    }
+
+    /// (publisher connections, subscriber connections) per node.
+    fn per_node(work: &[ThreadWork], n: usize) -> Vec<(usize, usize)> {
+        let mut v = vec![(0, 0); n];
+        for c in work.iter().flat_map(|t| &t.0) {
+            if c.publisher.is_some() {
+                v[c.node].0 += 1;
+            } else {
+                v[c.node].1 += 1;
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn cross_node_puts_publishers_on_one_node_and_subscribers_on_the_others() {
+        let plan = Plan::build(&preset("rooms-500", &Overrides::default()).unwrap()).unwrap();
+        let ns = nodes(&["ws://a:1/ws", "ws://b:2/ws", "ws://c:3/ws"]);
+        let p = Placement::new(3, PublishOn::Node(0), vec![1, 2]).unwrap();
+        let (work, conns, slots) = conn_specs(&plan, &Proto::Mux, &ns, &p, 2).unwrap();
+        assert_eq!((conns, slots), (2500, 2000));
+        assert_eq!(per_node(&work, 3), [(500, 0), (0, 1000), (0, 1000)]);
+        // A publisher's connections stay with the worker that drives it.
+        for (conns, pubs) in &work {
+            let ids: Vec<u32> = pubs.iter().map(|p| p.id).collect();
+            assert!(conns.iter().filter_map(|c| c.publisher).all(|p| ids.contains(&p)));
+        }
+    }
+
+    #[test]
+    fn spread_deals_everything_round_robin() {
+        let plan = Plan::build(&preset("rooms-500", &Overrides::default()).unwrap()).unwrap();
+        let ns = nodes(&["ws://a:1/ws", "ws://b:2/ws", "ws://c:3/ws"]);
+        let p = Placement::new(3, PublishOn::Spread, vec![]).unwrap();
+        let (work, _, _) = conn_specs(&plan, &Proto::Mux, &ns, &p, 1).unwrap();
+        assert_eq!(per_node(&work, 3), [(167, 667), (167, 667), (166, 666)]);
+        assert!(work[0].0.iter().all(|c| c.path == "/ws"));
+    }
+
+    #[test]
+    fn room_per_url_paths_come_from_each_nodes_template() {
+        let plan = Plan::build(
+            &preset("fanout-1k", &Overrides { subscribers: Some(4), ..Default::default() }).unwrap(),
+        )
+        .unwrap();
+        let ns = nodes(&["ws://a:1/x/{room}/", "ws://b:2/y/{room}/"]);
+        let p = Placement::new(2, PublishOn::Node(1), vec![0]).unwrap();
+        let (work, conns, _) = conn_specs(&plan, &Proto::PerRoom, &ns, &p, 1).unwrap();
+        assert_eq!(conns, 5);
+        let paths: Vec<(usize, &str)> = work[0].0.iter().map(|c| (c.node, c.path.as_str())).collect();
+        assert_eq!(paths[0], (1, "/y/fanout/"));
+        assert!(paths[1..].iter().all(|&p| p == (0, "/x/fanout/")));
+    }
+
+    #[test]
+    fn targets_must_share_a_protocol() {
+        assert_eq!(protocol(&[Target::parse("ws://a/ws"), Target::parse("ws://b/ws")]).unwrap(), Proto::Mux);
+        assert!(protocol(&[Target::parse("ws://a/ws"), Target::parse("ws://b/{room}")]).is_err());
+        assert_eq!(
+            targets_label(&[Target::parse("ws://a/ws"), Target::parse("ws://b/ws")]),
+            "ws://a/ws + ws://b/ws"
+        );
+    }
 }

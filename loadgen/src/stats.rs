@@ -24,6 +24,29 @@ pub struct Interval {
     pub cpu_ns: u64,
 }
 
+/// One target's (cluster node's) share: deliveries to subscribers connected to it.
+#[derive(Clone)]
+pub struct NodeStats {
+    /// Σ over in-window publishes of the subscriptions confirmed on this node for its rooms.
+    pub expected: u64,
+    pub received: u64,
+    pub lat: Histogram<u64>,
+    /// Room seqs that never reached a subscription here (holes between two deliveries).
+    pub seq_holes: u64,
+}
+
+impl NodeStats {
+    pub fn new() -> NodeStats {
+        NodeStats { expected: 0, received: 0, lat: new_hist(), seq_holes: 0 }
+    }
+}
+
+impl Default for NodeStats {
+    fn default() -> Self {
+        NodeStats::new()
+    }
+}
+
 #[derive(Clone)]
 pub struct Stats {
     pub lat: Histogram<u64>,
@@ -50,6 +73,15 @@ pub struct Stats {
     pub first_error: Option<String>,
     /// Thread CPU time when the run started (origin of the per-second utilisation).
     pub run_cpu0: u64,
+    /// `/ws` publishes acknowledged (`ok`) during the window, and over the whole run.
+    pub acked: u64,
+    pub acked_total: u64,
+    /// Room seqs that never reached a `/ws` subscription (holes between two deliveries).
+    pub seq_holes: u64,
+    /// Per node, indexed by node.
+    pub nodes: Vec<NodeStats>,
+    /// `/ws` subscriptions still live at the end: (node, room, last seq seen).
+    pub finals: Vec<(usize, u32, Option<u64>)>,
 }
 
 impl Stats {
@@ -77,7 +109,20 @@ impl Stats {
             window_wall_ns: 0,
             first_error: None,
             run_cpu0: 0,
+            acked: 0,
+            acked_total: 0,
+            seq_holes: 0,
+            nodes: Vec::new(),
+            finals: Vec::new(),
         }
+    }
+
+    /// Node `k`'s share (created on first use).
+    pub fn node(&mut self, k: usize) -> &mut NodeStats {
+        while self.nodes.len() <= k {
+            self.nodes.push(NodeStats::new());
+        }
+        &mut self.nodes[k]
     }
 
     pub fn interval(&mut self, sec: usize) -> &mut Interval {
@@ -149,11 +194,44 @@ pub struct ThreadUsage {
     pub utilisation: f64,
 }
 
+/// One target's figures: what the subscribers connected to it saw.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeSummary {
+    /// Position in the target list (`--url` order).
+    pub node: usize,
+    pub url: String,
+    pub publishers: usize,
+    pub subscriber_connections: usize,
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    /// Room seqs that never reached a `/ws` subscription here (holes between deliveries).
+    pub seq_holes: u64,
+    /// `/ws` subscriptions here still live at the end.
+    pub live_subscriptions: u64,
+    /// Σ over those of (the room's highest acknowledged seq − the last seq the
+    /// subscription saw): acknowledged publishes it never got. Must be 0.
+    pub acked_unseen: u64,
+    pub latency: Percentiles,
+}
+
 /// Everything one measurement produced. (`Default` only so tests can build one by hand.)
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
     pub scenario: String,
+    /// The target, or every node's joined with ` + ` (details in `nodes`).
     pub target: String,
+    /// Where publishers and subscribers were placed over the nodes.
+    pub placement: String,
+    /// Per target (node), in `--url` order.
+    pub nodes: Vec<NodeSummary>,
+    /// `/ws` publishes acknowledged during the window, and per second of it.
+    pub acked: u64,
+    pub acked_per_s: f64,
+    /// Room seqs that never reached a `/ws` subscription, and acknowledged publishes a
+    /// subscription live at the end never got (all nodes).
+    pub seq_holes: u64,
+    pub acked_unseen: u64,
     pub offered_rate_hz: f64,
     pub warmup_s: f64,
     pub duration_s: f64,
@@ -230,6 +308,17 @@ pub fn merge(all: &[Stats]) -> (Stats, Vec<Vec<u64>>) {
         m.sub_failures += s.sub_failures;
         m.disconnects += s.disconnects;
         m.send_skipped += s.send_skipped;
+        m.acked += s.acked;
+        m.acked_total += s.acked_total;
+        m.seq_holes += s.seq_holes;
+        for (k, n) in s.nodes.iter().enumerate() {
+            let dst = m.node(k);
+            dst.expected += n.expected;
+            dst.received += n.received;
+            dst.seq_holes += n.seq_holes;
+            dst.lat.add(&n.lat).ok();
+        }
+        m.finals.extend_from_slice(&s.finals);
         for (i, iv) in s.intervals.iter().enumerate() {
             let dst = m.interval(i);
             dst.sent += iv.sent;

@@ -55,17 +55,28 @@ fn read_client_frame(r: &mut impl Read) -> Option<(u8, Vec<u8>)> {
 
 /// Thread-per-connection server: `/ws/<room>/` = room-per-URL, `/ws` = multiplexed.
 fn start_server() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+    start_cluster(1)[0]
+}
+
+/// `n` listening ports sharing one set of rooms and seqs: a stand-in for a cluster, where a
+/// publish on any node reaches subscribers on every node with one seq.
+fn start_cluster(n: usize) -> Vec<u16> {
     let rooms: Rooms = Arc::default();
     let seqs: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
-    std::thread::spawn(move || {
-        for s in l.incoming().flatten() {
+    (0..n)
+        .map(|_| {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
             let (rooms, seqs) = (rooms.clone(), seqs.clone());
-            std::thread::spawn(move || serve(s, rooms, seqs));
-        }
-    });
-    port
+            std::thread::spawn(move || {
+                for s in l.incoming().flatten() {
+                    let (rooms, seqs) = (rooms.clone(), seqs.clone());
+                    std::thread::spawn(move || serve(s, rooms, seqs));
+                }
+            });
+            port
+        })
+        .collect()
 }
 
 fn broadcast(rooms: &Rooms, room: &str, frame: &[u8]) {
@@ -248,6 +259,51 @@ fn multiplexed_ws_against_test_server() {
     assert_clean(&s);
 }
 
+/// Three nodes, publishers on node 0, subscribers on nodes 1 and 2: every delivery crosses
+/// nodes; the report names every node and each node's share adds up.
+#[test]
+fn several_targets_with_publishers_on_one_node() {
+    let ports = start_cluster(3);
+    let urls: Vec<String> = ports.iter().map(|p| format!("ws://127.0.0.1:{p}/ws")).collect();
+    let f = scenario_file();
+    let (v, stdout) = run_loadgen_json(&[
+        "run",
+        "--url",
+        &urls[0],
+        "--url",
+        &format!("{},{}", urls[1], urls[2]),
+        "--publish-node",
+        "0",
+        "--subscribe-nodes",
+        "1-2",
+        "--scenario-file",
+        &f,
+        "--warmup",
+        "500ms",
+        "--duration",
+        "1500ms",
+    ]);
+    let s = &v["runs"][0];
+    assert_clean(s);
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"));
+    assert_eq!(s["target"].as_str().unwrap(), urls.join(" + "));
+    let nodes = s["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3);
+    for (k, node) in nodes.iter().enumerate() {
+        assert_eq!(node["url"].as_str().unwrap(), urls[k]);
+        assert!(stdout.contains(&urls[k]), "{stdout}");
+        assert_eq!((n(node, "lost"), n(node, "seq_holes"), n(node, "acked_unseen")), (0, 0, 0), "{node}");
+    }
+    assert_eq!((n(&nodes[0], "publishers"), n(&nodes[0], "subscriber_connections")), (3, 0));
+    assert_eq!((n(&nodes[1], "publishers"), n(&nodes[1], "subscriber_connections")), (0, 5));
+    assert_eq!((n(&nodes[2], "publishers"), n(&nodes[2], "subscriber_connections")), (0, 5));
+    assert_eq!(n(&nodes[0], "expected"), 0);
+    assert_eq!(n(&nodes[1], "received") + n(&nodes[2], "received"), n(s, "received"));
+    assert_eq!(n(&nodes[1], "live_subscriptions") + n(&nodes[2], "live_subscriptions"), 10);
+    // Each publish goes to two rooms and is acknowledged once per room.
+    assert!(n(s, "acked") > 0 && n(s, "seq_holes") == 0 && n(s, "acked_unseen") == 0, "{s}");
+}
+
 /// `--compare` with `--server-pids` (the in-test server runs in this process) and `--repeat`:
 /// per-side server CPU and RSS, the side-by-side table and the runs-in-a-row lines.
 #[test]
@@ -301,6 +357,25 @@ fn flag_misuse_is_a_clean_error() {
             "--server-pids",
         ),
         (&["run", "--server-pids", "1,2"][..], "--compare"),
+        (
+            &["run", "--url", "ws://127.0.0.1:1/ws,ws://127.0.0.1:2/ws", "--publish-node", "2"][..],
+            "there are 2 targets",
+        ),
+        (
+            &["run", "--url", "ws://127.0.0.1:1/ws", "--subscribe-nodes", "0,1"][..],
+            "there is 1 target, node 0",
+        ),
+        (
+            &[
+                "run",
+                "--compare",
+                "ws://127.0.0.1:1/ws",
+                "ws://127.0.0.1:2/ws",
+                "--url",
+                "ws://a/ws,ws://b/ws",
+            ][..],
+            "one target per side",
+        ),
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_shardcast-loadgen")).args(args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

@@ -33,6 +33,8 @@ pub struct ConnSpec {
     pub rooms: Vec<u32>,
     pub path: String,
     pub src: Option<Ipv4Addr>,
+    /// Which target (cluster node) it connects to: an index into the worker's nodes.
+    pub node: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,10 @@ pub(super) enum St {
 pub(super) const SLOT_PENDING: u8 = 0;
 pub(super) const SLOT_OK: u8 = 1;
 pub(super) const SLOT_DEAD: u8 = 2;
+/// `seq_last` of a subscription whose base the client does not know yet.
+pub(super) const SEQ_UNKNOWN: u64 = u64::MAX;
+/// The first request id of a connection (`next_id`); above the `sub` ids (1..=rooms).
+pub(super) const FIRST_PUB_ID: u64 = 1_000_000;
 
 pub(super) struct Conn {
     pub(super) fd: RawFd,
@@ -56,6 +62,10 @@ pub(super) struct Conn {
     pub(super) slot_state: Vec<u8>,
     /// Per slot: publisher id → last seq seen.
     pub(super) last: Vec<HashMap<u32, u64>>,
+    /// Per slot (`/ws` only): the room's highest `seq` seen, from the `ok` of the `sub` on
+    /// ([`SEQ_UNKNOWN`] before), to count holes and, at the end, acknowledged publishes
+    /// never delivered.
+    pub(super) seq_last: Vec<u64>,
     pub(super) room_map: HashMap<Box<[u8]>, u32>,
     pub(super) leftover: Vec<u8>,
     pub(super) need: usize,
@@ -70,7 +80,8 @@ impl Worker {
         while self.connecting < MAX_CONNECTING_PER_THREAD && self.next_start < self.conns.len() {
             let i = self.next_start;
             self.next_start += 1;
-            match sys::connect_nonblocking(self.dst, self.conns[i].spec.src) {
+            let dst = self.nodes[self.conns[i].spec.node].dst;
+            match sys::connect_nonblocking(dst, self.conns[i].spec.src) {
                 Ok(fd) => {
                     let c = &mut self.conns[i];
                     c.fd = fd;
@@ -84,7 +95,7 @@ impl Worker {
                 Err(e) => {
                     self.conns[i].st = St::Connecting;
                     self.connecting += 1;
-                    self.fail(i, format!("connect {}: {e}", self.dst));
+                    self.fail(i, format!("connect {dst}: {e}"));
                 }
             }
         }
@@ -133,16 +144,18 @@ impl Worker {
             return;
         }
         if self.conns[i].st == St::Connecting {
+            let node = &self.nodes[self.conns[i].spec.node];
             if let Err(e) = sys::socket_error(self.conns[i].fd) {
-                self.fail(i, format!("connect {}: {e}", self.dst));
+                let dst = node.dst;
+                self.fail(i, format!("connect {dst}: {e}"));
                 return;
             }
             if flags & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) as u32 == 0 {
                 return;
             }
             let url = ws::WsUrl {
-                host: self.host.clone(),
-                port: self.dst.port(),
+                host: node.host.clone(),
+                port: node.dst.port(),
                 path: self.conns[i].spec.path.clone(),
             };
             let mut key = [0u8; 16];
@@ -249,7 +262,8 @@ impl Worker {
             match ws::parse_handshake_response(buf, &self.conns[i].accept) {
                 Handshake::Incomplete => return 0,
                 Handshake::Failed(why) => {
-                    self.fail(i, format!("handshake with {}{}: {why}", self.host, self.conns[i].spec.path));
+                    let host = &self.nodes[self.conns[i].spec.node].host;
+                    self.fail(i, format!("handshake with {host}{}: {why}", self.conns[i].spec.path));
                     return buf.len();
                 }
                 Handshake::Done(n) => {

@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::sync::atomic::Ordering::*;
 
-use super::conn::{Proto, St, SLOT_DEAD, SLOT_OK, SLOT_PENDING};
+use super::conn::{Proto, St, FIRST_PUB_ID, SEQ_UNKNOWN, SLOT_DEAD, SLOT_OK, SLOT_PENDING};
 use super::Worker;
 use crate::payload::{classify_mux, stamp, MuxMsg, Stamp};
 use crate::stats::HIST_MAX_NS;
@@ -29,7 +29,7 @@ impl Worker {
                 // Joined at the handshake.
                 for (s, &r) in c.slot_state.iter_mut().zip(&c.spec.rooms) {
                     *s = SLOT_OK;
-                    self.sh.room_subs[r as usize].fetch_add(1, SeqCst);
+                    self.sh.room_subs(r, c.spec.node).fetch_add(1, SeqCst);
                 }
                 self.sh.slots_done.fetch_add(c.spec.rooms.len(), SeqCst);
             }
@@ -92,27 +92,33 @@ impl Worker {
                 }
             }
             Proto::Mux => match classify_mux(msg) {
-                MuxMsg::Data { room, stamp, .. } if !is_pub => {
+                MuxMsg::Data { room, seq, stamp } if !is_pub => {
                     let c = &self.conns[i];
                     let slot = if c.spec.rooms.len() == 1 {
                         Some(0)
                     } else {
                         c.room_map.get(room).map(|&s| s as usize)
                     };
+                    if let Some(slot) = slot {
+                        self.track_seq(i, slot, seq);
+                    }
                     match (slot, stamp) {
                         (Some(slot), Some(st)) => self.deliver(i, slot, st, now),
                         _ => self.stats.unparsed += 1,
                     }
                 }
-                MuxMsg::Ok { id: Some(id), .. } if !is_pub => {
+                MuxMsg::Ok { id: Some(id), seq } if !is_pub => {
                     let c = &mut self.conns[i];
                     let k = id as usize;
                     if (1..=c.slot_state.len()).contains(&k) && c.slot_state[k - 1] == SLOT_PENDING {
                         c.slot_state[k - 1] = SLOT_OK;
-                        self.sh.room_subs[c.spec.rooms[k - 1] as usize].fetch_add(1, SeqCst);
+                        // Live messages follow from the room's last seq at the subscription.
+                        c.seq_last[k - 1] = seq.unwrap_or(SEQ_UNKNOWN);
+                        self.sh.room_subs(c.spec.rooms[k - 1], c.spec.node).fetch_add(1, SeqCst);
                         self.sh.slots_done.fetch_add(1, SeqCst);
                     }
                 }
+                MuxMsg::Ok { id: Some(id), seq: Some(seq) } if is_pub => self.on_ack(i, id, seq, now),
                 MuxMsg::Error { id, .. } => {
                     self.stats.server_errors += 1;
                     let err = String::from_utf8_lossy(msg).into_owned();
@@ -133,6 +139,58 @@ impl Worker {
                 MuxMsg::Ok { .. } | MuxMsg::Pong | MuxMsg::Reset { .. } => {}
                 MuxMsg::Data { .. } | MuxMsg::Other => self.stats.unparsed += 1,
             },
+        }
+    }
+
+    /// A room message's `seq` on a confirmed subscription: counts the seqs that never came
+    /// between it and the previous one (a cluster node must fill holes from the stream).
+    fn track_seq(&mut self, i: usize, slot: usize, seq: u64) {
+        let c = &mut self.conns[i];
+        if c.slot_state.get(slot) != Some(&SLOT_OK) {
+            return;
+        }
+        let last = &mut c.seq_last[slot];
+        if *last != SEQ_UNKNOWN && seq > *last + 1 {
+            let missing = seq - *last - 1;
+            self.stats.seq_holes += missing;
+            self.stats.node(c.spec.node).seq_holes += missing;
+        }
+        if *last == SEQ_UNKNOWN || seq > *last {
+            *last = seq;
+        }
+    }
+
+    /// A publisher's `ok`: counts it (in the window: for acknowledged publishes per second)
+    /// and raises the room's highest acknowledged seq, which every subscriber still
+    /// connected at the end must have reached. A publisher connection's ids go up by one per
+    /// room it publishes into, in its rooms' order, so the id names the room.
+    fn on_ack(&mut self, i: usize, id: u64, seq: u64, now: u64) {
+        let rooms = &self.conns[i].spec.rooms;
+        let Some(k) = id.checked_sub(FIRST_PUB_ID) else { return };
+        let Some(&room) = rooms.get((k % rooms.len().max(1) as u64) as usize) else { return };
+        self.sh.max_acked[room as usize].fetch_max(seq, AcqRel);
+        self.stats.acked_total += 1;
+        if self.running && now >= self.win_start && now < self.win_end {
+            self.stats.acked += 1;
+        }
+    }
+
+    /// At the end of the run: each live `/ws` subscription's last seq, for the runner to
+    /// compare with the rooms' highest acknowledged seqs.
+    pub(super) fn record_finals(&mut self) {
+        if self.proto != Proto::Mux {
+            return; // no seqs to compare
+        }
+        for c in &self.conns {
+            if c.st != St::Open || c.spec.publisher.is_some() {
+                continue;
+            }
+            for (slot, &room) in c.spec.rooms.iter().enumerate() {
+                if c.slot_state[slot] == SLOT_OK {
+                    let last = c.seq_last.get(slot).copied().filter(|&s| s != SEQ_UNKNOWN);
+                    self.stats.finals.push((c.spec.node, room, last));
+                }
+            }
         }
     }
 
@@ -159,6 +217,9 @@ impl Worker {
         self.stats.received += 1;
         self.d_received += 1;
         self.stats.lat.saturating_record(lat);
+        let node = self.stats.node(c.spec.node);
+        node.received += 1;
+        node.lat.saturating_record(lat);
         let sec = (now.saturating_sub(self.t0) / 1_000_000_000) as usize;
         let iv = self.stats.interval(sec);
         iv.received += 1;

@@ -17,18 +17,18 @@ mod shared;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::net::SocketAddr;
 use std::sync::atomic::Ordering::*;
 use std::sync::Arc;
 
 pub use conn::{ConnSpec, Proto};
 pub use shared::{Ring, RingEntry, Shared, PHASE_RUN, PHASE_SETUP, PHASE_STOP};
 
+use crate::runner::Node;
 use crate::scenario::PubSpec;
 use crate::sim::{Model, Rng};
 use crate::stats::Stats;
 use crate::sys;
-use conn::{Conn, St, SLOT_PENDING};
+use conn::{Conn, St, FIRST_PUB_ID, SEQ_UNKNOWN, SLOT_PENDING};
 use publisher::LocalPub;
 
 const TIMER_TOKEN: u64 = u64::MAX;
@@ -40,8 +40,8 @@ pub struct WorkerInit {
     pub index: usize,
     pub shared: Arc<Shared>,
     pub proto: Proto,
-    pub dst: SocketAddr,
-    pub host: String,
+    /// The targets; a [`ConnSpec`]'s `node` indexes this.
+    pub nodes: Arc<Vec<Node>>,
     pub room_names: Arc<Vec<String>>,
     pub conns: Vec<ConnSpec>,
     pub publishers: Vec<PubSpec>,
@@ -50,8 +50,7 @@ pub struct WorkerInit {
 struct Worker {
     sh: Arc<Shared>,
     proto: Proto,
-    dst: SocketAddr,
-    host: String,
+    nodes: Arc<Vec<Node>>,
     room_names: Arc<Vec<String>>,
     ep: sys::Epoll,
     timer: sys::TimerFd,
@@ -112,6 +111,7 @@ pub fn run(init: WorkerInit) -> (Stats, u64) {
             fd: -1,
             st: St::Pending,
             slot_state: vec![SLOT_PENDING; if spec.publisher.is_some() { 0 } else { n }],
+            seq_last: vec![SEQ_UNKNOWN; if spec.publisher.is_some() { 0 } else { n }],
             last: if spec.publisher.is_some() { vec![] } else { vec![HashMap::new(); n] },
             spec,
             accept: String::new(),
@@ -121,7 +121,7 @@ pub fn run(init: WorkerInit) -> (Stats, u64) {
             out: Vec::new(),
             frag: Vec::new(),
             want_out: false,
-            next_id: 1_000_000,
+            next_id: FIRST_PUB_ID,
         });
     }
     let mut rng = Rng::new(0x5eed ^ (init.index as u64) << 32);
@@ -139,6 +139,7 @@ pub fn run(init: WorkerInit) -> (Stats, u64) {
                 period_ns: 1e9 / spec.rate,
                 k: 0,
                 fanout: 0,
+                fanout_nodes: Vec::new(),
                 spec,
             }
         })
@@ -147,8 +148,7 @@ pub fn run(init: WorkerInit) -> (Stats, u64) {
     let mut w = Worker {
         sh: init.shared,
         proto: init.proto,
-        dst: init.dst,
-        host: init.host,
+        nodes: init.nodes,
         room_names: init.room_names,
         ep,
         timer,
@@ -236,6 +236,7 @@ impl Worker {
             }
             self.flush_live();
         }
+        self.record_finals();
         for c in &mut self.conns {
             if c.fd >= 0 {
                 sys::close_abort(c.fd);

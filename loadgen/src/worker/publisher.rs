@@ -25,6 +25,8 @@ pub(super) struct LocalPub {
     pub(super) period_ns: f64,
     pub(super) k: u64,
     pub(super) fanout: u32,
+    /// `fanout` per node (subscribers connected to that node).
+    pub(super) fanout_nodes: Vec<u32>,
 }
 
 impl Worker {
@@ -47,7 +49,10 @@ impl Worker {
             }
         }
         for (li, p) in self.pubs.iter_mut().enumerate() {
-            p.fanout = p.spec.rooms.iter().map(|&r| self.sh.room_subs[r as usize].load(SeqCst)).sum();
+            p.fanout_nodes = (0..self.sh.nodes)
+                .map(|n| p.spec.rooms.iter().map(|&r| self.sh.room_subs(r, n).load(SeqCst)).sum())
+                .collect();
+            p.fanout = p.fanout_nodes.iter().sum();
             // Random phase within one period so publishers don't fire in lockstep.
             p.start_ns = self.t0 + (p.rng.f64() * p.period_ns) as u64;
             p.k = 0;
@@ -134,6 +139,9 @@ impl Worker {
         if in_window {
             self.stats.sent += 1;
             self.stats.expected += fanout as u64;
+            for (n, &f) in self.pubs[li].fanout_nodes.iter().enumerate() {
+                self.stats.node(n).expected += f as u64;
+            }
             self.d_sent += 1;
             self.d_expected += fanout as u64;
             self.stats.send_lag.saturating_record(now.saturating_sub(due).clamp(1, HIST_MAX_NS));

@@ -53,9 +53,22 @@ pub struct Shared {
     pub conns_done: AtomicUsize,
     pub conns_ok: AtomicUsize,
     pub slots_done: AtomicUsize,
+    /// Number of targets (cluster nodes).
+    pub nodes: usize,
+    /// Confirmed subscriptions per (room, node), at `room * nodes + node`: a publisher's
+    /// expected deliveries, per node so each node's loss is its own.
     pub room_subs: Vec<AtomicU32>,
+    /// Per room: the highest `seq` a publisher was acknowledged (`/ws` `ok` of a `pub`).
+    pub max_acked: Vec<AtomicU64>,
     pub rings: Vec<Ring>,
     pub live_sent: AtomicU64,
     pub live_expected: AtomicU64,
     pub live_received: AtomicU64,
+}
+
+impl Shared {
+    /// The counter of confirmed subscriptions of `room` on `node`.
+    pub fn room_subs(&self, room: u32, node: usize) -> &AtomicU32 {
+        &self.room_subs[room as usize * self.nodes + node]
+    }
 }
