@@ -135,12 +135,25 @@ struct NumericDate(u64);
 
 impl<'de> Deserialize<'de> for NumericDate {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = f64::deserialize(d)?;
-        if !v.is_finite() || v < 0.0 {
-            return Err(serde::de::Error::custom("a date must be a non-negative number"));
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            // Integers exactly (an f64 would round large ones).
+            Int(u64),
+            Float(f64),
         }
-        Ok(NumericDate(v.floor().min(u64::MAX as f64) as u64))
+        match Raw::deserialize(d)? {
+            Raw::Int(n) => Ok(NumericDate(n)),
+            Raw::Float(f) => numeric_date(f)
+                .map(NumericDate)
+                .ok_or_else(|| serde::de::Error::custom("a date must be a number of seconds within 0..2^64")),
+        }
     }
+}
+
+/// A fractional NumericDate as whole seconds, if it is within `0..2^64`.
+pub fn numeric_date(f: f64) -> Option<u64> {
+    (0.0..18_446_744_073_709_551_616.0).contains(&f).then(|| f.floor() as u64)
 }
 
 /// HS256 verifier. The keyed HMAC state is computed once and cloned per token, which skips

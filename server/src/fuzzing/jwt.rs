@@ -59,7 +59,11 @@ fn value(u: &mut Input, now: u64) -> (String, Kind) {
             (n.to_string(), Kind::U64(n))
         }
         2 => (format!("-{}", 1 + u.byte() as u32), Kind::Other),
-        3 => (format!("{now}.0"), Kind::Other),
+        3 => {
+            let text = format!("{now}.{}", u.byte() % 10);
+            let date = text.parse::<f64>().ok().and_then(crate::auth::numeric_date);
+            (text, date.map_or(Kind::Other, Kind::U64))
+        }
         4 => (u64::MAX.to_string() + "0", Kind::Other),
         5 => {
             let s = String::from_utf8_lossy(u.string(24)).into_owned();
