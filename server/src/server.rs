@@ -49,11 +49,14 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
     let started = Instant::now();
     let engine = Engine::start(engine_cfg, stop, move |shard: Rc<Shard>| {
         let l = listeners.lock().expect("listener list").get_mut(shard.id()).and_then(Option::take);
+        let id = shard.id();
         let ctx = ShardCtx::new(shared2.clone(), shard);
         let ready = ready_tx.clone();
         async move {
-            if let Some(l) = l {
-                shard_main(ctx, l, ready).await;
+            match (l, ctx) {
+                (Some(l), Ok(ctx)) => shard_main(ctx, l, ready).await,
+                (_, Err(e)) => tracing::error!(shard = id, "cannot create the shard's epoll instance: {e}"),
+                (None, Ok(_)) => {}
             }
         }
     })?;
@@ -84,6 +87,10 @@ async fn shard_main(
         glommio::spawn_local(demo(ctx.clone())).detach();
     }
     glommio::spawn_local(crate::keepalive::run(ctx.clone())).detach();
+    // In the input queue, like the sessions it wakes.
+    if let Ok(t) = glommio::spawn_local_into(ctx.readiness.clone().run(), shard.input_queue()) {
+        t.detach();
+    }
     let _ = ready.send(shard.id());
     drop(ready);
     loop {

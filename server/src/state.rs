@@ -15,6 +15,7 @@ use crate::auth::{ApiKey, Auth};
 use crate::config::{Config, Policy};
 use crate::metrics::{Counters, MetricsSnapshot, RejectReason};
 use crate::ratelimit::KeyedLimiter;
+use crate::readiness::Readiness;
 
 /// Size of the one read buffer a shard shares between all its connections: a socket is read
 /// into it and the bytes handed to the frame decoder at once, so an idle connection holds no
@@ -181,13 +182,17 @@ pub struct ShardCtx {
     /// HTTP publish rate per client (API key, token or IP address), bounded in size.
     pub http_limits: RefCell<KeyedLimiter>,
     pub read_buf: RefCell<Box<[u8]>>,
+    /// Readiness of the shard's WebSocket sockets (one epoll instance, one loop).
+    pub readiness: Rc<Readiness>,
 }
 
 impl ShardCtx {
-    pub fn new(shared: Arc<Shared>, shard: Rc<Shard>) -> Rc<Self> {
+    /// Fails only if the shard's epoll instance cannot be created.
+    pub fn new(shared: Arc<Shared>, shard: Rc<Shard>) -> std::io::Result<Rc<Self>> {
+        let readiness = Readiness::new()?;
         let c = &shared.config;
         let http_limits = KeyedLimiter::new(c.http_publish_rate, c.http_publish_burst, HTTP_LIMITER_CLIENTS);
-        Rc::new(ShardCtx {
+        Ok(Rc::new(ShardCtx {
             shared,
             shard,
             gate: glommio::sync::Gate::new(),
@@ -195,7 +200,8 @@ impl ShardCtx {
             expiries: RefCell::default(),
             http_limits: RefCell::new(http_limits),
             read_buf: RefCell::new(vec![0u8; SHARD_READ_BUF].into_boxed_slice()),
-        })
+            readiness,
+        }))
     }
 
     pub fn counters(&self) -> &ServerCounters {

@@ -4,8 +4,8 @@
 //!
 //! The frames are the engine's shared buffers: the iovecs point straight into them, so
 //! nothing is copied in user space. The fast path is a non-blocking `sendmsg`
-//! (`MSG_DONTWAIT`); only when the socket buffer is full does the writer fall back to
-//! glommio's `poll_write`, which waits for writability through io_uring.
+//! (`MSG_DONTWAIT`); only when the socket buffer is full does the writer wait for
+//! writability, from the shard's readiness loop ([`crate::readiness`]).
 //!
 //! Every wait for writability has a deadline: a socket that accepts no byte for the write
 //! timeout (a client that stopped reading, a half-open peer) ends the connection with
@@ -14,15 +14,13 @@
 //! resets the socket ([`reset_on_close`]) so the kernel frees its unsent bytes at once.
 
 use futures_lite::future::{or, poll_fn};
-use futures_lite::AsyncWrite;
-use glommio::net::TcpStream;
 use shardcast_engine::outbox::Entry;
 use shardcast_engine::{DeliveryMode, Shard, Subscriber};
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
+
+use crate::readiness::Socket;
 
 /// Most frames one `sendmsg` carries (the kernel's IOV_MAX).
 const MAX_IOV: usize = 1024;
@@ -36,14 +34,9 @@ const STALL_TICK: Duration = Duration::from_secs(1);
 
 /// Writes until the outbox is closed and drained (Ok) or the socket fails (Err); a socket
 /// that accepts nothing for `timeout` fails with `TimedOut`.
-pub async fn run(
-    stream: &RefCell<TcpStream>,
-    sub: &Subscriber,
-    shard: &Shard,
-    timeout: Duration,
-) -> io::Result<()> {
+pub async fn run(socket: &Socket, sub: &Subscriber, shard: &Shard, timeout: Duration) -> io::Result<()> {
     let mode = sub.mode();
-    let fd = stream.borrow().as_raw_fd();
+    let fd = socket.as_raw_fd();
     let mut batch: Vec<Entry> = Vec::new();
     let mut iov: Vec<libc::iovec> = Vec::new();
     loop {
@@ -70,10 +63,12 @@ pub async fn run(
             let n = match send_vectored(fd, &iov) {
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Socket buffer full: wait for writability (glommio tries a send first).
+                    // Socket buffer full: wait for writability, then send what is left of
+                    // this frame alone.
+                    socket.full();
                     let chunk = &batch[idx].bytes(mode)[off..];
                     // Boxed: the stalled path's state would otherwise sit in every writer.
-                    Box::pin(write_within(stream, chunk, sub, timeout)).await?
+                    Box::pin(write_within(socket, chunk, sub, timeout)).await?
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -97,7 +92,7 @@ pub async fn run(
 /// Writes some of `chunk` once the socket takes it, or fails with `TimedOut` when it takes
 /// nothing for `timeout` (for [`CLOSE_LINGER`] once the outbox is closed).
 async fn write_within(
-    stream: &RefCell<TcpStream>,
+    socket: &Socket,
     chunk: &[u8],
     sub: &Subscriber,
     timeout: Duration,
@@ -116,8 +111,7 @@ async fn write_within(
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        let write =
-            async { Some(poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, chunk)).await) };
+        let write = async { Some(socket.write(chunk).await) };
         let tick = async {
             glommio::timer::sleep(left.min(STALL_TICK)).await;
             None

@@ -13,12 +13,9 @@
 
 use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
-use futures_lite::AsyncRead;
-use glommio::net::TcpStream;
 use shardcast_engine::{envelope, Ack, Reply, SubOptions};
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
@@ -27,6 +24,7 @@ use crate::auth::Rights;
 use crate::metrics::RejectReason;
 use crate::protocol::{self, ClientOp};
 use crate::ratelimit::TokenBucket;
+use crate::readiness::Socket;
 use crate::state::{Live, ShardCtx};
 use crate::writer;
 use crate::wsframe::{Decoder, WsError, WsMessage};
@@ -49,10 +47,11 @@ struct Session {
     bucket: RefCell<TokenBucket>,
 }
 
-/// A session's start: the socket that was answered 101, the bytes that arrived with the
-/// handshake, the endpoint and the client's rights.
+/// A session's start: the socket that was answered 101 (registered with the shard's
+/// readiness loop), the bytes that arrived with the handshake, the endpoint and the
+/// client's rights.
 pub struct Start {
-    pub stream: TcpStream,
+    pub socket: Socket,
     pub early: Vec<u8>,
     pub endpoint: Endpoint,
     pub rights: Rights,
@@ -66,7 +65,7 @@ pub struct Start {
 /// connection holds this future for its whole life, and an `async fn` would also keep
 /// storage for its arguments beside the locals they are moved into.
 pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output = ()> {
-    let Start { stream, early, endpoint, rights, slot } = start;
+    let Start { socket, early, endpoint, rights, slot } = start;
     let mode = match endpoint {
         Endpoint::Mux => shardcast_engine::DeliveryMode::Envelope,
         Endpoint::Room(_) => shardcast_engine::DeliveryMode::Raw,
@@ -89,8 +88,7 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
         endpoint,
         rights,
     });
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let stream = RefCell::new(stream);
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
     async move {
         let ctx = &s.ctx;
         let sub = &s.live.sub;
@@ -102,7 +100,7 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
         sub.set_direct(writer::direct(fd));
         let write_timeout = ctx.shared.config.write_timeout;
         let writer = async {
-            if let Err(e) = writer::run(&stream, sub, &ctx.shard, write_timeout).await {
+            if let Err(e) = writer::run(&socket, sub, &ctx.shard, write_timeout).await {
                 if e.kind() == io::ErrorKind::TimedOut {
                     ctx.reject(RejectReason::WriteTimeout);
                     tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
@@ -113,7 +111,7 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
             }
         };
         let reader = async {
-            s.read_loop(&stream, early).await;
+            s.read_loop(&socket, early).await;
             pending::<()>().await
         };
         // Shutdown and idle timeouts end a session through its outbox (a close frame), so
@@ -126,7 +124,7 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
             ctx.expiries.borrow_mut().remove(&(exp, sub.id()));
         }
         Box::pin(ctx.shard.remove_subscriber(sub)).await;
-        drop(stream);
+        drop(socket);
         drop(slot);
     }
 }
@@ -135,7 +133,7 @@ impl Session {
     /// Reads until the client goes away, breaks the protocol, or the server stops. Before
     /// returning it has closed the outbox (so the writer finishes), except on shutdown,
     /// where the server closes every session after draining the engine.
-    async fn read_loop(&self, stream: &RefCell<TcpStream>, early: Vec<u8>) {
+    async fn read_loop(&self, socket: &Socket, early: Vec<u8>) {
         let mut ws = Decoder::new(self.ctx.shared.config.max_frame);
         let mut msgs: Vec<WsMessage> = Vec::new();
         let mut end = self.decode(&mut ws, &early, &mut msgs);
@@ -175,7 +173,7 @@ impl Session {
             }
             let read = poll_fn(|cx| {
                 let mut buf = self.ctx.read_buf.borrow_mut();
-                match Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf) {
+                match socket.poll_read(cx, &mut buf) {
                     Poll::Ready(Ok(0)) => Poll::Ready(None),
                     Poll::Ready(Ok(n)) => Poll::Ready(Some(self.decode(&mut ws, &buf[..n], &mut msgs))),
                     Poll::Ready(Err(_)) => Poll::Ready(None),
