@@ -323,7 +323,7 @@ async fn handshake(ctx: Rc<ShardCtx>, u: Upgrade) -> Option<ws::Start> {
         }
     };
     slot.open();
-    Some(ws::Start { socket, early, endpoint: ep, rights, slot })
+    Some(ws::Start { socket, early: early.into_boxed_slice(), endpoint: ep, rights, slot })
 }
 
 /// A place under `--max-connections`, held by a WebSocket connection from its upgrade

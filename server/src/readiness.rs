@@ -250,8 +250,8 @@ impl Socket {
         }
     }
 
-    /// Ready once the socket may take more bytes (after [`Socket::full`]).
-    pub fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// Ready once the socket may take more bytes (after a write found it full).
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
         self.readiness.with_slot(self.token, |s| {
             if s.writable {
                 Poll::Ready(())
@@ -263,14 +263,17 @@ impl Socket {
     }
 
     /// A write found the socket's buffer full: writability now waits for the next event.
-    pub fn full(&self) {
+    fn full(&self) {
         self.readiness.with_slot(self.token, |s| s.writable = false);
     }
 
     /// Writes some of `buf` now, or waits until the socket takes bytes again.
+    ///
+    /// It tries the send first, whatever the flag says (as glommio's `poll_write` does):
+    /// a writer that stalls re-enters here every tick, so even an edge the flag missed
+    /// would cost it a tick, never the connection.
     pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
         loop {
-            poll_fn(|cx| self.poll_writable(cx)).await;
             // SAFETY: a live slice of the length passed, on a socket we own.
             let r = unsafe {
                 libc::send(
@@ -285,7 +288,10 @@ impl Socket {
             }
             let e = io::Error::last_os_error();
             match e.kind() {
-                io::ErrorKind::WouldBlock => self.full(),
+                io::ErrorKind::WouldBlock => {
+                    self.full();
+                    poll_fn(|cx| self.poll_writable(cx)).await;
+                }
                 io::ErrorKind::Interrupted => {}
                 _ => return Err(e),
             }

@@ -118,7 +118,7 @@ async fn shard_main(
     }
     drop(listener);
     shard.drain().await;
-    let live: Vec<_> = ctx.live.borrow().values().cloned().collect();
+    let live: Vec<_> = ctx.live.borrow().values().filter_map(std::rc::Weak::upgrade).collect();
     for l in &live {
         l.sub.close(1001, "server shutting down", false);
     }

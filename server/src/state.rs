@@ -3,19 +3,19 @@
 //! ([`ShardCtx`], `Rc`, core-local).
 
 use rustc_hash::FxHashMap;
-use shardcast_engine::{RoomSettings, Shard, Stats, Subscriber};
-use std::cell::{Cell, RefCell};
+use shardcast_engine::{RoomSettings, Shard, Stats};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::auth::{ApiKey, Auth};
 use crate::config::{Config, Policy};
 use crate::metrics::{Counters, MetricsSnapshot, RejectReason};
 use crate::ratelimit::KeyedLimiter;
 use crate::readiness::Readiness;
+use crate::ws::Session;
 
 /// Size of the one read buffer a shard shares between all its connections: a socket is read
 /// into it and the bytes handed to the frame decoder at once, so an idle connection holds no
@@ -160,13 +160,6 @@ pub fn engine_policy(p: Policy) -> shardcast_engine::Policy {
     }
 }
 
-/// A session as the shard's sweeps see it.
-pub struct Live {
-    pub sub: Rc<Subscriber>,
-    /// When the client last sent anything (a pong counts).
-    pub last_rx: Cell<Instant>,
-}
-
 /// One shard's server-side state.
 pub struct ShardCtx {
     pub shared: Arc<Shared>,
@@ -174,8 +167,9 @@ pub struct ShardCtx {
     /// Every connection task enters this gate; shutdown waits for it to empty.
     pub gate: glommio::sync::Gate,
     /// Open WebSocket sessions: pinged and idle-checked by one sweep per shard, closed
-    /// with 1001 at shutdown.
-    pub live: RefCell<FxHashMap<u64, Rc<Live>>>,
+    /// with 1001 at shutdown. Weak: each session is owned by its own future, and the map
+    /// keeps no second allocation per session alive.
+    pub live: RefCell<FxHashMap<u64, Weak<Session>>>,
     /// Sessions opened with a token, by (`exp`, connection id): the sweep closes each as its
     /// token expires, in O(log n) per session.
     pub expiries: RefCell<BTreeSet<(u64, u64)>>,

@@ -34,57 +34,65 @@ const STALL_TICK: Duration = Duration::from_secs(1);
 
 /// Writes until the outbox is closed and drained (Ok) or the socket fails (Err); a socket
 /// that accepts nothing for `timeout` fails with `TimedOut`.
-pub async fn run(socket: &Socket, sub: &Subscriber, shard: &Shard, timeout: Duration) -> io::Result<()> {
-    let mode = sub.mode();
-    let fd = socket.as_raw_fd();
-    let mut batch: Vec<Entry> = Vec::new();
-    let mut iov: Vec<libc::iovec> = Vec::new();
-    loop {
-        batch.clear();
-        // Wait for something to send, then (if this connection wrote less than the
-        // coalescing window ago) for the window to pass, so the rest of the burst joins.
-        if !poll_fn(|cx| sub.poll_ready(cx)).await {
-            return Ok(());
-        }
-        let delay = sub.write_delay(std::time::Instant::now(), shard.coalesce_window());
-        if !delay.is_zero() {
-            glommio::timer::sleep(delay).await;
-        }
-        if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
-            return Ok(());
-        }
-        let (mut idx, mut off) = (0usize, 0usize);
-        while idx < batch.len() {
-            iov.clear();
-            for (i, e) in batch[idx..].iter().enumerate() {
-                let b = &e.bytes(mode)[if i == 0 { off } else { 0 }..];
-                iov.push(libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() });
+///
+/// Every session holds this future while idle: it is no `async fn` (which would keep its
+/// arguments twice), and the coalescing wait is boxed.
+pub fn run<'a>(
+    socket: &'a Socket,
+    sub: &'a Subscriber,
+    shard: &'a Shard,
+    timeout: Duration,
+) -> impl std::future::Future<Output = io::Result<()>> + 'a {
+    let (mode, fd) = (sub.mode(), socket.as_raw_fd());
+    async move {
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut iov: Vec<libc::iovec> = Vec::new();
+        loop {
+            batch.clear();
+            // Wait for something to send, then (if this connection wrote less than the
+            // coalescing window ago) for the window to pass, so the rest of the burst joins.
+            if !poll_fn(|cx| sub.poll_ready(cx)).await {
+                return Ok(());
             }
-            let n = match send_vectored(fd, &iov) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Socket buffer full: wait for writability, then send what is left of
-                    // this frame alone.
-                    socket.full();
-                    let chunk = &batch[idx].bytes(mode)[off..];
-                    // Boxed: the stalled path's state would otherwise sit in every writer.
-                    Box::pin(write_within(socket, chunk, sub, timeout)).await?
+            let delay = sub.write_delay(std::time::Instant::now(), shard.coalesce_window());
+            if !delay.is_zero() {
+                Box::pin(glommio::timer::sleep(delay)).await;
+            }
+            if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
+                return Ok(());
+            }
+            let (mut idx, mut off) = (0usize, 0usize);
+            while idx < batch.len() {
+                iov.clear();
+                for (i, e) in batch[idx..].iter().enumerate() {
+                    let b = &e.bytes(mode)[if i == 0 { off } else { 0 }..];
+                    iov.push(libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() });
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+                let n = match send_vectored(fd, &iov) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Socket buffer full: wait for writability, then send what is left of
+                        // this frame alone.
+                        let chunk = &batch[idx].bytes(mode)[off..];
+                        // Boxed: the stalled path's state would otherwise sit in every writer.
+                        Box::pin(write_within(socket, chunk, sub, timeout)).await?
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                advance(&batch, mode, &mut idx, &mut off, n);
             }
-            advance(&batch, mode, &mut idx, &mut off, n);
-        }
-        sub.batch_written();
-        // Frames sent: the buffers' memory goes back too unless more is already queued, so
-        // an idle connection holds none (one allocation per burst costs far less than its
-        // write). (Otherwise the loop's top clears `batch` for reuse.)
-        if sub.queued_bytes() == 0 {
-            batch = Vec::new();
-            iov = Vec::new();
+            sub.batch_written();
+            // Frames sent: the buffers' memory goes back too unless more is already queued, so
+            // an idle connection holds none (one allocation per burst costs far less than its
+            // write). (Otherwise the loop's top clears `batch` for reuse.)
+            if sub.queued_bytes() == 0 {
+                batch = Vec::new();
+                iov = Vec::new();
+            }
         }
     }
 }
