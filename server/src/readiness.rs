@@ -140,10 +140,20 @@ impl Readiness {
     /// event to its slot. Runs until the executor drops it (the shard ends).
     pub async fn run(self: Rc<Self>) {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        let mut failing = false;
         loop {
-            if let Err(e) = self.wait().await {
-                tracing::warn!("waiting on the shard's epoll instance failed: {e}");
-                glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+            // The wait needs one spare fd; at the process's fd limit it fails until one is
+            // freed. Events wait in the epoll instance meanwhile; poll it every 10 ms and say
+            // so once per streak.
+            match self.wait().await {
+                Ok(()) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!("waiting on the shard's epoll instance failed: {e}; polling it");
+                    }
+                    failing = true;
+                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                }
             }
             loop {
                 // SAFETY: `events` has room for EVENTS entries; a zero timeout never blocks.
