@@ -11,16 +11,16 @@
 //! (40 bytes) and the kernel's epoll item.
 //!
 //! Edge-triggered events say "something changed", never "still ready". So each slot keeps a
-//! `readable` and a `writable` flag: events set them, and the session clears one when a read
-//! finds the socket drained (it returned less than asked, or `EAGAIN`) or a write finds it
-//! full. A session waits only while its flag is clear, and an event that arrives while
-//! nobody waits stays in the flag. Invariant: a clear flag means the session saw the socket
-//! drained (or full) after the last event for it, so the kernel will report the next change.
+//! `readable` and a `writable` flag: events set them, and the session clears one only when a
+//! read or write fails with `EAGAIN` (the canonical edge-triggered loop: read until it would
+//! block). A session waits only while its flag is clear, and an event that arrives while
+//! nobody waits stays in the flag. Invariant: a clear flag means the session saw `EAGAIN`
+//! after the last event for it, so the kernel will report the next change.
 //!
 //! Slots are reused; a token carries the slot's generation so that an event for a slot's
 //! previous owner wakes nobody.
 
-use futures_lite::future::poll_fn;
+use futures_lite::future::{or, poll_fn};
 use futures_lite::AsyncRead;
 use std::cell::RefCell;
 use std::io;
@@ -31,6 +31,10 @@ use std::task::{Context, Poll, Waker};
 
 /// Most events harvested by one `epoll_wait` (more are taken in further calls).
 const EVENTS: usize = 256;
+
+/// The longest the readiness loop waits on its armed poll before it harvests and re-arms
+/// anyway (see [`Readiness::run`]); an idle shard's keepalive already ticks as often.
+const SAFETY_NET: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One registered socket's readiness.
 #[derive(Default)]
@@ -145,7 +149,17 @@ impl Readiness {
             // The wait needs one spare fd; at the process's fd limit it fails until one is
             // freed. Events wait in the epoll instance meanwhile; poll it every 10 ms and say
             // so once per streak.
-            match self.wait().await {
+            //
+            // The wait is also bounded by [`SAFETY_NET`]: every session of the shard depends
+            // on this one armed poll, so a completion that never came (during compares on a
+            // heavily loaded host a shard once stopped reading for seconds, cause not found)
+            // must cost at most that long: the poll is then dropped (cancelled) and re-armed
+            // after a harvest.
+            let waited = or(self.wait(), async {
+                glommio::timer::sleep(SAFETY_NET).await;
+                Ok(())
+            });
+            match waited.await {
                 Ok(()) => failing = false,
                 Err(e) => {
                     if !failing {
@@ -244,12 +258,10 @@ impl Socket {
                 libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
             };
             if r >= 0 {
-                let n = r as usize;
-                if n > 0 && n < buf.len() {
-                    // Fewer bytes than asked: the socket is drained for now.
-                    self.readiness.with_slot(self.token, |s| s.readable = false);
-                }
-                return Poll::Ready(Ok(n));
+                // Even a short read proves nothing: only `EAGAIN` clears the flag (an edge
+                // is reported once, and a read that stops short of a later arrival would
+                // otherwise wait for an event that already came).
+                return Poll::Ready(Ok(r as usize));
             }
             let e = io::Error::last_os_error();
             match e.kind() {
@@ -376,7 +388,8 @@ mod tests {
             });
             let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
             assert_eq!(&buf[..n], b"hello");
-            // Drained (5 < 64): the next read waits for the next event, then gets it.
+            // Drained: the next read finds nothing (EAGAIN), waits for the next event, then
+            // gets it.
             let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
             assert_eq!(&buf[..n], b"again");
             drop(wrote.await);
