@@ -315,8 +315,15 @@ async fn handshake(ctx: Rc<ShardCtx>, u: Upgrade) -> Option<ws::Start> {
     if stream.write_all(&http::switching_protocols(&accept)).await.is_err() {
         return None;
     }
+    let socket = match ctx.readiness.adopt(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("cannot register the upgraded socket: {e}");
+            return None;
+        }
+    };
     slot.open();
-    Some(ws::Start { stream, early, endpoint: ep, rights, slot })
+    Some(ws::Start { socket, early: early.into_boxed_slice(), endpoint: ep, rights, slot })
 }
 
 /// A place under `--max-connections`, held by a WebSocket connection from its upgrade

@@ -21,7 +21,8 @@ use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::metrics::RejectReason;
-use crate::state::{Live, ShardCtx};
+use crate::state::ShardCtx;
+use crate::ws::Session;
 
 /// How often the token-expiry index is checked.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
@@ -59,7 +60,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
         if round.is_over(now) {
             // Weak: a session that ends during the round frees its subscriber (and any
             // frames still queued for it) at once, not when the round is over.
-            let live: Vec<Weak<Live>> = ctx.live.borrow().values().map(Rc::downgrade).collect();
+            let live: Vec<Weak<Session>> = ctx.live.borrow().values().cloned().collect();
             round = PingRound::new(live, now, cfg.ping_interval, tick);
         }
         for l in round.next_slice().iter().filter_map(Weak::upgrade) {
@@ -112,7 +113,8 @@ fn close_expired(ctx: &ShardCtx, now: u64) {
         e.first().is_some_and(|&(exp, _)| exp <= now).then(|| e.pop_first()).flatten()
     };
     while let Some((_, id)) = expired(&mut ctx.expiries.borrow_mut()) {
-        if let Some(l) = ctx.live.borrow().get(&id) {
+        let session = ctx.live.borrow().get(&id).and_then(Weak::upgrade);
+        if let Some(l) = session {
             ctx.reject(RejectReason::TokenExpired);
             l.sub.close(1008, "token expired", false);
         }

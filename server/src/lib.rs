@@ -30,6 +30,8 @@
 //!   out); [`wsconfig`] — tungstenite set up as the session's decoder was, the fuzz reference.
 //! * [`keepalive`] — token expiry, pings spread over the interval, idle timeouts, per shard.
 //! * [`writer`] — coalesced vectored writes of every queued frame. [`api`] — the HTTP endpoints.
+//! * [`readiness`] — one epoll instance per shard for the sessions' sockets (no glommio poll
+//!   armed per idle connection).
 //! * [`state`] — process-wide settings/counters and per-shard registries. [`shutdown`] — signals.
 
 pub mod api;
@@ -48,6 +50,7 @@ pub mod metrics;
 pub mod page;
 pub mod protocol;
 pub mod ratelimit;
+pub mod readiness;
 pub mod server;
 pub mod shutdown;
 pub mod state;

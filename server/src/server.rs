@@ -70,11 +70,14 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
     let started = Instant::now();
     let engine = Engine::start(engine_cfg, stop, move |shard: Rc<Shard>| {
         let l = listeners.lock().expect("listener list").get_mut(shard.id()).and_then(Option::take);
+        let id = shard.id();
         let ctx = ShardCtx::new(shared2.clone(), shard);
         let ready = ready_tx.clone();
         async move {
-            if let Some(l) = l {
-                shard_main(ctx, l, ready).await;
+            match (l, ctx) {
+                (Some(l), Ok(ctx)) => shard_main(ctx, l, ready).await,
+                (_, Err(e)) => tracing::error!(shard = id, "cannot create the shard's epoll instance: {e}"),
+                (None, Ok(_)) => {}
             }
         }
     })?;
@@ -119,6 +122,10 @@ async fn shard_main(
             }
         });
     }
+    // In the input queue, like the sessions it wakes.
+    if let Ok(t) = glommio::spawn_local_into(ctx.readiness.clone().run(), shard.input_queue()) {
+        t.detach();
+    }
     let _ = ready.send(shard.id());
     drop(ready);
     loop {
@@ -146,7 +153,7 @@ async fn shard_main(
     }
     drop(listener);
     shard.drain().await;
-    let live: Vec<_> = ctx.live.borrow().values().cloned().collect();
+    let live: Vec<_> = ctx.live.borrow().values().filter_map(std::rc::Weak::upgrade).collect();
     for l in &live {
         l.sub.close(1001, "server shutting down", false);
     }

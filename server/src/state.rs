@@ -3,18 +3,19 @@
 //! ([`ShardCtx`], `Rc`, core-local).
 
 use rustc_hash::FxHashMap;
-use shardcast_engine::{RoomSettings, Shard, Stats, Subscriber};
-use std::cell::{Cell, RefCell};
+use shardcast_engine::{RoomSettings, Shard, Stats};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::auth::{ApiKey, Auth};
 use crate::config::{Config, Policy};
 use crate::metrics::{Counters, MetricsSnapshot, RejectReason};
 use crate::ratelimit::KeyedLimiter;
+use crate::readiness::Readiness;
+use crate::ws::Session;
 
 /// Size of the one read buffer a shard shares between all its connections: a socket is read
 /// into it and the bytes handed to the frame decoder at once, so an idle connection holds no
@@ -168,13 +169,6 @@ pub fn engine_policy(p: Policy) -> shardcast_engine::Policy {
     }
 }
 
-/// A session as the shard's sweeps see it.
-pub struct Live {
-    pub sub: Rc<Subscriber>,
-    /// When the client last sent anything (a pong counts).
-    pub last_rx: Cell<Instant>,
-}
-
 /// One shard's server-side state.
 pub struct ShardCtx {
     pub shared: Arc<Shared>,
@@ -182,21 +176,26 @@ pub struct ShardCtx {
     /// Every connection task enters this gate; shutdown waits for it to empty.
     pub gate: glommio::sync::Gate,
     /// Open WebSocket sessions: pinged and idle-checked by one sweep per shard, closed
-    /// with 1001 at shutdown.
-    pub live: RefCell<FxHashMap<u64, Rc<Live>>>,
+    /// with 1001 at shutdown. Weak: each session is owned by its own future, and the map
+    /// keeps no second allocation per session alive.
+    pub live: RefCell<FxHashMap<u64, Weak<Session>>>,
     /// Sessions opened with a token, by (`exp`, connection id): the sweep closes each as its
     /// token expires, in O(log n) per session.
     pub expiries: RefCell<BTreeSet<(u64, u64)>>,
     /// HTTP publish rate per client (API key, token or IP address), bounded in size.
     pub http_limits: RefCell<KeyedLimiter>,
     pub read_buf: RefCell<Box<[u8]>>,
+    /// Readiness of the shard's WebSocket sockets (one epoll instance, one loop).
+    pub readiness: Rc<Readiness>,
 }
 
 impl ShardCtx {
-    pub fn new(shared: Arc<Shared>, shard: Rc<Shard>) -> Rc<Self> {
+    /// Fails only if the shard's epoll instance cannot be created.
+    pub fn new(shared: Arc<Shared>, shard: Rc<Shard>) -> std::io::Result<Rc<Self>> {
+        let readiness = Readiness::new()?;
         let c = &shared.config;
         let http_limits = KeyedLimiter::new(c.http_publish_rate, c.http_publish_burst, HTTP_LIMITER_CLIENTS);
-        Rc::new(ShardCtx {
+        Ok(Rc::new(ShardCtx {
             shared,
             shard,
             gate: glommio::sync::Gate::new(),
@@ -204,7 +203,8 @@ impl ShardCtx {
             expiries: RefCell::default(),
             http_limits: RefCell::new(http_limits),
             read_buf: RefCell::new(vec![0u8; SHARD_READ_BUF].into_boxed_slice()),
-        })
+            readiness,
+        }))
     }
 
     pub fn counters(&self) -> &ServerCounters {

@@ -4,8 +4,8 @@
 //!
 //! The frames are the engine's shared buffers: the iovecs point straight into them, so
 //! nothing is copied in user space. The fast path is a non-blocking `sendmsg`
-//! (`MSG_DONTWAIT`); only when the socket buffer is full does the writer fall back to
-//! glommio's `poll_write`, which waits for writability through io_uring.
+//! (`MSG_DONTWAIT`); only when the socket buffer is full does the writer wait for
+//! writability, from the shard's readiness loop ([`crate::readiness`]).
 //!
 //! Every wait for writability has a deadline: a socket that accepts no byte for the write
 //! timeout (a client that stopped reading, a half-open peer) ends the connection with
@@ -14,15 +14,13 @@
 //! resets the socket ([`reset_on_close`]) so the kernel frees its unsent bytes at once.
 
 use futures_lite::future::{or, poll_fn};
-use futures_lite::AsyncWrite;
-use glommio::net::TcpStream;
 use shardcast_engine::outbox::Entry;
 use shardcast_engine::{DeliveryMode, Shard, Subscriber};
-use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::pin::Pin;
 use std::time::{Duration, Instant};
+
+use crate::readiness::Socket;
 
 /// Most frames one `sendmsg` carries (the kernel's IOV_MAX).
 const MAX_IOV: usize = 1024;
@@ -36,60 +34,65 @@ const STALL_TICK: Duration = Duration::from_secs(1);
 
 /// Writes until the outbox is closed and drained (Ok) or the socket fails (Err); a socket
 /// that accepts nothing for `timeout` fails with `TimedOut`.
-pub async fn run(
-    stream: &RefCell<TcpStream>,
-    sub: &Subscriber,
-    shard: &Shard,
+///
+/// Every session holds this future while idle: it is no `async fn` (which would keep its
+/// arguments twice), and the coalescing wait is boxed.
+pub fn run<'a>(
+    socket: &'a Socket,
+    sub: &'a Subscriber,
+    shard: &'a Shard,
     timeout: Duration,
-) -> io::Result<()> {
-    let mode = sub.mode();
-    let fd = stream.borrow().as_raw_fd();
-    let mut batch: Vec<Entry> = Vec::new();
-    let mut iov: Vec<libc::iovec> = Vec::new();
-    loop {
-        batch.clear();
-        // Wait for something to send, then (if this connection wrote less than the
-        // coalescing window ago) for the window to pass, so the rest of the burst joins.
-        if !poll_fn(|cx| sub.poll_ready(cx)).await {
-            return Ok(());
-        }
-        let delay = sub.write_delay(std::time::Instant::now(), shard.coalesce_window());
-        if !delay.is_zero() {
-            glommio::timer::sleep(delay).await;
-        }
-        if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
-            return Ok(());
-        }
-        let (mut idx, mut off) = (0usize, 0usize);
-        while idx < batch.len() {
-            iov.clear();
-            for (i, e) in batch[idx..].iter().enumerate() {
-                let b = &e.bytes(mode)[if i == 0 { off } else { 0 }..];
-                iov.push(libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() });
+) -> impl std::future::Future<Output = io::Result<()>> + 'a {
+    let (mode, fd) = (sub.mode(), socket.as_raw_fd());
+    async move {
+        let mut batch: Vec<Entry> = Vec::new();
+        let mut iov: Vec<libc::iovec> = Vec::new();
+        loop {
+            batch.clear();
+            // Wait for something to send, then (if this connection wrote less than the
+            // coalescing window ago) for the window to pass, so the rest of the burst joins.
+            if !poll_fn(|cx| sub.poll_ready(cx)).await {
+                return Ok(());
             }
-            let n = match send_vectored(fd, &iov) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // Socket buffer full: wait for writability (glommio tries a send first).
-                    let chunk = &batch[idx].bytes(mode)[off..];
-                    // Boxed: the stalled path's state would otherwise sit in every writer.
-                    Box::pin(write_within(stream, chunk, sub, timeout)).await?
+            let delay = sub.write_delay(std::time::Instant::now(), shard.coalesce_window());
+            if !delay.is_zero() {
+                Box::pin(glommio::timer::sleep(delay)).await;
+            }
+            if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
+                return Ok(());
+            }
+            let (mut idx, mut off) = (0usize, 0usize);
+            while idx < batch.len() {
+                iov.clear();
+                for (i, e) in batch[idx..].iter().enumerate() {
+                    let b = &e.bytes(mode)[if i == 0 { off } else { 0 }..];
+                    iov.push(libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() });
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+                let n = match send_vectored(fd, &iov) {
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        // Socket buffer full: wait for writability, then send what is left of
+                        // this frame alone.
+                        let chunk = &batch[idx].bytes(mode)[off..];
+                        // Boxed: the stalled path's state would otherwise sit in every writer.
+                        Box::pin(write_within(socket, chunk, sub, timeout)).await?
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                advance(&batch, mode, &mut idx, &mut off, n);
             }
-            advance(&batch, mode, &mut idx, &mut off, n);
-        }
-        sub.batch_written();
-        // Frames sent: the buffers' memory goes back too unless more is already queued, so
-        // an idle connection holds none (one allocation per burst costs far less than its
-        // write). (Otherwise the loop's top clears `batch` for reuse.)
-        if sub.queued_bytes() == 0 {
-            batch = Vec::new();
-            iov = Vec::new();
+            sub.batch_written();
+            // Frames sent: the buffers' memory goes back too unless more is already queued, so
+            // an idle connection holds none (one allocation per burst costs far less than its
+            // write). (Otherwise the loop's top clears `batch` for reuse.)
+            if sub.queued_bytes() == 0 {
+                batch = Vec::new();
+                iov = Vec::new();
+            }
         }
     }
 }
@@ -97,7 +100,7 @@ pub async fn run(
 /// Writes some of `chunk` once the socket takes it, or fails with `TimedOut` when it takes
 /// nothing for `timeout` (for [`CLOSE_LINGER`] once the outbox is closed).
 async fn write_within(
-    stream: &RefCell<TcpStream>,
+    socket: &Socket,
     chunk: &[u8],
     sub: &Subscriber,
     timeout: Duration,
@@ -116,8 +119,7 @@ async fn write_within(
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        let write =
-            async { Some(poll_fn(|cx| Pin::new(&mut *stream.borrow_mut()).poll_write(cx, chunk)).await) };
+        let write = async { Some(socket.write(chunk).await) };
         let tick = async {
             glommio::timer::sleep(left.min(STALL_TICK)).await;
             None

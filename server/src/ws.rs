@@ -13,12 +13,10 @@
 
 use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
-use futures_lite::AsyncRead;
-use glommio::net::TcpStream;
-use shardcast_engine::{envelope, Ack, Reply, SubOptions};
+use shardcast_engine::{envelope, Ack, Reply, SubOptions, Subscriber};
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Poll;
 use std::time::Instant;
@@ -27,7 +25,8 @@ use crate::auth::Rights;
 use crate::metrics::RejectReason;
 use crate::protocol::{self, ClientOp};
 use crate::ratelimit::TokenBucket;
-use crate::state::{Live, ShardCtx};
+use crate::readiness::Socket;
+use crate::state::ShardCtx;
 use crate::writer;
 use crate::wsframe::{Decoder, WsError, WsMessage};
 
@@ -40,20 +39,26 @@ pub enum Endpoint {
     Room(String),
 }
 
-struct Session {
+/// A session's state apart from its futures: one allocation, owned by the session's future;
+/// the shard's live map and its sweeps hold it weakly.
+pub struct Session {
+    pub sub: Rc<Subscriber>,
+    /// When the client last sent anything (a pong counts).
+    pub last_rx: Cell<Instant>,
     ctx: Rc<ShardCtx>,
-    /// The subscriber and its last-receive time, as the shard's sweeps see them.
-    live: Rc<Live>,
     endpoint: Endpoint,
     rights: Rights,
-    bucket: RefCell<TokenBucket>,
+    /// The publish rate limit, made at the first publish: most clients never publish, and
+    /// a bucket made then is in the state one made at the upgrade would be (full).
+    bucket: RefCell<Option<Box<TokenBucket>>>,
 }
 
-/// A session's start: the socket that was answered 101, the bytes that arrived with the
-/// handshake, the endpoint and the client's rights.
+/// A session's start: the socket that was answered 101 (registered with the shard's
+/// readiness loop), the bytes that arrived with the handshake, the endpoint and the
+/// client's rights.
 pub struct Start {
-    pub stream: TcpStream,
-    pub early: Vec<u8>,
+    pub socket: Socket,
+    pub early: Box<[u8]>,
     pub endpoint: Endpoint,
     pub rights: Rights,
     /// Its place under the connection limit, given back when the session ends.
@@ -66,34 +71,30 @@ pub struct Start {
 /// connection holds this future for its whole life, and an `async fn` would also keep
 /// storage for its arguments beside the locals they are moved into.
 pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output = ()> {
-    let Start { stream, early, endpoint, rights, slot } = start;
+    let Start { socket, early, endpoint, rights, slot } = start;
     let mode = match endpoint {
         Endpoint::Mux => shardcast_engine::DeliveryMode::Envelope,
         Endpoint::Room(_) => shardcast_engine::DeliveryMode::Raw,
     };
     let sub = ctx.shard.new_subscriber(mode);
-    let live = Rc::new(Live { sub: sub.clone(), last_rx: Cell::new(Instant::now()) });
-    ctx.live.borrow_mut().insert(sub.id(), live.clone());
-    let expires = match &rights {
-        Rights::Token(c) => Some(c.exp),
-        Rights::All => None,
-    };
-    if let Some(exp) = expires {
+    if let Some(exp) = expiry(&rights) {
         ctx.expiries.borrow_mut().insert((exp, sub.id()));
     }
-    let cfg = &ctx.shared.config;
     let s = Rc::new(Session {
-        bucket: RefCell::new(TokenBucket::new(cfg.publish_rate, cfg.publish_burst)),
-        live,
+        sub,
+        last_rx: Cell::new(Instant::now()),
+        bucket: RefCell::new(None),
         ctx: ctx.clone(),
         endpoint,
         rights,
     });
-    let fd = std::os::fd::AsRawFd::as_raw_fd(&stream);
-    let stream = RefCell::new(stream);
+    ctx.live.borrow_mut().insert(s.sub.id(), Rc::downgrade(&s));
+    // Everything below that is kept across an await is held by every idle session: the
+    // block captures the session, its socket, its slot and the handshake's leftover bytes
+    // (moved on into the reader), and derives the rest when needed.
     async move {
         let ctx = &s.ctx;
-        let sub = &s.live.sub;
+        let sub = &s.sub;
         if let Endpoint::Room(room) = &s.endpoint {
             // Boxed, like the removal below: a future is as large as its largest state,
             // and these one-off states would otherwise be held by every idle session.
@@ -112,21 +113,22 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
                 Box::pin(ctx.shard.subscribe_with(sub, room, opts, Ack::Silent)).await;
             }
         }
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
         sub.set_direct(writer::direct(fd));
-        let write_timeout = ctx.shared.config.write_timeout;
         let writer = async {
-            if let Err(e) = writer::run(&stream, sub, &ctx.shard, write_timeout).await {
+            let write_timeout = ctx.shared.config.write_timeout;
+            if let Err(e) = writer::run(&socket, sub, &ctx.shard, write_timeout).await {
                 if e.kind() == io::ErrorKind::TimedOut {
                     ctx.reject(RejectReason::WriteTimeout);
                     tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
-                    writer::reset_on_close(fd);
+                    writer::reset_on_close(std::os::fd::AsRawFd::as_raw_fd(&socket));
                 } else {
                     tracing::debug!(conn = sub.id(), "write failed: {e}");
                 }
             }
         };
         let reader = async {
-            s.read_loop(&stream, early).await;
+            s.read_loop(&socket, early).await;
             pending::<()>().await
         };
         // Shutdown and idle timeouts end a session through its outbox (a close frame), so
@@ -135,92 +137,138 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
         // Before the socket closes: its fd number may soon belong to another connection.
         sub.clear_direct();
         ctx.live.borrow_mut().remove(&sub.id());
-        if let Some(exp) = expires {
+        if let Some(exp) = expiry(&s.rights) {
             ctx.expiries.borrow_mut().remove(&(exp, sub.id()));
         }
         Box::pin(ctx.shard.remove_subscriber(sub)).await;
-        drop(stream);
+        drop(socket);
         drop(slot);
     }
+}
+
+/// When a session's token expires (unix seconds), if it has one.
+fn expiry(rights: &Rights) -> Option<u64> {
+    match rights {
+        Rights::Token(c) => Some(c.exp),
+        Rights::All => None,
+    }
+}
+
+/// What one read produced: complete messages, and the close the input asked for (it broke
+/// the protocol or sent a Close).
+struct Input {
+    msgs: Vec<WsMessage>,
+    end: Option<(u16, String)>,
 }
 
 impl Session {
     /// Reads until the client goes away, breaks the protocol, or the server stops. Before
     /// returning it has closed the outbox (so the writer finishes), except on shutdown,
     /// where the server closes every session after draining the engine.
-    async fn read_loop(&self, stream: &RefCell<TcpStream>, early: Vec<u8>) {
+    ///
+    /// Every idle session holds this future, so what it keeps across a read is only the
+    /// decoder: it is no `async fn` (which would keep its arguments twice); each read's
+    /// messages are handled in a boxed future that owns them; and no local that lives
+    /// across an await is ever borrowed (the compiler keeps a borrowed local's storage
+    /// until its scope ends, even once it has been moved out).
+    fn read_loop<'a>(&'a self, socket: &'a Socket, early: Box<[u8]>) -> impl Future<Output = ()> + 'a {
         let mut ws = Decoder::new(self.ctx.shared.config.max_frame);
-        let mut msgs: Vec<WsMessage> = Vec::new();
-        let mut end = self.decode(&mut ws, &early, &mut msgs);
-        drop(early); // an idle session keeps no buffer of its own
-        loop {
-            // Taken, not drained: an idle session keeps no message buffer either.
-            for (i, m) in std::mem::take(&mut msgs).into_iter().enumerate() {
-                {
-                    // A burst of inbound messages fans out corked: one write per subscriber.
-                    let _cork = (i > 0).then(|| self.ctx.shard.cork());
-                    // Boxed: handling (subscribe, publish) has large, short-lived state that
-                    // would otherwise sit in every idle session.
-                    if let Some(close) = Box::pin(self.handle(m)).await {
-                        end = end.or(Some(close));
-                        break;
+        async move {
+            // Boxed at once: only the box (one pointer) is held while it runs.
+            let first = self.decode(&mut ws, &early).map(|i| Box::pin(self.take(i)));
+            drop(early); // an idle session keeps no buffer of its own
+            if let Some(handled) = first {
+                if !handled.await {
+                    return;
+                }
+            }
+            loop {
+                if self.sub.is_closed() {
+                    return;
+                }
+                // The read gate: a client that does not read its replies is not read either.
+                if !self.sub.may_read() {
+                    self.ctx.reject(RejectReason::ReadPaused);
+                    poll_fn(|cx| self.sub.poll_room_to_read(cx)).await;
+                    if self.sub.is_closed() {
+                        return;
                     }
                 }
-                // One read can hold thousands of tiny messages: give the core back when the
-                // scheduler wants it (uncorked, so others' fan-out is not held back).
-                glommio::yield_if_needed().await;
-            }
-            if let Some((code, reason)) = end {
-                self.live.sub.close(code, &reason, false);
-                return;
-            }
-            if self.live.sub.is_closed() {
-                return;
-            }
-            // The read gate: a client that does not read its replies is not read either.
-            let sub = &self.live.sub;
-            if !sub.may_read() {
-                self.ctx.reject(RejectReason::ReadPaused);
-                poll_fn(|cx| sub.poll_room_to_read(cx)).await;
-                if sub.is_closed() {
-                    return;
-                }
-            }
-            let read = poll_fn(|cx| {
-                let mut buf = self.ctx.read_buf.borrow_mut();
-                match Pin::new(&mut *stream.borrow_mut()).poll_read(cx, &mut buf) {
-                    Poll::Ready(Ok(0)) => Poll::Ready(None),
-                    Poll::Ready(Ok(n)) => Poll::Ready(Some(self.decode(&mut ws, &buf[..n], &mut msgs))),
-                    Poll::Ready(Err(_)) => Poll::Ready(None),
-                    Poll::Pending => Poll::Pending,
-                }
-            });
-            match read.await {
-                Some(e) => end = e,
-                None => {
+                let read = poll_fn(|cx| {
+                    let mut buf = self.ctx.read_buf.borrow_mut();
+                    match socket.poll_read(cx, &mut buf) {
+                        Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(None),
+                        Poll::Ready(Ok(n)) => Poll::Ready(Some(self.decode(&mut ws, &buf[..n]))),
+                        Poll::Pending => Poll::Pending,
+                    }
+                });
+                let Some(input) = read.await else {
                     // Peer closed the socket or it failed: nothing more can be sent.
-                    self.live.sub.close(1000, "", true);
+                    self.sub.close(1000, "", true);
+                    return;
+                };
+                if self.ctx.shard.is_stopping() {
+                    // Shutting down: accept no more input; the shard closes us after draining.
                     return;
                 }
-            }
-            if self.ctx.shard.is_stopping() {
-                // Shutting down: accept no more input; the shard closes us after draining.
-                return;
+                if let Some(handled) = input.map(|i| Box::pin(self.take(i))) {
+                    if !handled.await {
+                        return;
+                    }
+                }
             }
         }
     }
 
-    /// Feeds bytes to the decoder, collecting complete messages. Returns the close code
-    /// and reason if the input breaks the protocol.
-    fn decode(&self, ws: &mut Decoder, input: &[u8], msgs: &mut Vec<WsMessage>) -> Option<(u16, String)> {
+    /// Handles one read's messages, then its close if it asked for one (false: the reader
+    /// is done, the outbox closed).
+    async fn take(&self, input: Input) -> bool {
+        let Input { msgs, end } = input;
+        if let Some((code, reason)) = self.handle_all(msgs, end).await {
+            self.sub.close(code, &reason, false);
+            return false;
+        }
+        true
+    }
+
+    /// Handles the messages of one read in order; returns `end`, or the close a message
+    /// asked for if `end` is None (the rest of the batch is then skipped).
+    async fn handle_all(
+        &self,
+        msgs: Vec<WsMessage>,
+        mut end: Option<(u16, String)>,
+    ) -> Option<(u16, String)> {
+        for (i, m) in msgs.into_iter().enumerate() {
+            {
+                // A burst of inbound messages fans out corked: one write per subscriber.
+                let _cork = (i > 0).then(|| self.ctx.shard.cork());
+                if let Some(close) = self.handle(m).await {
+                    end = end.or(Some(close));
+                    break;
+                }
+            }
+            // One read can hold thousands of tiny messages: give the core back when the
+            // scheduler wants it (uncorked, so others' fan-out is not held back).
+            glommio::yield_if_needed().await;
+        }
+        end
+    }
+
+    /// Feeds bytes to the decoder, collecting complete messages, and the close code and
+    /// reason if the input breaks the protocol; None if that is nothing (an incomplete
+    /// frame).
+    fn decode(&self, ws: &mut Decoder, input: &[u8]) -> Option<Input> {
         if !input.is_empty() {
-            self.live.last_rx.set(Instant::now());
+            self.last_rx.set(Instant::now());
         }
-        let e = ws.feed(input, msgs).err()?;
-        if let WsError::TooLarge { .. } = e {
-            self.ctx.reject(RejectReason::TooLarge);
-        }
-        Some((e.close_code(), e.to_string()))
+        let mut msgs = Vec::new();
+        let end = ws.feed(input, &mut msgs).err().map(|e| {
+            if let WsError::TooLarge { .. } = e {
+                self.ctx.reject(RejectReason::TooLarge);
+            }
+            (e.close_code(), e.to_string())
+        });
+        (!msgs.is_empty() || end.is_some()).then_some(Input { msgs, end })
     }
 
     /// Handles one message; returns a close (code, reason) if the session must end.
@@ -236,7 +284,7 @@ impl Session {
             WsMessage::Binary(_) => Some((1003, "binary frames are not supported; send JSON text".into())),
             WsMessage::Close(c) => Some((c.map_or(1000, |(code, _)| code), String::new())),
             WsMessage::Ping(p) => {
-                self.live.sub.push_ctrl(shardcast_engine::frame::pong_frame(&p));
+                self.sub.push_ctrl(shardcast_engine::frame::pong_frame(&p));
                 None
             }
             WsMessage::Pong(_) => None,
@@ -244,7 +292,7 @@ impl Session {
     }
 
     fn error(&self, id: Option<&str>, code: &str, message: &str) {
-        self.live.sub.push_ctrl(envelope::error_frame(id, code, message));
+        self.sub.push_ctrl(envelope::error_frame(id, code, message));
     }
 
     async fn handle_op(&self, mut text: Vec<u8>) {
@@ -257,13 +305,13 @@ impl Session {
         };
         let shard = &self.ctx.shard;
         match op {
-            ClientOp::Ping { id } => self.live.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
+            ClientOp::Ping { id } => self.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
             ClientOp::Sub { room, since, snapshot, epoch, id } => {
                 if !self.may_subscribe(&room, id.as_deref()) {
                     return;
                 }
                 let max = self.ctx.shared.config.max_rooms_per_conn;
-                if !self.live.sub.follows(&room) && self.live.sub.room_count() >= max {
+                if !self.sub.follows(&room) && self.sub.room_count() >= max {
                     self.ctx.reject(RejectReason::MaxRooms);
                     let msg = format!("a connection may follow at most {max} rooms");
                     return self.error(id.as_deref(), "too_many_rooms", &msg);
@@ -277,11 +325,11 @@ impl Session {
                         Err(e) => return self.error(id.as_deref(), e.code(), &e.to_string()),
                     }
                 }
-                shard.subscribe_with(&self.live.sub, &room, opts, Ack::Ok(id)).await;
+                shard.subscribe_with(&self.sub, &room, opts, Ack::Ok(id)).await;
             }
             ClientOp::Unsub { room, id } => {
-                if shard.unsubscribe(&self.live.sub, &room).await {
-                    self.live.sub.push_ctrl(envelope::ok_frame(id.as_deref(), Some(&room), None));
+                if shard.unsubscribe(&self.sub, &room).await {
+                    self.sub.push_ctrl(envelope::ok_frame(id.as_deref(), Some(&room), None));
                 } else {
                     self.error(id.as_deref(), "not_subscribed", &format!("not subscribed to {room}"));
                 }
@@ -296,11 +344,11 @@ impl Session {
                         Ok(r) => envelope::ok_epoch_frame(id.as_deref(), &room, r.seq, r.epoch),
                         Err(e) => envelope::error_frame(id.as_deref(), e.code(), &e.to_string()),
                     };
-                    return self.live.sub.push_ctrl(frame);
+                    return self.sub.push_ctrl(frame);
                 }
                 {
                     let key = self.ctx.shared.key_of(&room, &data);
-                    let reply = Reply::Conn { conn: self.live.sub.id(), id };
+                    let reply = Reply::Conn { conn: self.sub.id(), id };
                     shard.publish(&room, Bytes::from(data), key, reply).await;
                 }
             }
@@ -345,9 +393,12 @@ impl Session {
             self.error(id, "forbidden", &format!("no publish right on {room}"));
             return false;
         }
-        if !self.bucket.borrow_mut().try_take(Instant::now()) {
+        let c = &self.ctx.shared.config;
+        let mut bucket = self.bucket.borrow_mut();
+        let bucket =
+            bucket.get_or_insert_with(|| Box::new(TokenBucket::new(c.publish_rate, c.publish_burst)));
+        if !bucket.try_take(Instant::now()) {
             self.ctx.reject(RejectReason::RateLimited);
-            let c = &self.ctx.shared.config;
             let msg = format!("over the publish rate of {}/s (burst {})", c.publish_rate, c.publish_burst);
             self.error(id, "rate_limited", &msg);
             return false;

@@ -1,0 +1,467 @@
+//! Readiness of a shard's WebSocket sockets from one epoll instance per shard, instead of a
+//! glommio poll armed per connection.
+//!
+//! Why: a glommio `TcpStream` keeps a read poll armed on the io_uring ring for as long as it
+//! waits, and that poll's `Source` is a ~490-byte heap object per connection, besides the
+//! stream's own 128 bytes — a fifth of an idle session's memory (issue 8). Here a session
+//! owns a plain non-blocking fd ([`Socket`]) registered once, edge-triggered, with its
+//! shard's epoll instance. The shard waits on that one epoll fd through glommio (one poll
+//! armed for all its connections) and, when it is readable, harvests the events and wakes
+//! the sessions they name ([`Readiness::run`]). Per connection that leaves a [`Slot`] here
+//! (40 bytes) and the kernel's epoll item.
+//!
+//! Edge-triggered events say "something changed", never "still ready". So each slot keeps a
+//! `readable` and a `writable` flag: events set them, and the session clears one only when a
+//! read or write fails with `EAGAIN` (the canonical edge-triggered loop: read until it would
+//! block). A session waits only while its flag is clear, and an event that arrives while
+//! nobody waits stays in the flag. Invariant: a clear flag means the session saw `EAGAIN`
+//! after the last event for it, so the kernel will report the next change.
+//!
+//! Slots are reused; a token carries the slot's generation so that an event for a slot's
+//! previous owner wakes nobody.
+
+use futures_lite::future::{or, poll_fn};
+use futures_lite::AsyncRead;
+use std::cell::RefCell;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+/// Most events harvested by one `epoll_wait` (more are taken in further calls).
+const EVENTS: usize = 256;
+
+/// The longest the readiness loop waits on its armed poll before it harvests and re-arms
+/// anyway (see [`Readiness::run`]); an idle shard's keepalive already ticks as often.
+const SAFETY_NET: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// One registered socket's readiness.
+#[derive(Default)]
+struct Slot {
+    /// Bumped when the slot is released: tokens of earlier owners no longer match.
+    gen: u32,
+    readable: bool,
+    writable: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+/// A shard's epoll instance and the slots of the sockets registered with it.
+pub struct Readiness {
+    epfd: OwnedFd,
+    slots: RefCell<Vec<Slot>>,
+    free: RefCell<Vec<u32>>,
+}
+
+impl Readiness {
+    /// A new epoll instance with no socket.
+    pub fn new() -> io::Result<Rc<Self>> {
+        // SAFETY: plain syscall; the fd is owned from here on.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd nobody else owns.
+        let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Rc::new(Readiness { epfd, slots: RefCell::default(), free: RefCell::default() }))
+    }
+
+    /// Takes over a connected socket: makes `fd` non-blocking and registers it. Until the
+    /// first event the socket counts as readable and writable (the caller tries first).
+    pub fn register(self: &Rc<Self>, fd: OwnedFd) -> io::Result<Socket> {
+        set_nonblocking(fd.as_raw_fd())?;
+        let idx = match self.free.borrow_mut().pop() {
+            Some(i) => i,
+            None => {
+                let mut slots = self.slots.borrow_mut();
+                slots.push(Slot::default());
+                u32::try_from(slots.len() - 1).map_err(|_| io::Error::other("too many sockets"))?
+            }
+        };
+        let token = {
+            let mut slots = self.slots.borrow_mut();
+            let s = &mut slots[idx as usize];
+            s.readable = true;
+            s.writable = true;
+            u64::from(s.gen) << 32 | u64::from(idx)
+        };
+        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        let mut ev = libc::epoll_event { events: events as u32, u64: token };
+        // SAFETY: both fds are open; `ev` is a valid event.
+        if unsafe { libc::epoll_ctl(self.epfd.as_raw_fd(), libc::EPOLL_CTL_ADD, fd.as_raw_fd(), &mut ev) } < 0
+        {
+            let e = io::Error::last_os_error();
+            self.release(token);
+            return Err(e);
+        }
+        Ok(Socket { fd, token, readiness: self.clone() })
+    }
+
+    /// Takes a connection over from glommio after its handshake: a duplicate of its fd is
+    /// registered here, and the glommio stream (with the read poll it keeps armed) is
+    /// dropped, closing only its own fd.
+    pub fn adopt(self: &Rc<Self>, stream: glommio::net::TcpStream) -> io::Result<Socket> {
+        // SAFETY: duplicating an fd the stream owns; the duplicate is owned from here on.
+        let dup = unsafe { libc::fcntl(stream.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(dup) };
+        drop(stream);
+        self.register(fd)
+    }
+
+    /// Frees a slot (its socket is about to close, which also removes it from epoll).
+    fn release(&self, token: u64) {
+        let idx = token as u32;
+        let mut slots = self.slots.borrow_mut();
+        let s = &mut slots[idx as usize];
+        *s = Slot { gen: s.gen.wrapping_add(1), ..Slot::default() };
+        self.free.borrow_mut().push(idx);
+    }
+
+    /// The slot of a live token, for `f`.
+    fn with_slot<R>(&self, token: u64, f: impl FnOnce(&mut Slot) -> R) -> R {
+        let mut slots = self.slots.borrow_mut();
+        let s = &mut slots[token as u32 as usize];
+        debug_assert_eq!(s.gen, (token >> 32) as u32, "a socket's own slot");
+        f(s)
+    }
+
+    /// Sockets registered now.
+    pub fn len(&self) -> usize {
+        self.slots.borrow().len() - self.free.borrow().len()
+    }
+
+    /// Whether no socket is registered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The shard's readiness loop: waits until the epoll fd is readable, then hands every
+    /// event to its slot. Runs until the executor drops it (the shard ends).
+    pub async fn run(self: Rc<Self>) {
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
+        let mut failing = false;
+        loop {
+            // The wait needs one spare fd; at the process's fd limit it fails until one is
+            // freed. Events wait in the epoll instance meanwhile; poll it every 10 ms and say
+            // so once per streak.
+            //
+            // The wait is also bounded by [`SAFETY_NET`]: every session of the shard depends
+            // on this one armed poll, so a completion that never came (during compares on a
+            // heavily loaded host a shard once stopped reading for seconds, cause not found)
+            // must cost at most that long: the poll is then dropped (cancelled) and re-armed
+            // after a harvest.
+            let waited = or(self.wait(), async {
+                glommio::timer::sleep(SAFETY_NET).await;
+                Ok(())
+            });
+            match waited.await {
+                Ok(()) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!("waiting on the shard's epoll instance failed: {e}; polling it");
+                    }
+                    failing = true;
+                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+                }
+            }
+            loop {
+                // SAFETY: `events` has room for EVENTS entries; a zero timeout never blocks.
+                let n =
+                    unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), EVENTS as i32, 0) };
+                if n <= 0 {
+                    break;
+                }
+                for ev in &events[..n as usize] {
+                    self.dispatch(ev.u64, ev.events);
+                }
+                if (n as usize) < EVENTS {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Records one event and wakes who waits for it.
+    fn dispatch(&self, token: u64, events: u32) {
+        let (r, w) = {
+            let mut slots = self.slots.borrow_mut();
+            let Some(s) = slots.get_mut(token as u32 as usize) else { return };
+            if s.gen != (token >> 32) as u32 {
+                return;
+            }
+            let fail = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
+            let mut woken = (None, None);
+            if events & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | fail) != 0 {
+                s.readable = true;
+                woken.0 = s.reader.take();
+            }
+            if events & (libc::EPOLLOUT as u32 | fail) != 0 {
+                s.writable = true;
+                woken.1 = s.writer.take();
+            }
+            woken
+        };
+        // Woken outside the borrow: a waker may run code that registers or releases.
+        r.into_iter().chain(w).for_each(Waker::wake);
+    }
+
+    /// Completes once the epoll fd is readable.
+    ///
+    /// glommio has no public "wait until this fd is readable" for an arbitrary fd, but a
+    /// glommio `TcpStream` arms exactly that (a `POLLIN` poll on its ring) when it is
+    /// created, and its `poll_read` stays pending until that poll completes. So a stream is
+    /// made over a duplicate of the epoll fd and read once: pending until the poll fires,
+    /// then ready — with `ENOTSOCK`, since it is no socket, which is the signal, not a
+    /// failure. Dropping the stream closes only the duplicate.
+    async fn wait(&self) -> io::Result<()> {
+        // SAFETY: duplicating an fd we own; the duplicate is owned by the stream below.
+        let dup = unsafe { libc::fcntl(self.epfd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+        if dup < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `dup` is a fresh fd nobody else owns.
+        let mut stream = unsafe { glommio::net::TcpStream::from_raw_fd(dup) };
+        let _ = poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut [])).await;
+        Ok(())
+    }
+}
+
+/// A session's socket: a non-blocking fd registered with its shard's [`Readiness`].
+/// Dropping it releases the slot and closes the fd.
+pub struct Socket {
+    fd: OwnedFd,
+    token: u64,
+    readiness: Rc<Readiness>,
+}
+
+impl Socket {
+    /// Reads what the socket holds into `buf` (0: the peer closed), or waits until it is
+    /// readable.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            let ready = self.readiness.with_slot(self.token, |s| {
+                if !s.readable {
+                    park(&mut s.reader, cx);
+                }
+                s.readable
+            });
+            if !ready {
+                return Poll::Pending;
+            }
+            // SAFETY: `buf` is a live, writable slice of the length passed.
+            let r = unsafe {
+                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
+            };
+            if r >= 0 {
+                // Even a short read proves nothing: only `EAGAIN` clears the flag (an edge
+                // is reported once, and a read that stops short of a later arrival would
+                // otherwise wait for an event that already came).
+                return Poll::Ready(Ok(r as usize));
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => self.readiness.with_slot(self.token, |s| s.readable = false),
+                io::ErrorKind::Interrupted => {}
+                _ => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+
+    /// Ready once the socket may take more bytes (after a write found it full).
+    fn poll_writable(&self, cx: &mut Context<'_>) -> Poll<()> {
+        self.readiness.with_slot(self.token, |s| {
+            if s.writable {
+                Poll::Ready(())
+            } else {
+                park(&mut s.writer, cx);
+                Poll::Pending
+            }
+        })
+    }
+
+    /// A write found the socket's buffer full: writability now waits for the next event.
+    fn full(&self) {
+        self.readiness.with_slot(self.token, |s| s.writable = false);
+    }
+
+    /// Writes some of `buf` now, or waits until the socket takes bytes again.
+    ///
+    /// It tries the send first, whatever the flag says (as glommio's `poll_write` does):
+    /// a writer that stalls re-enters here every tick, so even an edge the flag missed
+    /// would cost it a tick, never the connection.
+    pub async fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: a live slice of the length passed, on a socket we own.
+            let r = unsafe {
+                libc::send(
+                    self.fd.as_raw_fd(),
+                    buf.as_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+                )
+            };
+            if r >= 0 {
+                return Ok(r as usize);
+            }
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => {
+                    self.full();
+                    poll_fn(|cx| self.poll_writable(cx)).await;
+                }
+                io::ErrorKind::Interrupted => {}
+                _ => return Err(e),
+            }
+        }
+    }
+}
+
+impl AsRawFd for Socket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // The fd closes after this (a field), which also takes it out of the epoll set.
+        self.readiness.release(self.token);
+    }
+}
+
+/// Stores the task's waker, unless the one stored already wakes it.
+fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fcntl calls on an open fd.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::Future;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::time::Duration;
+
+    fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
+        glommio::LocalExecutorBuilder::default().spawn(f).expect("executor").join().expect("join");
+    }
+
+    /// A registered socket and the test's end of the pair.
+    fn pair(r: &Rc<Readiness>) -> (Socket, UnixStream) {
+        let (a, b) = UnixStream::pair().expect("socketpair");
+        (r.register(OwnedFd::from(a)).expect("register"), b)
+    }
+
+    #[test]
+    fn a_read_waits_for_data_and_sees_every_later_arrival() {
+        run(|| async {
+            let r = Readiness::new().unwrap();
+            glommio::spawn_local(r.clone().run()).detach();
+            let (sock, mut peer) = pair(&r);
+            let mut buf = [0u8; 64];
+            // Nothing yet: the first read finds the socket empty and waits.
+            let wrote = glommio::spawn_local(async move {
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                peer.write_all(b"hello").unwrap();
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+                peer.write_all(b"again").unwrap();
+                peer
+            });
+            let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
+            assert_eq!(&buf[..n], b"hello");
+            // Drained: the next read finds nothing (EAGAIN), waits for the next event, then
+            // gets it.
+            let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
+            assert_eq!(&buf[..n], b"again");
+            drop(wrote.await);
+            // The peer closed: readable, 0 bytes.
+            assert_eq!(poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn an_event_with_nobody_waiting_is_kept() {
+        run(|| async {
+            let r = Readiness::new().unwrap();
+            glommio::spawn_local(r.clone().run()).detach();
+            let (sock, mut peer) = pair(&r);
+            let mut buf = [0u8; 64];
+            assert!(poll_fn(|cx| Poll::Ready(sock.poll_read(cx, &mut buf))).await.is_pending());
+            peer.write_all(b"x").unwrap();
+            // Let the loop harvest the event while the reader is not waiting.
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+            let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
+            assert_eq!(&buf[..n], b"x");
+        });
+    }
+
+    #[test]
+    fn a_full_socket_waits_until_the_peer_reads() {
+        run(|| async {
+            let r = Readiness::new().unwrap();
+            glommio::spawn_local(r.clone().run()).detach();
+            let (sock, mut peer) = pair(&r);
+            let chunk = vec![7u8; 64 << 10];
+            let mut sent = 0;
+            // Fill the socket until a write would wait.
+            loop {
+                let fut = sock.write(&chunk);
+                futures_lite::pin!(fut);
+                match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+                    Poll::Ready(n) => sent += n.unwrap(),
+                    Poll::Pending => break,
+                }
+            }
+            let reader = std::thread::spawn(move || {
+                let mut got = vec![0u8; sent + chunk.len()];
+                let mut n = 0;
+                while n < sent + 1 {
+                    n += peer.read(&mut got[n..]).unwrap();
+                }
+                n
+            });
+            let n = sock.write(&[1u8; 1]).await.unwrap();
+            assert_eq!(n, 1);
+            drop(sock);
+            assert!(reader.join().unwrap() > sent);
+        });
+    }
+
+    #[test]
+    fn slots_are_reused_and_stale_tokens_wake_nobody() {
+        run(|| async {
+            let r = Readiness::new().unwrap();
+            let (a, _pa) = pair(&r);
+            let old = a.token;
+            drop(a);
+            assert_eq!(r.len(), 0);
+            let (b, _pb) = pair(&r);
+            assert_eq!(b.token as u32, old as u32, "slot reused");
+            assert_ne!(b.token, old, "new generation");
+            r.with_slot(b.token, |s| s.readable = false);
+            r.dispatch(old, libc::EPOLLIN as u32);
+            assert!(!r.with_slot(b.token, |s| s.readable), "stale token ignored");
+            r.dispatch(b.token, libc::EPOLLIN as u32);
+            assert!(r.with_slot(b.token, |s| s.readable));
+        });
+    }
+}
