@@ -107,7 +107,8 @@ impl Flights {
             .map(|i| {
                 let from = rng.below(AIRPORTS.len() as u64) as usize;
                 let to = (from + 1 + rng.below(AIRPORTS.len() as u64 - 1) as usize) % AIRPORTS.len();
-                let id = format!("{}{}", AIRLINES[i % AIRLINES.len()], 100 + rng.below(900));
+                // Unique flight numbers (two flights with one id would share a room).
+                let id = format!("{}{}", AIRLINES[i % AIRLINES.len()], 101 + 37 * i);
                 // Spread over their legs, so the map is full at once.
                 let flown_km = leg_km(from, to) * rng.range(0.0, 0.9);
                 Flight { id, from, to, flown_km, ground_s: -1.0, landed: false }
@@ -205,6 +206,17 @@ mod tests {
             (v["lat"].as_f64().unwrap(), v["lon"].as_f64().unwrap())
         };
         assert_ne!(pos(10), pos(20));
+    }
+
+    #[test]
+    fn flight_ids_are_unique() {
+        let mut sim = Flights::new(3, 0);
+        let ids: std::collections::HashSet<String> = sim
+            .tick(Duration::from_secs(1))
+            .iter()
+            .map(|(_, j)| serde_json::from_slice::<serde_json::Value>(j).unwrap()["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(ids.len(), FLIGHTS);
     }
 
     #[test]
