@@ -17,7 +17,8 @@
 //! - [`subscriber`] (its rooms in a `roomset`), [`shard`]: per-core state, `Rc`/`RefCell`, no
 //!   locks.
 //! - [`mesh`] + `outq`: typed, bounded cross-core messages; `runtime`: executors.
-//! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal.
+//! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal; `wakeup`:
+//!   a thread that wakes every shard each 20 ms (glommio can sleep past its own timers).
 
 pub mod affinity;
 pub mod config;
@@ -41,6 +42,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod stop;
 pub mod subscriber;
+mod wakeup;
 
 pub use config::{namespace, EngineConfig, Namespaces, Policy, RoomLimits, RoomSettings};
 pub use epoch::Epoch;

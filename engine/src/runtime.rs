@@ -44,6 +44,7 @@ impl Engine {
         let stats: Arc<[Arc<ShardStats>]> = (0..n).map(|_| Arc::new(ShardStats::default())).collect();
         let main = Arc::new(main);
         let mut threads = Vec::with_capacity(n);
+        let slots: Vec<crate::wakeup::Slot> = (0..n).map(|_| Default::default()).collect();
         let req_ends = matrix::<Request>(n, config.channel_capacity);
         let ev_ends = matrix::<Event>(n, config.channel_capacity);
         for (id, (req, ev)) in req_ends.into_iter().zip(ev_ends).enumerate() {
@@ -57,6 +58,7 @@ impl Engine {
                 builder = builder.spin_before_park(spin);
             }
             let (config, stats, main, stop) = (config.clone(), stats.clone(), main.clone(), stop.clone());
+            let slot = slots[id].clone();
             let handle = builder
                 .spawn(move || async move {
                     // Connect every channel end concurrently: a sequential connect could wait
@@ -89,11 +91,15 @@ impl Engine {
                         glommio::spawn_local_into(event_loop(shard.clone(), rx), tq).unwrap().detach();
                     }
                     glommio::spawn_local(housekeeping(shard.clone(), stop)).detach();
+                    glommio::spawn_local(crate::wakeup::park(slot)).detach();
                     main(shard).await;
                 })
                 .map_err(|e| EngineError::Start { shard: id, reason: e.to_string() })?;
             threads.push(handle);
         }
+        crate::wakeup::start(&slots)
+            .map_err(|e| EngineError::Start { shard: 0, reason: format!("wake-up thread: {e}") })?;
+        drop(slots); // the shards hold them; the thread ends with them
         Ok(Engine { threads, stop, stats })
     }
 

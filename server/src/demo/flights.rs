@@ -214,7 +214,9 @@ mod tests {
         let ids: std::collections::HashSet<String> = sim
             .tick(Duration::from_secs(1))
             .iter()
-            .map(|(_, j)| serde_json::from_slice::<serde_json::Value>(j).unwrap()["id"].as_str().unwrap().to_owned())
+            .map(|(_, j)| {
+                serde_json::from_slice::<serde_json::Value>(j).unwrap()["id"].as_str().unwrap().to_owned()
+            })
             .collect();
         assert_eq!(ids.len(), FLIGHTS);
     }
