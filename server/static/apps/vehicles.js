@@ -24,7 +24,7 @@ function upsert(v) {
     const marker = L.circleMarker(pos, { radius: 6, weight: 2, fillOpacity: 0.9 }).addTo(map);
     marker.bindTooltip(v.id);
     marker.on('click', () => follow(v.id));
-    const trail = L.polyline([], { weight: 2, opacity: 0.5, interactive: false }).addTo(map);
+    const trail = L.polyline([], { weight: 4, opacity: 0.6, interactive: false }).addTo(map);
     e = { marker, trail, points: [] };
     vehicles.set(v.id, e);
   }
