@@ -182,11 +182,37 @@ describe('iot', () => {
   });
 });
 
+describe('tiles', () => {
+  test('?tiles=osm adds the OpenStreetMap tile layer (tiles answered locally here)', async () => {
+    const page = await browser.context.newPage();
+    const errors = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    const requested = [];
+    const png = await (await fetch(`${server.url}/static/vendor/leaflet/images/layers.png`)).arrayBuffer();
+    await page.route('https://tile.openstreetmap.org/**', (route) => {
+      requested.push(route.request().url());
+      return route.fulfill({ status: 200, contentType: 'image/png', body: Buffer.from(png) });
+    });
+    await page.goto(`${server.url}/vehicles?tiles=osm`);
+    await until(page, () => document.querySelectorAll('.leaflet-tile-loaded').length > 0);
+    assert.match(await page.textContent('#tiles'), /OpenStreetMap/);
+    assert.ok(!(await page.$('#map.offline-city')), 'no offline grid with tiles');
+    assert.match(requested[0], /^https:\/\/tile\.openstreetmap\.org\/\d+\/\d+\/\d+\.png$/);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+});
+
 describe('restart', () => {
   test('pages reconnect to a restarted server and show the reset', async () => {
-    const pages = await Promise.all(['/vehicles', '/flights'].map((p) => open(browser.context, `${server.url}${p}`)));
+    const paths = ['/vehicles', '/flights', '/traffic', '/orders', '/iot'];
+    const pages = await Promise.all(paths.map((p) => open(browser.context, `${server.url}${p}`)));
     for (const { page } of pages) {
       await until(page, () => document.getElementById('conn').dataset.state === 'open');
+    }
+    // Every page has received something, so it holds a position (epoch + seq) to resume from.
+    for (const { page } of pages.slice(2)) {
+      await until(page, () => [...window.app.client.subscriptions.values()].every((s) => s.seq !== null));
     }
     await until(pages[0].page, () => window.app.vehicles.size >= 40);
     await until(pages[1].page, () => window.app.flights.size >= 10);
