@@ -119,6 +119,7 @@ describe('traffic', () => {
     assert.ok(live, 'only active, unexpired incidents are shown');
     const rows = await page.$$eval('#list tr', (rs) => rs.map((r) => r.textContent));
     assert.equal(rows.length, await page.evaluate(() => window.app.incidents.size));
+    await screenshot(page, 'traffic');
 
     // An incident published by hand appears, then goes when cleared; another when it expires.
     const incident = (id, status, expiresIn) => publish('traffic', {
@@ -130,7 +131,6 @@ describe('traffic', () => {
     await incident('inc-test-b', 'active', 2500);
     await until(page, () => document.querySelector('#list tr[data-id="inc-test-a"]'));
     assert.ok(await shown('inc-test-b'));
-    await screenshot(page, 'traffic');
     await incident('inc-test-a', 'cleared', 60000);
     await until(page, () => !document.querySelector('#list tr[data-id="inc-test-a"]'));
     await until(page, () => !document.querySelector('#list tr[data-id="inc-test-b"]'), undefined, 6000);
