@@ -1,12 +1,12 @@
 //! The small HTTP API: backend publishing (`POST /api/publish`, the `group_send` of a
-//! Django view), room facts, health, Prometheus metrics and the live map page.
+//! Django view), room facts, health, Prometheus metrics and the web apps (`pages`).
 
 use bytes::Bytes;
 use shardcast_engine::EngineError;
 
 use crate::http::{self, Conn, Request};
 use crate::metrics::{self, RejectReason};
-use crate::page;
+use crate::pages;
 use crate::protocol::{self, Fields};
 use crate::state::ShardCtx;
 
@@ -27,12 +27,16 @@ pub async fn respond(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> 
             }
             http::response(200, "text/plain; version=0.0.4", text.as_bytes(), conn)
         }
-        ("GET", "/") | ("GET", "/index.html") => {
-            http::response(200, page::MAP_CONTENT_TYPE, page::MAP_HTML.as_bytes(), conn)
-        }
         ("GET", "/favicon.svg" | "/favicon.ico") => {
-            http::response(200, page::FAVICON_CONTENT_TYPE, page::FAVICON_SVG.as_bytes(), conn)
+            http::response(200, pages::FAVICON_CONTENT_TYPE, pages::FAVICON_SVG.as_bytes(), conn)
         }
+        ("GET", p) if pages::page(p).is_some() => {
+            http::response(200, pages::HTML, pages::page(p).unwrap_or_default().as_bytes(), conn)
+        }
+        ("GET", p) if p.starts_with("/static/") => match pages::static_asset(&p["/static/".len()..]) {
+            Some((content_type, body)) => http::response(200, content_type, body, conn),
+            None => http::error_json(404, "not_found", &format!("no such file: {path}"), conn),
+        },
         ("POST", "/api/publish") => publish(ctx, req, body, conn).await,
         ("GET", p) if p.starts_with("/api/rooms/") => room_info(ctx, &p["/api/rooms/".len()..], conn).await,
         (_, "/health" | "/metrics" | "/" | "/api/publish") => http::error_json(

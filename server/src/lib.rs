@@ -47,7 +47,7 @@ pub mod keepalive;
 pub mod listener;
 pub mod logfilter;
 pub mod metrics;
-pub mod page;
+pub mod pages;
 pub mod protocol;
 pub mod ratelimit;
 pub mod readiness;
