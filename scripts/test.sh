@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly what CI runs (.ci/run calls this script).
-# Needs Rust (cargo) and Linux with io_uring; installs the rest (nats-server, for the cluster
-# tests) through scripts/install-deps.sh, which does nothing when it is already there.
+# Needs Rust (cargo), Node >= 20, Python 3 and Linux with io_uring; installs the rest, each
+# step idempotent: nats-server (scripts/install-deps.sh), the clients' npm and pip packages
+# (inside scripts/test-js.sh, scripts/test-python.sh), Chromium and playwright-core
+# (scripts/install-browser.sh, inside scripts/test-browser.sh).
 # Ends with one summary line, "tests: N passed, M failed", over every test binary and the
-# clients' suites (scripts/test-js.sh, scripts/test-python.sh).
+# clients' and the browser suites (scripts/test-js.sh, scripts/test-python.sh, scripts/test-browser.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Tests open a few hundred sockets at most; raise the soft limit anyway where allowed.
@@ -21,7 +23,7 @@ read -r passed failed < <(awk '/^test result:/ {
 } END { print p + 0, f + 0 }' "$log")
 # The clients' suites run against the server binary cargo just built.
 export SHARDCAST_BIN="$PWD/target/debug/shardcast"
-for suite in scripts/test-js.sh scripts/test-python.sh; do
+for suite in scripts/test-js.sh scripts/test-python.sh scripts/test-browser.sh; do
     [ -x "$suite" ] || continue
     : > "$extra"
     "$suite" 2>&1 | tee "$extra" || status=1
