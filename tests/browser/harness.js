@@ -9,7 +9,11 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = resolve(ROOT, process.env.SHARDCAST_BIN ?? 'target/debug/shardcast');
-export const SCREENSHOTS = join(ROOT, 'results/screenshots');
+// Where screenshots go: a temporary folder, unless SCREENSHOT_DIR names one (the committed
+// ones are made with SCREENSHOT_DIR=results/screenshots), so a test run leaves the tree clean.
+export const SCREENSHOTS = process.env.SCREENSHOT_DIR
+  ? resolve(ROOT, process.env.SCREENSHOT_DIR)
+  : join(tmpdir(), 'shardcast-screenshots');
 
 /** Starts the server on `listen` (default a free port); resolves once it prints its address. */
 export function startServer(listen = '127.0.0.1:0') {
@@ -65,7 +69,7 @@ export async function open(context, url) {
   return { page, errors };
 }
 
-/** Saves a screenshot as results/screenshots/<name>.png. */
+/** Saves a screenshot as <SCREENSHOTS>/<name>.png. */
 export async function screenshot(page, name) {
   mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`) });
