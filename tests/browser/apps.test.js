@@ -176,6 +176,13 @@ describe('iot', () => {
     assert.match(await page.textContent('.card [data-f="foot"]'), /online|offline/);
     const points = await page.evaluate(() => Math.max(...[...window.app.sensors.values()].map((e) => e.values.length)));
     assert.ok(points >= 2, 'sparklines have points');
+    // A card is in alarm exactly when its (online) value is over its kind's threshold.
+    const wrong = await page.evaluate(() => [...window.app.sensors.values()].filter((e) => {
+      const over = !e.card.classList.contains('offline') && e.s.value > window.app.LIMITS[e.s.kind];
+      return over !== e.card.classList.contains('alarm');
+    }).length);
+    assert.equal(wrong, 0, 'alarm state follows the thresholds');
+    assert.match(await page.textContent('#alarms'), /^\d+ over threshold$/);
     await screenshot(page, 'iot');
     assert.deepEqual(errors, []);
     await page.close();
