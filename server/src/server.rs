@@ -39,6 +39,7 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
             node_id,
             timeout: shared.config.nats_timeout,
             history: shared.max_history(),
+            max_bytes: shared.config.retained_bytes,
             shards: shared.config.shards,
         };
         let cluster = crate::cluster::Cluster::start(cfg).context("cannot start the cluster link")?;

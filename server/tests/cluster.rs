@@ -445,3 +445,43 @@ fn when_the_broker_loses_its_store_subscribers_get_a_reset_not_a_silent_restart(
     assert_eq!(reset, format!(r#"{{"op":"reset","room":"{room}","epoch":"{epoch}"}}"#));
     assert_eq!(sub.recv_text(), envelope(&room, 1, r#""again""#));
 }
+
+#[test]
+fn a_full_cluster_store_refuses_new_publishes_instead_of_dropping_rooms() {
+    let broker = Broker::start();
+    let a = Server::start(&[
+        "--shards",
+        "2",
+        "--nats",
+        &broker.url(),
+        "--retained-bytes",
+        "100KiB",
+        "--history-size",
+        "5",
+    ]);
+    let first = unique("full:");
+    let (seq, epoch) = http_publish(&a, &first, r#""keep me""#);
+    assert_eq!(seq, 1);
+    let busy = unique("busy:");
+    for _ in 0..5 {
+        http_publish(&a, &busy, "1"); // at its per-room limit (history 5) from now on
+    }
+    // Invented rooms, 2 KiB each, until the stream is full.
+    let big = format!("\"{}\"", "x".repeat(2048));
+    let mut refused = None;
+    for k in 0..200 {
+        let r = a.publish(&format!(r#"{{"room":"{}{k}","data":{big}}}"#, unique("spam:")), &[]);
+        if r.status != 200 {
+            refused = Some((r.status, String::from_utf8_lossy(&r.body).into_owned()));
+            break;
+        }
+    }
+    let (status, body) = refused.expect("a 100 KiB store must fill within 200 × 2 KiB");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(r#""code":"unavailable""#), "{body}");
+    // Nothing old was dropped: the first room keeps its seq and epoch.
+    let info: Value = serde_json::from_slice(&a.get(&format!("/api/rooms/{first}")).body).unwrap();
+    assert_eq!((info["seq"].as_u64(), info["epoch"].as_str()), (Some(1), Some(epoch.as_str())), "{info}");
+    // A room already at its history length keeps publishing: its oldest message makes room.
+    assert_eq!(http_publish(&a, &busy, "2").0, 6);
+}

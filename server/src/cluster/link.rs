@@ -216,7 +216,10 @@ impl Link {
                     headers_only: false,
                 }),
                 max_messages_per_subject: self.cfg.history.max(1) as i64,
-                discard: stream::DiscardPolicy::Old,
+                // Bounded: a room's own history still drops its oldest messages (per-subject
+                // limit), but a full stream refuses new appends instead of dropping whole rooms.
+                max_bytes: i64::try_from(self.cfg.max_bytes).unwrap_or(i64::MAX),
+                discard: stream::DiscardPolicy::New,
                 allow_direct: true,
                 ..Default::default()
             })

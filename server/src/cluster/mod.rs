@@ -55,6 +55,10 @@ pub struct ClusterConfig {
     pub timeout: Duration,
     /// Messages per room the stream keeps (the largest `history_size` of the namespaces).
     pub history: usize,
+    /// Bytes the room stream may hold in all (`--retained-bytes`): past it, new publishes are
+    /// refused (`unavailable`) rather than anything old dropped — dropping a room's last
+    /// message would restart its seq silently.
+    pub max_bytes: usize,
     /// Number of shards (one inbound queue each).
     pub shards: usize,
 }
