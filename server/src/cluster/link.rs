@@ -226,11 +226,16 @@ impl Link {
             .await
             .map_err(broker)?;
         // One message per subject: the latest is all that matters.
+        // Also bounded (one record per room, or per room and key, made by clients' choices):
+        // full, a new epoch cannot be stored (the `sub` or publish that needs it answers
+        // `unavailable`) and a new key record is not kept (snapshots loaded later miss it).
         let latest_only = |name: &str, prefix: &str| stream::Config {
             name: name.into(),
             subjects: vec![format!("{prefix}>")],
             storage: stream::StorageType::File,
             max_messages_per_subject: 1,
+            max_bytes: i64::try_from(self.cfg.max_bytes).unwrap_or(i64::MAX),
+            discard: stream::DiscardPolicy::New,
             allow_direct: true,
             ..Default::default()
         };
