@@ -6,7 +6,7 @@
 use anyhow::Context as _;
 use bytes::Bytes;
 use futures_lite::future::or;
-use shardcast_engine::{Engine, EngineConfig, Reply, Shard, StopFlag};
+use shardcast_engine::{Engine, EngineConfig, Shard, StopFlag};
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::rc::Rc;
@@ -186,14 +186,9 @@ async fn demo(ctx: Rc<ShardCtx>) {
     while !shard.is_stopping() {
         let t = start.elapsed();
         for (room, json) in sims.iter_mut().flat_map(|s| s.tick(t)) {
-            let key = ctx.shared.key_of(&room, &json);
-            if let Some(cluster) = &ctx.shared.cluster {
-                if let Err(e) = cluster.publish(&room, Bytes::from(json), key).await {
-                    tracing::debug!(room, "demo publish failed: {e}");
-                }
-                continue;
+            if let Err(e) = ctx.publish_unacked(&room, Bytes::from(json)).await {
+                tracing::debug!(room, "demo publish failed: {e}");
             }
-            shard.publish(&room, Bytes::from(json), key, Reply::None).await;
         }
         or(glommio::timer::sleep(Duration::from_secs(1)), shard.stopping()).await;
     }

@@ -214,4 +214,22 @@ impl ShardCtx {
     pub fn reject(&self, reason: RejectReason) {
         self.shared.reject(self.shard.id(), reason);
     }
+
+    /// Publishes `data` into `room` where nobody waits for its seq (room-per-URL frames,
+    /// the demo): through the cluster when there is one — whose refusal is the caller's to
+    /// report — else straight to the engine.
+    pub async fn publish_unacked(
+        &self,
+        room: &str,
+        data: bytes::Bytes,
+    ) -> Result<(), crate::cluster::ClusterError> {
+        let key = self.shared.key_of(room, &data);
+        match &self.shared.cluster {
+            Some(cluster) => cluster.publish(room, data, key).await.map(drop),
+            None => {
+                self.shard.publish(room, data, key, shardcast_engine::Reply::None).await;
+                Ok(())
+            }
+        }
+    }
 }

@@ -365,16 +365,8 @@ impl Session {
         if !self.may_publish(room, None) {
             return;
         }
-        if let Some(cluster) = &self.ctx.shared.cluster {
-            let key = self.ctx.shared.key_of(room, &data);
-            if let Err(e) = cluster.publish(room, data, key).await {
-                self.error(None, e.code(), &e.to_string());
-            }
-            return;
-        }
-        {
-            let key = self.ctx.shared.key_of(room, &data);
-            self.ctx.shard.publish(room, data, key, Reply::None).await;
+        if let Err(e) = self.ctx.publish_unacked(room, data).await {
+            self.error(None, e.code(), &e.to_string());
         }
     }
 
