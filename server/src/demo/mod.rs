@@ -113,6 +113,43 @@ impl Rng {
     }
 }
 
+/// New items (orders, incidents) arriving about every `every` real seconds (each gap 0.5–1.5×
+/// that), numbered from a first id. Arrivals held back by a bound are dropped, not queued: a
+/// sim that was full does not burst when room frees.
+#[derive(Debug, Clone)]
+pub(crate) struct Arrivals {
+    next_id: u64,
+    next_at: f64,
+    every: f64,
+}
+
+impl Arrivals {
+    pub(crate) fn new(first_id: u64, every: f64) -> Self {
+        Arrivals { next_id: first_id, next_at: 0.0, every }
+    }
+
+    /// Whether an item is due at `now` (seconds since start).
+    pub(crate) fn due(&self, now: f64) -> bool {
+        self.next_at <= now
+    }
+
+    /// The id of the item arriving now.
+    pub(crate) fn id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// The item arrived: schedules the next one.
+    pub(crate) fn next(&mut self, rng: &mut Rng) {
+        self.next_id += 1;
+        self.next_at += rng.range(0.5, 1.5) * self.every;
+    }
+
+    /// Ends a tick: what was due but held back by a bound is dropped.
+    pub(crate) fn settle(&mut self, now: f64) {
+        self.next_at = self.next_at.max(now);
+    }
+}
+
 /// Seconds between `last` and `t`, at most a minute (a stalled timer must not teleport).
 pub(crate) fn elapsed(last: &mut Duration, t: Duration) -> f64 {
     let dt = t.saturating_sub(*last).as_secs_f64().min(60.0);

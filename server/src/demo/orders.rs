@@ -7,7 +7,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{elapsed, Rng, Sim, Update, LAT, LON};
+use super::{elapsed, Arrivals, Rng, Sim, Update, LAT, LON};
 
 /// Orders in progress at once, at most.
 pub const MAX_ACTIVE: usize = 16;
@@ -63,8 +63,7 @@ struct Order {
 pub struct Orders {
     active: Vec<Order>,
     rng: Rng,
-    next_id: u64,
-    next_at: f64,
+    arrivals: Arrivals,
     last: Duration,
     epoch_ms: u64,
 }
@@ -74,8 +73,7 @@ impl Orders {
         Orders {
             active: Vec::new(),
             rng: Rng(seed ^ 0x0DE),
-            next_id: 1001,
-            next_at: 0.0,
+            arrivals: Arrivals::new(1001, EVERY_S),
             last: Duration::ZERO,
             epoch_ms,
         }
@@ -164,12 +162,12 @@ impl Sim for Orders {
             }
         }
         self.active.retain(|o| !(o.stage == Stage::Delivered && o.left_s <= 0.0));
-        while self.next_at <= now && self.active.len() < MAX_ACTIVE {
+        while self.arrivals.due(now) && self.active.len() < MAX_ACTIVE {
             let r = &mut self.rng;
             let restaurant = r.below(RESTAURANTS.len() as u64) as usize;
             let (_, lat, lon) = RESTAURANTS[restaurant];
             let o = Order {
-                id: self.next_id,
+                id: self.arrivals.id(),
                 restaurant,
                 courier: r.below(COURIERS.len() as u64) as usize,
                 dest: (r.range(LAT.0, LAT.1), r.range(LON.0, LON.1)),
@@ -177,12 +175,11 @@ impl Sim for Orders {
                 stage: Stage::Placed,
                 left_s: r.range(3.0, 8.0),
             };
-            self.next_id += 1;
-            self.next_at += r.range(0.5, 1.5) * EVERY_S;
+            self.arrivals.next(r);
             publish(&mut out, &o);
             self.active.push(o);
         }
-        self.next_at = self.next_at.max(now);
+        self.arrivals.settle(now);
         out
     }
 }

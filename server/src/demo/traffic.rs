@@ -10,7 +10,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{elapsed, Rng, Sim, Update, LAT, LON};
+use super::{elapsed, Arrivals, Rng, Sim, Update, LAT, LON};
 
 /// Incidents active at once, at most.
 pub const MAX_ACTIVE: usize = 12;
@@ -54,8 +54,7 @@ struct Incident {
 pub struct Traffic {
     active: Vec<Incident>,
     rng: Rng,
-    next_id: u64,
-    next_at: f64,
+    arrivals: Arrivals,
     last: Duration,
     epoch_ms: u64,
 }
@@ -65,8 +64,7 @@ impl Traffic {
         Traffic {
             active: Vec::new(),
             rng: Rng(seed ^ 0x7AF),
-            next_id: 1,
-            next_at: 0.0,
+            arrivals: Arrivals::new(1, EVERY_S),
             last: Duration::ZERO,
             epoch_ms,
         }
@@ -96,10 +94,10 @@ impl Sim for Traffic {
         for i in &cleared {
             out.push(("traffic".to_owned(), self.json(i, "cleared", ts)));
         }
-        while self.next_at <= now && self.active.len() < MAX_ACTIVE {
+        while self.arrivals.due(now) && self.active.len() < MAX_ACTIVE {
             let r = &mut self.rng;
             let i = Incident {
-                id: self.next_id,
+                id: self.arrivals.id(),
                 kind: r.below(KINDS.len() as u64) as usize,
                 place: r.below(PLACES.len() as u64) as usize,
                 severity: r.below(SEVERITIES.len() as u64) as usize,
@@ -107,12 +105,11 @@ impl Sim for Traffic {
                 lon: r.range(LON.0, LON.1),
                 clears_at: now + r.range(30.0, 120.0),
             };
-            self.next_id += 1;
-            self.next_at += r.range(0.5, 1.5) * EVERY_S;
+            self.arrivals.next(r);
             out.push(("traffic".to_owned(), self.json(&i, "active", ts)));
             self.active.push(i);
         }
-        self.next_at = self.next_at.max(now);
+        self.arrivals.settle(now);
         out
     }
 }
