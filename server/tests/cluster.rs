@@ -10,7 +10,15 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 fn node(broker: &Broker, id: &str) -> Server {
-    Server::start(&["--shards", "2", "--nats", &broker.url(), "--node-id", id, "--nats-timeout", "2s"])
+    node_with(broker, id, &[])
+}
+
+/// A node with `extra` flags after the cluster ones.
+fn node_with(broker: &Broker, id: &str, extra: &[&str]) -> Server {
+    let url = broker.url();
+    let mut args = vec!["--shards", "2", "--nats", &url, "--node-id", id, "--nats-timeout", "2s"];
+    args.extend_from_slice(extra);
+    Server::start(&args)
 }
 
 fn http_publish(s: &Server, room: &str, data: &str) -> (u64, String) {
@@ -300,9 +308,7 @@ fn a_snapshot_on_a_fresh_node_has_every_key_even_those_older_than_history() {
     let dir = common::TempDir::new();
     let config =
         dir.write("c.toml", "[namespaces.fleet]\nkey = \"id\"\nhistory_size = 3\npolicy = \"conflate\"\n");
-    let start = |id: &str| {
-        Server::start(&["--shards", "2", "--nats", &broker.url(), "--node-id", id, "--config", &config])
-    };
+    let start = |id: &str| node_with(&broker, id, &["--config", &config]);
     let a = start("a");
     let room = unique("fleet:");
     let ids = ["v1", "v2", "v3", "v4", "v5", "v1", "v6", "v7"];
@@ -397,9 +403,7 @@ fn the_history_ttl_counts_from_publication_on_every_node() {
     let broker = Broker::start();
     let dir = common::TempDir::new();
     let config = dir.write("c.toml", "[namespaces.ttl]\nhistory_ttl = \"1s\"\n");
-    let start = |id: &str| {
-        Server::start(&["--shards", "2", "--nats", &broker.url(), "--node-id", id, "--config", &config])
-    };
+    let start = |id: &str| node_with(&broker, id, &["--config", &config]);
     let a = start("a");
     let room = unique("ttl:");
     for k in 1..=3 {
@@ -449,16 +453,7 @@ fn when_the_broker_loses_its_store_subscribers_get_a_reset_not_a_silent_restart(
 #[test]
 fn a_full_cluster_store_refuses_new_publishes_instead_of_dropping_rooms() {
     let broker = Broker::start();
-    let a = Server::start(&[
-        "--shards",
-        "2",
-        "--nats",
-        &broker.url(),
-        "--retained-bytes",
-        "100KiB",
-        "--history-size",
-        "5",
-    ]);
+    let a = node_with(&broker, "a", &["--retained-bytes", "100KiB", "--history-size", "5"]);
     let first = unique("full:");
     let (seq, epoch) = http_publish(&a, &first, r#""keep me""#);
     assert_eq!(seq, 1);
