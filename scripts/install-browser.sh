@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 if [ ! -x /usr/bin/chromium ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    apt-get install -y chromium fonts-dejavu-core -qq --no-install-recommends >/dev/null
 fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
     (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)

@@ -9,8 +9,8 @@ echo "install-deps: installing nats-server (Debian package)" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get install -y --no-install-recommends nats-server >/dev/null 2>&1 || {
+$SUDO apt-get install -y nats-server --no-install-recommends >/dev/null 2>&1 || {
     $SUDO apt-get update -qq >/dev/null 2>&1
-    $SUDO apt-get install -y --no-install-recommends nats-server >/dev/null
+    $SUDO apt-get install -y nats-server --no-install-recommends >/dev/null
 }
 command -v nats-server >/dev/null
