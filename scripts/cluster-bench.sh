@@ -65,15 +65,13 @@ SC="$TARGET/release/shardcast"
 LG="$TARGET/release/shardcast-loadgen"
 
 TMP="$(mktemp -d)"
-PIDS=()
+source scripts/procs-lib.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_all
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_node NAME ARGS... → STARTED_PID, STARTED_ADDR (from its "listening on ADDR" line).
 start_node() {

@@ -29,15 +29,9 @@ if [[ ! -x "$VENV/bin/daphne" ]]; then
 fi
 cargo build --release -p shardcast-server -p shardcast-loadgen --bin shardcast --bin shardcast-loadgen >&2
 LG="$TARGET/release/shardcast-loadgen"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source scripts/procs-lib.sh
 
 TMP="$(mktemp -d)"
-PIDS=()
-stop_all() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
-}
 trap 'stop_all; rm -rf "$TMP"' EXIT
 
 for step in "${STEPS[@]}"; do

@@ -36,10 +36,9 @@ cargo build --release -p shardcast-server -p shardcast-loadgen --bin shardcast -
 LG="$TARGET/release/shardcast-loadgen"
 
 TMP="$(mktemp -d)"
-PIDS=()
+source scripts/procs-lib.sh
 cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_all
   rm -rf "$TMP"
 }
 trap cleanup EXIT
