@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::EngineError;
+use crate::track::TrackFields;
 
 /// What happens when a subscriber's outbox exceeds its byte budget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -67,6 +68,25 @@ pub struct RoomSettings {
     /// then restarts under a new epoch). Default 1 h; `None` keeps idle rooms while the
     /// retained-bytes budget and the room limit allow.
     pub room_ttl: Option<Duration>,
+    /// Position and status fields read from each payload (issue 11): `geo` enables viewport
+    /// subscriptions and `min_move_m`; a change of a status field is always delivered.
+    /// Default: no geo, status fields `status`, `stopped`, `state` (read only with a `key`).
+    pub track: TrackFields,
+    /// Presence: subscriber count, members and coalesced join/leave diffs. Default off.
+    pub presence: bool,
+    /// Distinct members above which presence reports only the count. Default 1,000.
+    pub presence_members: usize,
+    /// At most one `presence_diff` per room per this window. Default 1 s.
+    pub presence_window: Duration,
+    /// A key with no update for this long is announced `offline` once. Default: off.
+    pub liveness_ttl: Option<Duration>,
+}
+
+impl RoomSettings {
+    /// Whether publishes read position/status ([`TrackFields::read`]).
+    pub fn reads_fix(&self) -> bool {
+        self.track.geo.is_some() || (self.key.is_some() && !self.track.status.is_empty())
+    }
 }
 
 impl Default for RoomSettings {
@@ -78,6 +98,11 @@ impl Default for RoomSettings {
             policy: Policy::Drop,
             max_snapshot_keys: 100_000,
             room_ttl: Some(Duration::from_secs(3600)),
+            track: TrackFields { geo: None, status: crate::track::default_status_fields() },
+            presence: false,
+            presence_members: 1_000,
+            presence_window: Duration::from_secs(1),
+            liveness_ttl: None,
         }
     }
 }

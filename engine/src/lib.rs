@@ -9,7 +9,8 @@
 //! [`Outbox`](outbox::Outbox) under its namespace's slow-consumer [`Policy`].
 //!
 //! Layout:
-//! - [`frame`], [`envelope`]: bytes on the wire (no I/O).
+//! - [`frame`], [`envelope`]: bytes on the wire (no I/O); [`json`]: top-level member scans.
+//! - [`track`]: position and status read from tracking payloads, once per message.
 //! - [`message`], [`room`], [`snapshot`], [`outbox`]: pure state machines, unit-tested with
 //!   byte literals.
 //! - [`rooms`]: the rooms one shard owns and their lifecycle — room limit, retained-bytes
@@ -28,6 +29,7 @@ pub mod error;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod json;
 pub mod memlock;
 pub mod mesh;
 pub mod message;
@@ -42,6 +44,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod stop;
 pub mod subscriber;
+pub mod track;
 mod wakeup;
 
 pub use config::{namespace, EngineConfig, Namespaces, Policy, RoomLimits, RoomSettings};

@@ -7,6 +7,7 @@ use std::time::Instant;
 use crate::config::Policy;
 use crate::envelope;
 use crate::frame;
+use crate::track::Fix;
 
 /// A sequenced room message. Built by the owner shard, then passed around as
 /// `Arc<Message>`: fan-out to a subscriber is one reference-count increment and a queue
@@ -23,6 +24,9 @@ pub struct Message {
     pub policy: Policy,
     /// When the owner sequenced it (history TTL).
     pub at: Instant,
+    /// Position and status fingerprint, read once by the owner in tracking namespaces
+    /// ([`crate::track`]); the default elsewhere.
+    pub fix: Fix,
     /// The complete envelope frame `{"room":..,"seq":..,"data":..}` for `/ws` subscribers.
     pub frame: Bytes,
     /// Length of the published data, which `frame` ends with (followed by one `}`): a
@@ -46,7 +50,13 @@ impl Message {
         let frame = envelope::message_frame(&room, seq, &data);
         // Frames are far below 4 GiB (the server caps messages at 16 MiB).
         let data_len = data.len() as u32;
-        Message { room, seq, key, policy, at, frame, data_len, raw: OnceLock::new() }
+        Message { room, seq, key, policy, at, fix: Fix::default(), frame, data_len, raw: OnceLock::new() }
+    }
+
+    /// The message with the position and status its owner read from it.
+    pub fn with_fix(mut self, fix: Fix) -> Self {
+        self.fix = fix;
+        self
     }
 
     /// Bytes this message holds while a room retains it: the struct with its `Arc` header,

@@ -22,6 +22,7 @@ use crate::config::RoomSettings;
 use crate::epoch::Epoch;
 use crate::message::Message;
 use crate::snapshot::Snapshot;
+use crate::track::Fix;
 
 /// Bookkeeping per retained message beyond [`Message::retained_bytes`]: its slot in the
 /// history ring and its entries in the snapshot indexes (hash set slot, B-tree node share).
@@ -191,7 +192,8 @@ impl Room {
         let (history_size, max_keys, keyed, policy) =
             (s.history_size, s.max_snapshot_keys, s.key.is_some(), s.policy);
         let key = if keyed { key } else { None };
-        let msg = Arc::new(Message::new(self.name.clone(), self.seq, data, key, policy, at));
+        let fix = if s.reads_fix() { s.track.read(&data) } else { Fix::default() };
+        let msg = Arc::new(Message::new(self.name.clone(), self.seq, data, key, policy, at).with_fix(fix));
         let mut held = false;
         if history_size > 0 {
             if self.history.len() == history_size {
@@ -262,7 +264,9 @@ impl Room {
         if snap.contains_key(&key) || snap.newest_seq().is_some_and(|n| n >= seq) || snap.len() >= max_keys {
             return false;
         }
-        let msg = Arc::new(Message::new(self.name.clone(), seq, data, Some(key), policy, at));
+        let fix = if s.reads_fix() { s.track.read(&data) } else { Fix::default() };
+        let msg = Arc::new(Message::new(self.name.clone(), seq, data, Some(key), policy, at).with_fix(fix));
+        let snap = self.snapshot.get_or_insert_with(Box::default);
         snap.insert(msg.clone());
         self.retained += cost(&msg);
         self.expire(now);

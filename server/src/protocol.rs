@@ -26,12 +26,44 @@ pub const MAX_ID_LEN: usize = 64;
 /// the server carry arbitrary text to the room's owner.
 pub const MAX_EPOCH_LEN: usize = 64;
 
+/// A `sub`'s tracking options (DESIGN §3, tracking), as sent: each optional and independent.
+/// Ranges are checked here; what a box or a rate means is the engine's (`geo`, `pace`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TrackOpts {
+    /// `[w, s, e, n]` degrees (lon, lat, lon, lat); `w > e` crosses the antimeridian.
+    pub bbox: Option<[f64; 4]>,
+    /// Messages per key per second.
+    pub max_rate: Option<f64>,
+    /// Metres from the last position delivered for the key.
+    pub min_move_m: Option<f64>,
+    /// At least one message per key per this many seconds despite the dead-band.
+    pub max_silence_s: Option<f64>,
+}
+
+impl TrackOpts {
+    /// Whether any option is set.
+    pub fn any(&self) -> bool {
+        *self != TrackOpts::default()
+    }
+}
+
 /// One parsed client → server operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ClientOp {
     /// Subscribe; optionally replay `seq > since` (of `epoch`, if given) and/or deliver the
-    /// key snapshot first.
-    Sub { room: String, since: Option<u64>, snapshot: bool, epoch: Option<Box<str>>, id: Option<Box<str>> },
+    /// key snapshot first; optionally filtered and paced (`track`).
+    Sub {
+        room: String,
+        since: Option<u64>,
+        snapshot: bool,
+        epoch: Option<Box<str>>,
+        id: Option<Box<str>>,
+        track: Option<Box<TrackOpts>>,
+    },
+    /// Move a viewport subscription's box (a map pan).
+    View { room: String, bbox: [f64; 4], id: Option<Box<str>> },
+    /// Ask for a room's presence state.
+    Presence { room: String, id: Option<Box<str>> },
     /// Unsubscribe.
     Unsub { room: String, id: Option<Box<str>> },
     /// Publish `data`: the exact original bytes of the JSON value.
@@ -45,6 +77,8 @@ impl ClientOp {
     pub fn id(&self) -> Option<&str> {
         match self {
             ClientOp::Sub { id, .. }
+            | ClientOp::View { id, .. }
+            | ClientOp::Presence { id, .. }
             | ClientOp::Unsub { id, .. }
             | ClientOp::Pub { id, .. }
             | ClientOp::Ping { id } => id.as_deref(),
@@ -54,9 +88,11 @@ impl ClientOp {
     /// The room the op addresses, if any.
     pub fn room(&self) -> Option<&str> {
         match self {
-            ClientOp::Sub { room, .. } | ClientOp::Unsub { room, .. } | ClientOp::Pub { room, .. } => {
-                Some(room)
-            }
+            ClientOp::Sub { room, .. }
+            | ClientOp::View { room, .. }
+            | ClientOp::Presence { room, .. }
+            | ClientOp::Unsub { room, .. }
+            | ClientOp::Pub { room, .. } => Some(room),
             ClientOp::Ping { .. } => None,
         }
     }
@@ -67,7 +103,7 @@ impl ClientOp {
 pub enum ErrorKind {
     #[error("invalid JSON: {0}")]
     BadJson(String),
-    #[error("unknown op {0:?}; expected \"sub\", \"unsub\", \"pub\" or \"ping\"")]
+    #[error("unknown op {0:?}; expected \"sub\", \"unsub\", \"pub\", \"ping\", \"view\" or \"presence\"")]
     BadOp(String),
     #[error("missing field \"{0}\"")]
     MissingField(&'static str),
@@ -175,7 +211,7 @@ pub fn parse_client_op(text: &mut [u8]) -> Result<ClientOp, ProtocolError> {
     let mut scan_err = None;
     // Duplicate known keys are rejected rather than resolved: parsers disagree on which one
     // wins, and a room/data mismatch between our scanner and simd-json must be impossible.
-    let mut seen = 0u8;
+    let mut seen = 0u16;
     for field in Fields::new(text) {
         let (key, value) = match field {
             Ok(kv) => kv,
@@ -262,8 +298,48 @@ pub fn parse_client_op(text: &mut [u8]) -> Result<ClientOp, ProtocolError> {
                     }
                 },
             };
-            Ok(ClientOp::Sub { room: room()?, since, snapshot, epoch, id })
+            let bbox = match obj.get("bbox") {
+                None => None,
+                Some(v) if v.is_null() => None,
+                Some(v) => Some(
+                    parse_bbox(v).map_err(|problem| err(ErrorKind::BadField { field: "bbox", problem }))?,
+                ),
+            };
+            let track = TrackOpts {
+                bbox,
+                max_rate: parse_positive(
+                    obj,
+                    "max_rate",
+                    1000.0,
+                    "must be a number above 0 and at most 1000",
+                )
+                .map_err(err)?,
+                min_move_m: parse_positive(
+                    obj,
+                    "min_move_m",
+                    20_000_000.0,
+                    "must be a number of metres above 0",
+                )
+                .map_err(err)?,
+                max_silence_s: parse_positive(
+                    obj,
+                    "max_silence_s",
+                    86_400.0,
+                    "must be seconds above 0, at most 86400",
+                )
+                .map_err(err)?,
+            };
+            let track = track.any().then(|| Box::new(track));
+            Ok(ClientOp::Sub { room: room()?, since, snapshot, epoch, id, track })
         }
+        "view" => {
+            let room = room()?;
+            let v = obj.get("bbox").ok_or_else(|| err(ErrorKind::MissingField("bbox")))?;
+            let bbox =
+                parse_bbox(v).map_err(|problem| err(ErrorKind::BadField { field: "bbox", problem }))?;
+            Ok(ClientOp::View { room, bbox, id })
+        }
+        "presence" => Ok(ClientOp::Presence { room: room()?, id }),
         "unsub" => Ok(ClientOp::Unsub { room: room()?, id }),
         "pub" => {
             let room = room()?;
@@ -275,15 +351,51 @@ pub fn parse_client_op(text: &mut [u8]) -> Result<ClientOp, ProtocolError> {
     }
 }
 
-const KNOWN_KEYS: [&str; 7] = ["op", "room", "data", "id", "since", "snapshot", "epoch"];
+const KNOWN_KEYS: [&str; 11] = [
+    "op",
+    "room",
+    "data",
+    "id",
+    "since",
+    "snapshot",
+    "epoch",
+    "bbox",
+    "max_rate",
+    "min_move_m",
+    "max_silence_s",
+];
 
-/// Whether the raw key span (with quotes) equals `name` once unescaped.
-fn key_is(text: &[u8], key: &Range<usize>, name: &str) -> bool {
-    let raw = &text[key.clone()];
-    if !raw.contains(&b'\\') {
-        return &raw[1..raw.len() - 1] == name.as_bytes();
+/// `bbox`: exactly four numbers, lon/lat in range, south not above north.
+fn parse_bbox(v: &simd_json::BorrowedValue) -> Result<[f64; 4], &'static str> {
+    const WHAT: &str = "must be [w, s, e, n]: four numbers, lon in -180..180, lat in -90..90, s <= n";
+    let a = v.as_array().filter(|a| a.len() == 4).ok_or(WHAT)?;
+    let mut b = [0.0; 4];
+    for (i, x) in a.iter().enumerate() {
+        b[i] = x.cast_f64().filter(|f| f.is_finite()).ok_or(WHAT)?;
     }
-    serde_json::from_slice::<String>(raw).is_ok_and(|k| k == name)
+    let lon_ok = |x: f64| (-180.0..=180.0).contains(&x);
+    let lat_ok = |x: f64| (-90.0..=90.0).contains(&x);
+    if !(lon_ok(b[0]) && lon_ok(b[2]) && lat_ok(b[1]) && lat_ok(b[3]) && b[1] <= b[3]) {
+        return Err(WHAT);
+    }
+    Ok(b)
+}
+
+/// A positive finite number not above `max`, or `null` (= absent).
+fn parse_positive(
+    obj: &simd_json::borrowed::Object,
+    field: &'static str,
+    max: f64,
+    problem: &'static str,
+) -> Result<Option<f64>, ErrorKind> {
+    match obj.get(field) {
+        None => Ok(None),
+        Some(v) if v.is_null() => Ok(None),
+        Some(v) => match v.cast_f64() {
+            Some(f) if f.is_finite() && f > 0.0 && f <= max => Ok(Some(f)),
+            _ => Err(ErrorKind::BadField { field, problem }),
+        },
+    }
 }
 
 /// Value of the top-level `field` of a JSON object, if it is a string or a number — the
@@ -300,138 +412,7 @@ pub fn extract_key(data: &[u8], field: &str) -> Option<String> {
     }
 }
 
-/// Iterator over the top-level members of a JSON object: `(key span incl. quotes, value span)`.
-///
-/// It finds boundaries only — strings (with escapes), nested containers, scalars — and does
-/// not fully validate; callers validate the whole text with simd-json.
-/// A member of an object: (key span including quotes, value span).
-pub type Member = (Range<usize>, Range<usize>);
-
-pub struct Fields<'a> {
-    b: &'a [u8],
-    i: usize,
-    state: u8, // 0 = before '{', 1 = in object, 2 = done
-}
-
-impl<'a> Fields<'a> {
-    pub fn new(b: &'a [u8]) -> Self {
-        Fields { b, i: 0, state: 0 }
-    }
-
-    fn ws(&mut self) {
-        while self.b.get(self.i).is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r')) {
-            self.i += 1;
-        }
-    }
-
-    fn expect(&mut self, c: u8) -> Result<(), &'static str> {
-        self.ws();
-        if self.b.get(self.i) == Some(&c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err("unexpected character")
-        }
-    }
-
-    fn member(&mut self) -> Result<Option<Member>, &'static str> {
-        if self.state == 0 {
-            self.expect(b'{').map_err(|_| "expected a JSON object")?;
-            self.state = 1;
-            self.ws();
-            if self.b.get(self.i) == Some(&b'}') {
-                return Ok(None);
-            }
-        } else {
-            self.ws();
-            match self.b.get(self.i) {
-                Some(b',') => self.i += 1,
-                Some(b'}') => return Ok(None),
-                _ => return Err("expected ',' or '}'"),
-            }
-        }
-        self.ws();
-        if self.b.get(self.i) != Some(&b'"') {
-            return Err("expected a string key");
-        }
-        let k0 = self.i;
-        self.i = skip_value(self.b, self.i)?;
-        let key = k0..self.i;
-        self.expect(b':')?;
-        self.ws();
-        let v0 = self.i;
-        self.i = skip_value(self.b, self.i)?;
-        Ok(Some((key, v0..self.i)))
-    }
-}
-
-impl Iterator for Fields<'_> {
-    type Item = Result<Member, &'static str>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.state == 2 {
-            return None;
-        }
-        match self.member() {
-            Ok(Some(kv)) => Some(Ok(kv)),
-            Ok(None) => {
-                self.state = 2;
-                None
-            }
-            Err(e) => {
-                self.state = 2;
-                Some(Err(e))
-            }
-        }
-    }
-}
-
-/// Returns the end (exclusive) of the JSON value starting at `b[start]`.
-pub fn skip_value(b: &[u8], start: usize) -> Result<usize, &'static str> {
-    let mut i = start;
-    let mut depth = 0usize;
-    loop {
-        let c = *b.get(i).ok_or("unexpected end of input")?;
-        match c {
-            b'"' => {
-                i += 1;
-                loop {
-                    match *b.get(i).ok_or("unterminated string")? {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
-                i += 1;
-            }
-            b'{' | b'[' => {
-                depth += 1;
-                i += 1;
-            }
-            b'}' | b']' => {
-                if depth == 0 {
-                    return Err("unbalanced bracket");
-                }
-                depth -= 1;
-                i += 1;
-            }
-            _ if depth > 0 => i += 1,
-            _ => {
-                // Scalar at top level: number or literal, up to a delimiter.
-                while b
-                    .get(i)
-                    .is_some_and(|c| !matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
-                {
-                    i += 1;
-                }
-                return if i == start { Err("expected a value") } else { Ok(i) };
-            }
-        }
-        if depth == 0 {
-            return Ok(i);
-        }
-    }
-}
+pub use shardcast_engine::json::{key_is, skip_value, Fields, Member};
 
 #[cfg(test)]
 mod tests {
@@ -446,6 +427,54 @@ mod tests {
     }
 
     #[test]
+    fn tracking_fields() {
+        let op = parse(r#"{"op":"sub","room":"fleet:b","bbox":[170,-10,-170,10.5],"max_rate":0.5,"min_move_m":10,"max_silence_s":30,"snapshot":true}"#).unwrap();
+        let ClientOp::Sub { track: Some(t), snapshot: true, .. } = op else { panic!("{op:?}") };
+        assert_eq!(
+            *t,
+            TrackOpts {
+                bbox: Some([170.0, -10.0, -170.0, 10.5]),
+                max_rate: Some(0.5),
+                min_move_m: Some(10.0),
+                max_silence_s: Some(30.0)
+            }
+        );
+        let only = parse(r#"{"op":"sub","room":"a","min_move_m":5}"#).unwrap();
+        assert!(
+            matches!(only, ClientOp::Sub { track: Some(t), .. } if t.min_move_m == Some(5.0) && t.bbox.is_none())
+        );
+        let nulls = parse(r#"{"op":"sub","room":"a","bbox":null,"max_rate":null}"#).unwrap();
+        assert!(matches!(nulls, ClientOp::Sub { track: None, .. }));
+        for bad in [
+            r#"{"op":"sub","room":"a","bbox":[1,2,3],"id":9}"#,
+            r#"{"op":"sub","room":"a","bbox":[1,2,3,"4"],"id":9}"#,
+            r#"{"op":"sub","room":"a","bbox":[181,0,3,4],"id":9}"#,
+            r#"{"op":"sub","room":"a","bbox":[0,5,3,4],"id":9}"#,
+            r#"{"op":"sub","room":"a","bbox":[0,-91,3,4],"id":9}"#,
+            r#"{"op":"sub","room":"a","max_rate":0,"id":9}"#,
+            r#"{"op":"sub","room":"a","max_rate":-1,"id":9}"#,
+            r#"{"op":"sub","room":"a","max_rate":"1","id":9}"#,
+            r#"{"op":"sub","room":"a","min_move_m":true,"id":9}"#,
+            r#"{"op":"sub","room":"a","max_silence_s":1e9,"id":9}"#,
+            r#"{"op":"view","room":"a","bbox":[0,0,1],"id":9}"#,
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!((e.code(), e.error_id()), ("bad_field", Some("9")), "{bad}");
+        }
+        let dup = parse(r#"{"op":"sub","room":"a","bbox":[0,0,1,1],"bbox":[0,0,2,2]}"#).unwrap_err();
+        assert_eq!(dup.code(), "bad_json");
+        assert_eq!(
+            parse(r#"{"op":"view","room":"a","bbox":[-1,-2,3,4],"id":"v"}"#).unwrap(),
+            ClientOp::View { room: "a".into(), bbox: [-1.0, -2.0, 3.0, 4.0], id: Some("\"v\"".into()) }
+        );
+        assert_eq!(parse(r#"{"op":"view","room":"a"}"#).unwrap_err().code(), "missing_field");
+        assert_eq!(
+            parse(r#"{"op":"presence","room":"a","id":1}"#).unwrap(),
+            ClientOp::Presence { room: "a".into(), id: Some("1".into()) }
+        );
+    }
+
+    #[test]
     fn every_op() {
         assert_eq!(
             parse(r#"{"op":"sub","room":"fleet:berlin","since":1234,"snapshot":true,"id":1}"#).unwrap(),
@@ -454,12 +483,20 @@ mod tests {
                 since: Some(1234),
                 snapshot: true,
                 epoch: None,
-                id: Some("1".into())
+                id: Some("1".into()),
+                track: None
             }
         );
         assert_eq!(
             parse(r#"{"op":"sub","room":"a"}"#).unwrap(),
-            ClientOp::Sub { room: "a".into(), since: None, snapshot: false, epoch: None, id: None }
+            ClientOp::Sub {
+                room: "a".into(),
+                since: None,
+                snapshot: false,
+                epoch: None,
+                id: None,
+                track: None
+            }
         );
         assert_eq!(
             parse(r#"{"op":"sub","room":"a","since":7,"epoch":"q8Xk2pLm0Z"}"#).unwrap(),
@@ -468,12 +505,20 @@ mod tests {
                 since: Some(7),
                 snapshot: false,
                 epoch: Some("q8Xk2pLm0Z".into()),
-                id: None
+                id: None,
+                track: None
             }
         );
         assert_eq!(
             parse(r#"{"op":"sub","room":"a","epoch":null}"#).unwrap(),
-            ClientOp::Sub { room: "a".into(), since: None, snapshot: false, epoch: None, id: None }
+            ClientOp::Sub {
+                room: "a".into(),
+                since: None,
+                snapshot: false,
+                epoch: None,
+                id: None,
+                track: None
+            }
         );
         let e = parse(r#"{"op":"sub","room":"a","epoch":1,"id":2}"#).unwrap_err();
         assert_eq!((e.code(), e.error_id()), ("bad_field", Some("2")));

@@ -111,6 +111,14 @@ impl Shared {
                 key: s.key,
                 policy: engine_policy(s.policy),
                 room_ttl: s.room_ttl,
+                track: shardcast_engine::track::TrackFields {
+                    geo: s.geo.map(|g| (g.lat, g.lon)),
+                    status: s.status,
+                },
+                presence: s.presence,
+                presence_members: s.presence_members,
+                presence_window: s.presence_window,
+                liveness_ttl: s.liveness_ttl,
                 ..RoomSettings::default()
             }
         };

@@ -306,7 +306,10 @@ impl Session {
         let shard = &self.ctx.shard;
         match op {
             ClientOp::Ping { id } => self.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
-            ClientOp::Sub { room, since, snapshot, epoch, id } => {
+            ClientOp::View { id, .. } | ClientOp::Presence { id, .. } => {
+                self.error(id.as_deref(), "bad_op", "not yet")
+            }
+            ClientOp::Sub { room, since, snapshot, epoch, id, track: _ } => {
                 if !self.may_subscribe(&room, id.as_deref()) {
                     return;
                 }

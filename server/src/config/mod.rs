@@ -74,6 +74,28 @@ pub struct NamespaceConfig {
     /// Forget a room of this namespace once it has had no subscriber and no message for this
     /// long ("off": keep it while the retained-bytes budget allows).
     pub room_ttl: Option<Ttl>,
+    /// Position fields (`geo = { lat = "lat", lon = "lon" }`): enables viewport (`bbox`)
+    /// subscriptions and `min_move_m` (DESIGN §3, tracking).
+    pub geo: Option<GeoFields>,
+    /// Fields whose change is always delivered despite `max_rate`/`min_move_m`. Default
+    /// `["status", "stopped", "state"]`.
+    pub status: Option<Vec<String>>,
+    /// Subscriber count, members and coalesced join/leave diffs. Default false.
+    pub presence: Option<bool>,
+    /// Distinct members above which presence reports only the count. Default 1000.
+    pub presence_members: Option<usize>,
+    /// At most one `presence_diff` per room per this window. Default "1s".
+    pub presence_window: Option<values::Human>,
+    /// A key with no update for this long is announced `offline` (needs `key`). Default off.
+    pub liveness_ttl: Option<values::Human>,
+}
+
+/// The namespace's position fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeoFields {
+    pub lat: String,
+    pub lon: String,
 }
 
 /// Fully resolved settings of one namespace.
@@ -86,6 +108,12 @@ pub struct NamespaceSettings {
     pub client_publish: bool,
     pub client_subscribe: bool,
     pub room_ttl: Option<Duration>,
+    pub geo: Option<GeoFields>,
+    pub status: Vec<String>,
+    pub presence: bool,
+    pub presence_members: usize,
+    pub presence_window: Duration,
+    pub liveness_ttl: Option<Duration>,
 }
 
 /// The validated server configuration. See [`Args`] for what each setting means.
@@ -313,6 +341,12 @@ impl Config {
             client_publish: o.client_publish.unwrap_or(true),
             client_subscribe: o.client_subscribe.unwrap_or(true),
             room_ttl: o.room_ttl.map_or(self.room_ttl, |t| t.0),
+            geo: o.geo,
+            status: o.status.unwrap_or_else(shardcast_engine::track::default_status_fields),
+            presence: o.presence.unwrap_or(false),
+            presence_members: o.presence_members.unwrap_or(1_000),
+            presence_window: o.presence_window.map_or(Duration::from_secs(1), |h| h.0),
+            liveness_ttl: o.liveness_ttl.map(|h| h.0),
         }
     }
 

@@ -57,6 +57,15 @@ impl Config {
                 (name_ok, "name must be 1+ of A-Z a-z 0-9 _ - . / @"),
                 (s.policy != Policy::Conflate || s.key.is_some(), "policy conflate requires key"),
                 (!matches!(&s.key, Some(k) if k.is_empty()), "key must not be empty"),
+                (s.liveness_ttl.is_none() || s.key.is_some(), "liveness_ttl requires key"),
+                (s.liveness_ttl.is_none_or(|t| t >= Duration::from_secs(1)), "liveness_ttl must be at least 1s"),
+                (
+                    s.presence_window >= Duration::from_millis(50) && s.presence_window <= Duration::from_secs(60),
+                    "presence_window must be between 50ms and 60s",
+                ),
+                (s.presence_members <= 100_000, "presence_members must be at most 100000"),
+                (s.geo.as_ref().is_none_or(|g| !g.lat.is_empty() && !g.lon.is_empty() && g.lat != g.lon), "geo needs two different non-empty field names"),
+                (s.status.len() <= 16 && s.status.iter().all(|f| !f.is_empty()), "status is at most 16 non-empty field names"),
             ];
             if let Some((_, msg)) = rules.iter().find(|r| !r.0) {
                 return Err(invalid(field, *msg));

@@ -87,7 +87,7 @@ impl<'de> Deserialize<'de> for Listen {
 #[derive(Debug, Clone, Copy)]
 pub struct Size(pub usize);
 /// A duration in TOML: a string with a unit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Human(pub Duration);
 
 impl<'de> Deserialize<'de> for Size {
