@@ -184,6 +184,7 @@ impl<T> Pacer<T> {
         }
     }
 
+    /// The rule this pacer applies.
     pub fn rule(&self) -> &PaceRule {
         &self.rule
     }
@@ -211,7 +212,14 @@ impl<T> Pacer<T> {
     /// Decides what happens to `item`, the newest message of `key`, offered at `now`.
     /// `now` never goes back between calls (an instant before the first one the pacer
     /// saw counts as that one).
-    pub fn offer(&mut self, key: &str, pos: Option<(f64, f64)>, status: u64, item: T, now: Instant) -> Offer<T> {
+    pub fn offer(
+        &mut self,
+        key: &str,
+        pos: Option<(f64, f64)>,
+        status: u64,
+        item: T,
+        now: Instant,
+    ) -> Offer<T> {
         let now_ms = self.ms(now);
         let pos = pt(pos);
         let Some(&slot) = self.index.get(key) else {
@@ -271,7 +279,8 @@ impl<T> Pacer<T> {
         if self.index.len() >= self.max_keys {
             return false;
         }
-        let state = KeyState { status, last_pos: pos, pend_pos: NO_POS, pending: None, last_ms: now_ms, due_ms: 0 };
+        let state =
+            KeyState { status, last_pos: pos, pend_pos: NO_POS, pending: None, last_ms: now_ms, due_ms: 0 };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slots[slot as usize] = state;
@@ -397,7 +406,10 @@ mod tests {
         assert_eq!(r.interval, Some(Duration::from_secs(5)));
         assert_eq!(rule(Some(10.0), Some(5.0), Some(60.0)).max_silence, Some(Duration::from_secs(60)));
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1000.5, 1e-6] {
-            assert!(matches!(PaceRule::from_wire(Some(bad), None, None), Err(PaceError::MaxRate(_))), "{bad}");
+            assert!(
+                matches!(PaceRule::from_wire(Some(bad), None, None), Err(PaceError::MaxRate(_))),
+                "{bad}"
+            );
         }
         for bad in [0.0, -3.0, f64::NAN, 2.1e7] {
             assert!(matches!(PaceRule::from_wire(None, Some(bad), None), Err(PaceError::MinMove(_))));
@@ -501,7 +513,7 @@ mod tests {
         assert_eq!(pc.offer("a", p(12.0), S, 4, t0 + ms(3)), Offer::Send(4));
         assert_eq!(pc.offer("a", p(3.0), S, 5, t0 + ms(4)), Offer::Skipped); // 9 m back
         assert_eq!(pc.offer("a", p(1.9), S, 6, t0 + ms(5)), Offer::Send(6)); // 10.1 m back
-        // No position: not subject to the dead-band; the last position stays unknown.
+                                                                             // No position: not subject to the dead-band; the last position stays unknown.
         assert_eq!(pc.offer("a", None, S, 7, t0 + ms(6)), Offer::Send(7));
         assert_eq!(pc.offer("a", p(1.9), S, 8, t0 + ms(7)), Offer::Send(8));
         assert_eq!(pc.pending(), 0);
@@ -546,12 +558,18 @@ mod tests {
         let t0 = Instant::now();
         let mut pc = Pacer::new(rule(None, Some(10.0), Some(30.0)), 10);
         assert_eq!(pc.offer("a", p(0.0), S, 1, t0), Offer::Send(1));
-        assert_eq!(pc.offer("a", p(1.0), S, 2, t0 + ms(1000)), Offer::Held { new_due: Some(t0 + ms(30_000)) });
+        assert_eq!(
+            pc.offer("a", p(1.0), S, 2, t0 + ms(1000)),
+            Offer::Held { new_due: Some(t0 + ms(30_000)) }
+        );
         assert_eq!(pc.offer("a", p(2.0), S, 3, t0 + ms(5000)), Offer::Held { new_due: None });
         assert_eq!(due(&mut pc, t0 + ms(29_999)), Vec::<u64>::new());
         assert_eq!(due(&mut pc, t0 + ms(30_000)), vec![3]);
         // The next delivery counts from there; a move goes at once and clears the hold.
-        assert_eq!(pc.offer("a", p(2.5), S, 4, t0 + ms(31_000)), Offer::Held { new_due: Some(t0 + ms(60_000)) });
+        assert_eq!(
+            pc.offer("a", p(2.5), S, 4, t0 + ms(31_000)),
+            Offer::Held { new_due: Some(t0 + ms(60_000)) }
+        );
         assert_eq!(pc.offer("a", p(20.0), S, 5, t0 + ms(32_000)), Offer::Send(5));
         assert_eq!(pc.pending(), 0);
         // Inside the dead-band after the silence has passed: at once.
@@ -668,21 +686,28 @@ mod tests {
             let mut known: Vec<usize> = Vec::new();
             let mut overflowed = 0;
             let mut last_offer: [Option<(u64, bool)>; KEYS] = [None; KEYS]; // (id, skipped)
-            // Per key: (id, time ms, status, position) of the last delivery.
-            let mut last_del: [Option<(u64, u64, u64, Option<(f64, f64)>)>; KEYS] = [None; KEYS];
+                                                                            // Per key: (id, time ms, status, position) of the last delivery.
+                                                                            // Per key: (id, time ms) of the last delivery; its status and position are msgs[id]'s.
+            let mut last_del: [Option<(u64, u64)>; KEYS] = [None; KEYS];
+            let (mut held, mut skipped) = (0, 0);
             let mut delivered = vec![false; 5000];
-            let mut deliver = |id: u64, at: u64, msgs: &[Sent], last_del: &mut [Option<_>; KEYS], paced: bool| {
-                let m = msgs[id as usize];
-                assert!(!delivered[id as usize], "seed {seed}: {id} delivered twice");
-                delivered[id as usize] = true;
-                if let Some((prev, prev_at, prev_status, _)) = last_del[m.key] {
-                    assert!(prev < id, "seed {seed}: {id} after newer {prev}");
-                    if paced && prev_status == m.status {
-                        assert!(at - prev_at >= interval_ms, "seed {seed}: {id} {at} too soon after {prev_at}");
+            let mut deliver =
+                |id: u64, at: u64, msgs: &[Sent], last_del: &mut [Option<_>; KEYS], paced: bool| {
+                    let m = msgs[id as usize];
+                    assert!(!delivered[id as usize], "seed {seed}: {id} delivered twice");
+                    delivered[id as usize] = true;
+                    if let Some((prev, prev_at)) = last_del[m.key] {
+                        let prev_status = msgs[prev as usize].status;
+                        assert!(prev < id, "seed {seed}: {id} after newer {prev}");
+                        if paced && prev_status == m.status {
+                            assert!(
+                                at - prev_at >= interval_ms,
+                                "seed {seed}: {id} {at} too soon after {prev_at}"
+                            );
+                        }
                     }
-                }
-                last_del[m.key] = Some((id, at, m.status, m.pos));
-            };
+                    last_del[m.key] = Some((id, at));
+                };
             let mut out = Vec::new();
             for id in 0..5000u64 {
                 now_ms += rng.below(300);
@@ -714,13 +739,16 @@ mod tests {
                         deliver(x, now_ms, &msgs, &mut last_del, paced);
                     }
                     Offer::Held { new_due } => {
+                        held += 1;
                         if let Some(d) = new_due {
                             assert!(d > now);
                         }
                         assert!(pc.next_due().unwrap() > now);
                     }
                     Offer::Skipped => {
-                        let (_, _, st, last_pos) = last_del[key].unwrap();
+                        skipped += 1;
+                        let last = msgs[last_del[key].unwrap().0 as usize];
+                        let (st, last_pos) = (last.status, last.pos);
                         assert!(rule.min_move_m.is_some() && st == status[key]);
                         let dist = distance_m(last_pos.unwrap(), pos.unwrap());
                         assert!(dist < rule.min_move_m.unwrap(), "seed {seed}: skipped {id} moved {dist}");
@@ -738,6 +766,9 @@ mod tests {
             }
             assert_eq!(pc.pending(), 0);
             assert_eq!(pc.overflowed(), overflowed);
+            // Each rule was exercised.
+            assert_eq!(held > 0, rule.interval.is_some() || rule.max_silence.is_some(), "seed {seed}");
+            assert_eq!(skipped > 0, rule.min_move_m.is_some() && rule.max_silence.is_none(), "seed {seed}");
             for (key, last) in last_offer.iter().enumerate() {
                 let Some((id, skipped)) = *last else { continue };
                 let ok = delivered[id as usize] || (skipped && rule.max_silence.is_none());

@@ -316,10 +316,7 @@ mod tests {
         p.join("b");
         diff(&mut p);
         p.join("c");
-        assert_eq!(
-            payload(&p.state_frame("r", None)),
-            r#"{"op":"presence","room":"r","count":3}"#
-        );
+        assert_eq!(payload(&p.state_frame("r", None)), r#"{"op":"presence","room":"r","count":3}"#);
         assert_eq!(
             p.take_diff("r").map(|f| payload(&f).to_owned()).unwrap(),
             r#"{"op":"presence_diff","room":"r","count":3,"joined":[],"left":[]}"#
