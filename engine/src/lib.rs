@@ -17,6 +17,9 @@
 //!   budget with LRU eviction, idle TTL — and each room's [`epoch`].
 //! - [`subscriber`] (its rooms in a `roomset`), [`shard`]: per-core state, `Rc`/`RefCell`, no
 //!   locks.
+//! - [`pace`]: per-subscriber pacing of a room's keyed messages (rate limit, dead-band,
+//!   status changes at once); pure, no clock.
+//! - [`presence`]: who is in a room (count, member names) with coalesced diffs; pure.
 //! - [`mesh`] + `outq`: typed, bounded cross-core messages; `runtime`: executors.
 //! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal; `wakeup`:
 //!   a thread that wakes every shard each 20 ms (glommio can sleep past its own timers).
@@ -35,6 +38,8 @@ pub mod mesh;
 pub mod message;
 pub mod outbox;
 mod outq;
+pub mod pace;
+pub mod presence;
 pub mod room;
 pub mod rooms;
 mod roomset;
