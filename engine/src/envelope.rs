@@ -98,6 +98,32 @@ pub fn gap_frame(room: &str, from: u64, to: u64) -> Bytes {
     )
 }
 
+/// `{"op":"offline","room":"<room>","key":"<key>","last_seq":<seq>}`: the key had no update
+/// for its namespace's `liveness_ttl`; `last_seq` is its latest message.
+pub fn offline_frame(room: &str, key: &str, last_seq: u64) -> Bytes {
+    let mut s = String::with_capacity(48 + room.len() + key.len());
+    s.push_str("{\"op\":\"offline\",\"room\":\"");
+    s.push_str(room);
+    s.push_str("\",\"key\":");
+    push_json_string(&mut s, key);
+    s.push_str(",\"last_seq\":");
+    s.push_str(itoa::Buffer::new().format(last_seq));
+    s.push('}');
+    frame_from_parts(OP_TEXT, &[s.as_bytes()])
+}
+
+/// `{"op":"leave","room":"<room>","key":"<key>"}`: a key the subscriber's viewport showed is
+/// no longer inside it (it moved out, or the viewport moved).
+pub fn leave_frame(room: &str, key: &str) -> Bytes {
+    let mut s = String::with_capacity(32 + room.len() + key.len());
+    s.push_str("{\"op\":\"leave\",\"room\":\"");
+    s.push_str(room);
+    s.push_str("\",\"key\":");
+    push_json_string(&mut s, key);
+    s.push('}');
+    frame_from_parts(OP_TEXT, &[s.as_bytes()])
+}
+
 /// `{"op":"error","id":<id>,"code":"<code>","message":"<message>"}` (`id` left out when
 /// absent). `code` and `message` are escaped.
 pub fn error_frame(id: Option<&str>, code: &str, message: &str) -> Bytes {
@@ -165,6 +191,15 @@ mod tests {
         let f = message_frame("fleet:berlin", 1235, br#"{"id":"v1","lat":52.5}"#);
         assert_eq!(f[0], 0x81);
         assert_eq!(payload(&f), r#"{"room":"fleet:berlin","seq":1235,"data":{"id":"v1","lat":52.5}}"#);
+    }
+
+    #[test]
+    fn tracking_notices_are_byte_exact() {
+        assert_eq!(
+            payload(&offline_frame("sensor:hall", "t\"1", 42)),
+            r#"{"op":"offline","room":"sensor:hall","key":"t\"1","last_seq":42}"#
+        );
+        assert_eq!(payload(&leave_frame("fleet:b", "v7")), r#"{"op":"leave","room":"fleet:b","key":"v7"}"#);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use crate::epoch::Epoch;
 use crate::message::Message;
 use crate::room::Replay;
-use crate::rooms::TooManyRooms;
+use crate::rooms::{Notice, TooManyRooms};
 
 /// Who gets told the `seq` a publish was given.
 #[derive(Debug)]
@@ -70,10 +70,21 @@ pub(crate) enum Request {
         snapshot: bool,
         /// The cluster's epoch for the room, if this creates it (see `SubOptions`).
         room_epoch: Option<Epoch>,
+        /// Presence namespaces: who subscribes.
+        member: Option<Box<str>>,
     },
     Unsubscribe {
         room: Box<str>,
         origin: usize,
+        /// Presence namespaces: who leaves (the member of the subscribe).
+        member: Option<Box<str>>,
+    },
+    /// `{"op":"presence"}` of connection `conn` on `origin`: answered with an `Event::Ctrl`.
+    Presence {
+        room: Box<str>,
+        origin: usize,
+        conn: u64,
+        id: Option<Box<str>>,
     },
     Info {
         room: Box<str>,
@@ -105,6 +116,13 @@ pub(crate) enum Event {
     Info {
         token: u64,
         info: RoomInfo,
+    },
+    /// A notice for every follower of a room (presence diff, offline).
+    Notice(Arc<Notice>),
+    /// A frame for one connection (a presence reply).
+    Ctrl {
+        conn: u64,
+        frame: Bytes,
     },
     Barrier,
 }

@@ -21,6 +21,7 @@ use std::time::Instant;
 use crate::config::RoomSettings;
 use crate::epoch::Epoch;
 use crate::message::Message;
+use crate::rooms::RoomTrack;
 use crate::snapshot::Snapshot;
 use crate::track::Fix;
 
@@ -44,6 +45,9 @@ pub struct Replay {
     /// The room's last sequence number at the moment of subscribing (0 if none). Live
     /// delivery continues with `last_seq + 1`.
     pub last_seq: u64,
+    /// Liveness: snapshot entries announced offline (with `snapshot` only), each to be
+    /// followed by its `offline` notice after the replay.
+    pub offline: Vec<Arc<Message>>,
     /// Messages the client asked for (`since`) that history no longer holds, inclusive.
     /// Sent as a `gap` notice before `messages`.
     pub gap: Option<(u64, u64)>,
@@ -113,6 +117,9 @@ pub struct Room {
     /// snapshot would still cost its two index headers.
     snapshot: Option<Box<Snapshot>>,
     interest: Interest,
+    /// Presence and liveness state (`crate::rooms::tracking`), made on first use in
+    /// namespaces that enable them.
+    track: Option<Box<RoomTrack>>,
 }
 
 impl Room {
@@ -126,6 +133,7 @@ impl Room {
             retained: 0,
             history: VecDeque::new(),
             snapshot: None,
+            track: None,
             interest: Interest::default(),
         }
     }
@@ -347,10 +355,19 @@ impl Room {
         let reset =
             from.epoch.is_some_and(|e| !self.epoch.matches(e)) || from.since.is_some_and(|s| s > self.seq);
         let since = if reset { Some(0) } else { from.since };
-        let mut replay =
-            Replay { epoch: self.epoch, reset, last_seq: self.seq, gap: None, messages: Vec::new() };
+        let mut replay = Replay {
+            epoch: self.epoch,
+            reset,
+            last_seq: self.seq,
+            gap: None,
+            messages: Vec::new(),
+            offline: Vec::new(),
+        };
         let first_held = self.history.front().map_or(self.seq + 1, |m| m.seq);
         let snapshot = self.snapshot.as_deref().filter(|_| from.snapshot);
+        if let (Some(snap), Some(t)) = (snapshot, &self.track) {
+            replay.offline.extend(snap.between(0, t.offline_upto + 1).cloned());
+        }
         match since {
             Some(s) if s >= self.seq => {}
             Some(s) if s + 1 >= first_held => {
@@ -386,6 +403,21 @@ impl Room {
     /// Removes one subscriber of `shard`.
     pub fn unsubscribe(&mut self, shard: usize) {
         self.interest.remove(shard);
+    }
+
+    /// Presence and liveness state, if any was made.
+    pub(crate) fn track(&self) -> Option<&RoomTrack> {
+        self.track.as_deref()
+    }
+
+    /// Presence and liveness state, made on first use.
+    pub(crate) fn track_mut(&mut self) -> &mut RoomTrack {
+        self.track.get_or_insert_with(Box::default)
+    }
+
+    /// The tracking state with the snapshot beside it (liveness walks the snapshot).
+    pub(crate) fn track_and_snapshot(&mut self) -> (&mut RoomTrack, Option<&Snapshot>) {
+        (self.track.get_or_insert_with(Box::default), self.snapshot.as_deref())
     }
 
     /// Shards with at least one subscriber.

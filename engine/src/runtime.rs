@@ -199,5 +199,6 @@ async fn housekeeping(shard: Rc<Shard>, stop: StopFlag) {
             shard.refresh_queued_bytes();
         }
         shard.sweep_rooms();
+        shard.tracking_tick();
     }
 }

@@ -85,19 +85,28 @@ fn a_wrong_epoch_or_a_since_beyond_seq_gets_reset_then_the_whole_history() {
                     epoch: Some("wrongwrong".into()),
                     snapshot: false,
                     room_epoch: None,
+                    ..Default::default()
                 },
                 SubOptions {
                     since: None,
                     epoch: Some("wrongwrong".into()),
                     snapshot: false,
                     room_epoch: None,
+                    ..Default::default()
                 },
-                SubOptions { since: Some(40), epoch: None, snapshot: false, room_epoch: None },
+                SubOptions {
+                    since: Some(40),
+                    epoch: None,
+                    snapshot: false,
+                    room_epoch: None,
+                    ..Default::default()
+                },
                 SubOptions {
                     since: Some(40),
                     epoch: Some(epoch.as_str().into()),
                     snapshot: false,
                     room_epoch: None,
+                    ..Default::default()
                 },
             ];
             for opts in cases {
@@ -130,6 +139,7 @@ fn a_wrong_epoch_or_a_since_beyond_seq_gets_reset_then_the_whole_history() {
                     epoch: Some(epoch.as_str().into()),
                     snapshot: false,
                     room_epoch: None,
+                    ..Default::default()
                 },
             )
             .await;
@@ -172,6 +182,7 @@ fn an_evicted_room_comes_back_under_a_new_epoch() {
                 epoch: Some(first.epoch.as_str().into()),
                 snapshot: false,
                 room_epoch: None,
+                ..Default::default()
             };
             sub_with(&shard, &s, &room, opts).await;
             let mut out = vec![];

@@ -31,6 +31,10 @@ pub struct NsRules {
     pub client_publish: bool,
     pub client_subscribe: bool,
     pub key: Option<String>,
+    /// Presence is on (`{"op":"presence"}` is served).
+    pub presence: bool,
+    /// The namespace has `geo` fields (`bbox`, `view` and `min_move_m` need them).
+    pub geo: bool,
 }
 
 /// Per-shard counters the engine does not keep (connections, rejections).
@@ -64,7 +68,13 @@ impl Shared {
         let api_key = config.api_key.as_deref().map(ApiKey::new);
         let rules = |ns: &str| {
             let s = config.namespace(ns);
-            NsRules { client_publish: s.client_publish, client_subscribe: s.client_subscribe, key: s.key }
+            NsRules {
+                client_publish: s.client_publish,
+                client_subscribe: s.client_subscribe,
+                key: s.key,
+                presence: s.presence,
+                geo: s.geo.is_some(),
+            }
         };
         let ns_rules = config.namespaces.keys().map(|ns| (ns.clone(), rules(ns))).collect();
         let default_rules = rules("");

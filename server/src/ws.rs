@@ -306,8 +306,17 @@ impl Session {
         let shard = &self.ctx.shard;
         match op {
             ClientOp::Ping { id } => self.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
-            ClientOp::View { id, .. } | ClientOp::Presence { id, .. } => {
-                self.error(id.as_deref(), "bad_op", "not yet")
+            ClientOp::View { id, .. } => self.error(id.as_deref(), "bad_op", "not yet"),
+            ClientOp::Presence { room, id } => {
+                if !self.may_subscribe(&room, id.as_deref()) {
+                    return;
+                }
+                if !self.ctx.shared.rules(&room).presence {
+                    let ns = protocol::namespace(&room);
+                    let msg = format!("presence is not enabled for namespace {ns:?}");
+                    return self.error(id.as_deref(), "bad_op", &msg);
+                }
+                shard.presence(&self.sub, &room, id).await;
             }
             ClientOp::Sub { room, since, snapshot, epoch, id, track: _ } => {
                 if !self.may_subscribe(&room, id.as_deref()) {
@@ -319,7 +328,8 @@ impl Session {
                     let msg = format!("a connection may follow at most {max} rooms");
                     return self.error(id.as_deref(), "too_many_rooms", &msg);
                 }
-                let mut opts = SubOptions { since, epoch, snapshot, room_epoch: None };
+                let member = self.member();
+                let mut opts = SubOptions { since, epoch, snapshot, room_epoch: None, member };
                 if let Some(cluster) = &self.ctx.shared.cluster {
                     // The node's broker subscription is in place before the `ok`.
                     let keyed = self.ctx.shared.rules(&room).key.is_some();
@@ -370,6 +380,21 @@ impl Session {
         }
         if let Err(e) = self.ctx.publish_unacked(room, data).await {
             self.error(None, e.code(), &e.to_string());
+        }
+    }
+
+    /// Who this connection is for presence: its token's `sub` (at most 128 bytes), or
+    /// nothing (the engine then names it by connection id).
+    fn member(&self) -> Option<Box<str>> {
+        match &self.rights {
+            Rights::Token(c) if !c.sub.is_empty() => {
+                let mut end = c.sub.len().min(128);
+                while !c.sub.is_char_boundary(end) {
+                    end -= 1;
+                }
+                Some(c.sub[..end].into())
+            }
+            _ => None,
         }
     }
 

@@ -40,6 +40,9 @@ use crate::stats::ShardStats;
 
 mod mirror;
 mod slab;
+mod tracking;
+
+pub use tracking::{Notice, RoomTrack};
 
 use slab::Slab;
 
@@ -103,6 +106,8 @@ pub struct Registry {
     base: Instant,
     rng: EpochRng,
     stats: Arc<ShardStats>,
+    /// Presence and liveness timers (see `tracking`).
+    due: std::collections::BinaryHeap<std::cmp::Reverse<(Instant, Arc<str>)>>,
 }
 
 impl Registry {
@@ -118,6 +123,7 @@ impl Registry {
             base: Instant::now(),
             rng,
             stats,
+            due: Default::default(),
         }
     }
 
@@ -165,6 +171,9 @@ impl Registry {
     /// The bookkeeping after a message entered slot `i` (whose room retained `before`
     /// bytes until then): where it goes, the budget, the LRU.
     fn published(&mut self, i: u32, before: usize, msg: Arc<Message>, now: Instant) -> Published {
+        if msg.key.is_some() {
+            self.note_liveness(i, msg.at);
+        }
         let room = self.slab.room_mut(i);
         let (after, epoch) = (room.retained(), room.epoch());
         let mut targets = ShardSet::default();

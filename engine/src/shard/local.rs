@@ -88,6 +88,8 @@ impl Shard {
                     let _ = tx.try_send(info);
                 }
             }
+            Event::Notice(n) => self.notice_local(&n),
+            Event::Ctrl { conn, frame } => self.ctrl_to(conn, frame),
             Event::Barrier => self.note_barrier(false),
         }
     }
@@ -147,7 +149,7 @@ impl Shard {
         let Some(sub) = sub else {
             // Left (or gone) while pending: release what the owner counted, if anything.
             if result.is_ok() {
-                self.release(&p.room);
+                self.release(&p.room, p.member);
             }
             return;
         };
@@ -177,6 +179,11 @@ impl Shard {
             sub.push_ctrl(envelope::gap_frame(&p.room, from, to));
         }
         self.count_pushes(replay.messages.iter().map(|m| sub.push_msg(m)));
+        if sub.mode() == DeliveryMode::Envelope {
+            for m in &replay.offline {
+                sub.push_ctrl(envelope::offline_frame(&p.room, m.key.as_deref().unwrap_or_default(), m.seq));
+            }
+        }
         sub.rooms.borrow_mut().insert(p.room.clone(), SubState::Live);
         self.local.borrow_mut().entry(p.room).or_default().push(sub);
     }
@@ -184,12 +191,13 @@ impl Shard {
     /// Releases one admitted subscription of this shard at `room`'s owner, without
     /// waiting (called while handling events): the request is queued in order, and its
     /// queue is bounded by the subscriptions that can be pending at once.
-    pub(super) fn release(&self, room: &str) {
+    pub(super) fn release(&self, room: &str, member: Option<Box<str>>) {
         let owner = super::owner_of(room, self.n);
         if owner == self.id {
+            self.owner_left(room, member.as_deref());
             self.registry().unsubscribe(room, self.id, Instant::now());
         } else if let Some(q) = &self.req[owner] {
-            q.push(Request::Unsubscribe { room: room.into(), origin: self.id }, &self.stats);
+            q.push(Request::Unsubscribe { room: room.into(), origin: self.id, member }, &self.stats);
         }
     }
 

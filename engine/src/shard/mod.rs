@@ -37,6 +37,7 @@ use crate::subscriber::{SubState, Subscriber};
 mod coalesce;
 mod local;
 mod owner;
+mod tracking;
 
 pub use coalesce::Cork;
 use local::Followers;
@@ -63,6 +64,8 @@ pub struct SubOptions {
     /// Cluster mode: the epoch the cluster agreed on for this room, given to the room if
     /// this subscribe creates it here (`None`: a new epoch from the owner's generator).
     pub room_epoch: Option<Epoch>,
+    /// Presence namespaces: who this connection is (its token's `sub`); default `c<shard>.<id>`.
+    pub member: Option<Box<str>>,
 }
 
 impl SubOptions {
@@ -78,6 +81,8 @@ struct PendingSub {
     /// The connection left the room (or subscribed again) before the owner answered: the
     /// answer only releases what the owner counted.
     cancelled: bool,
+    /// Presence: the member the owner counts this subscription as.
+    member: Option<Box<str>>,
 }
 
 enum Waiting {
@@ -105,6 +110,8 @@ pub struct Shard {
     /// Host side: followers per room, for fan-out.
     local: RefCell<FxHashMap<Arc<str>, Followers>>,
     conns: RefCell<FxHashMap<u64, Weak<Subscriber>>>,
+    /// Presence names of connections that were given one ([`Shard::set_member`]).
+    members: RefCell<FxHashMap<u64, Box<str>>>,
     pending: RefCell<FxHashMap<u64, PendingSub>>,
     waiting: RefCell<FxHashMap<u64, Waiting>>,
     next_id: Cell<u64>,
@@ -155,6 +162,7 @@ impl Shard {
             rooms: RefCell::new(rooms),
             local: RefCell::default(),
             conns: RefCell::default(),
+            members: RefCell::default(),
             pending: RefCell::default(),
             waiting: RefCell::default(),
             next_id: Cell::new(1),
@@ -256,6 +264,7 @@ impl Shard {
             self.unsubscribe(sub, &room).await;
         }
         self.conns.borrow_mut().remove(&sub.id());
+        self.forget_member(sub.id());
         ShardStats::sub(&self.stats.subscribers, 1);
     }
 
@@ -289,17 +298,22 @@ impl Shard {
             self.local.borrow().get_key_value(room).map_or_else(|| Arc::from(room), |(k, _)| k.clone());
         sub.rooms.borrow_mut().insert(name.clone(), SubState::Pending(token));
         ShardStats::add(&self.stats.subscriptions, 1);
-        let pending = PendingSub { sub: Rc::downgrade(sub), room: name, ack, cancelled: false };
+        let member = self.member_for(sub.id(), room, opts.member.as_deref());
+        let pending =
+            PendingSub { sub: Rc::downgrade(sub), room: name, ack, cancelled: false, member: member.clone() };
         self.pending.borrow_mut().insert(token, pending);
         let owner = owner_of(room, self.n);
         if owner == self.id {
             let now = Instant::now();
             let result = self.registry().subscribe_as(room, self.id, opts.resume(), opts.room_epoch, now);
+            if result.is_ok() {
+                self.owner_joined(room, member.as_deref());
+            }
             self.on_sub_ready(token, result);
         } else {
-            let SubOptions { since, epoch, snapshot, room_epoch } = opts;
+            let SubOptions { since, epoch, snapshot, room_epoch, member: _ } = opts;
             let (room, origin) = (room.into(), self.id);
-            let req = Request::Subscribe { room, origin, token, since, epoch, snapshot, room_epoch };
+            let req = Request::Subscribe { room, origin, token, since, epoch, snapshot, room_epoch, member };
             self.send_req(owner, req).await;
         }
     }
@@ -328,10 +342,13 @@ impl Shard {
             }
         }
         let owner = owner_of(room, self.n);
+        let member = self.member_for(sub.id(), room, None);
         if owner == self.id {
+            self.owner_left(room, member.as_deref());
             self.registry().unsubscribe(room, self.id, Instant::now());
         } else {
-            self.send_req(owner, Request::Unsubscribe { room: room.into(), origin: self.id }).await;
+            let req = Request::Unsubscribe { room: room.into(), origin: self.id, member };
+            self.send_req(owner, req).await;
         }
         true
     }

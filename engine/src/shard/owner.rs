@@ -176,14 +176,21 @@ impl Shard {
                 let peers = self.owner_publish(&room, data, key, origin, reply);
                 self.wait_for_room(peers).await;
             }
-            Request::Subscribe { room, origin, token, since, epoch, snapshot, room_epoch } => {
+            Request::Subscribe { room, origin, token, since, epoch, snapshot, room_epoch, member } => {
                 let from = Resume { since, epoch: epoch.as_deref(), snapshot };
                 let now = Instant::now();
                 let result = self.registry().subscribe_as(&room, origin, from, room_epoch, now);
+                if result.is_ok() {
+                    self.owner_joined(&room, member.as_deref());
+                }
                 self.send_ev(origin, Event::SubReady { token, result }).await;
             }
-            Request::Unsubscribe { room, origin } => {
+            Request::Unsubscribe { room, origin, member } => {
+                self.owner_left(&room, member.as_deref());
                 self.registry().unsubscribe(&room, origin, Instant::now())
+            }
+            Request::Presence { room, origin, conn, id } => {
+                self.owner_presence(&room, origin, conn, id.as_deref())
             }
             Request::Info { room, origin, token } => {
                 let info = self.owner_info(&room);

@@ -1,0 +1,183 @@
+//! Owner-side tracking of rooms (issue 11): **presence** (who follows a room, with join/leave
+//! diffs coalesced per window) and **liveness** (a key silent for `liveness_ttl` is announced
+//! `offline` once), and the one timer heap that flushes both.
+//!
+//! Why on the owner: it already counts a room's subscriptions and holds its latest message
+//! per key, so presence is a counter beside that count and liveness is a cursor over the
+//! snapshot's `seq` order — no extra per-key structure. The owner turns each into one frame
+//! per room event ([`Notice`]), which reaches every follower like a message: one `Bytes`
+//! shared by refcount.
+//!
+//! Invariants:
+//! - Liveness: snapshot entries with `seq <= offline_upto` are exactly the keys announced
+//!   offline and not updated since (an update gives the key a higher `seq`, so it is online
+//!   again without bookkeeping). Entries are announced in `seq` order, which is publish
+//!   order, so the sweep walks a prefix and stops at the first entry still fresh.
+//! - Presence: at most one diff per room per `presence_window`; a diff is due only while
+//!   something changed since the last one.
+//! - Timers: a room is in the heap at most once per distinct due instant, and `scheduled`
+//!   is the earliest; entries that no longer match a room's `scheduled` are skipped, so the
+//!   heap holds O(rooms with tracking) entries.
+
+use bytes::Bytes;
+use std::cmp::Reverse;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{Registry, ShardSet};
+use crate::envelope;
+use crate::presence::Presence;
+
+/// Most offline notices one sweep of one room emits; the rest follow on the next tick, so a
+/// fleet going silent at once cannot stall the shard.
+const OFFLINE_BATCH: usize = 256;
+/// Most rooms one tick visits.
+const TICK_ROOMS: usize = 256;
+
+/// A room's tracking state, boxed in the room and made only in namespaces that use it.
+#[derive(Debug, Default)]
+pub struct RoomTrack {
+    presence: Option<Presence>,
+    /// When the last `presence_diff` went out.
+    presence_last: Option<Instant>,
+    /// Snapshot entries with `seq` at or below this are offline.
+    pub(crate) offline_upto: u64,
+    /// The earliest instant this room is in the timer heap for.
+    scheduled: Option<Instant>,
+}
+
+/// A frame an owner sends to every follower of a room, outside the room's `seq`.
+#[derive(Debug)]
+pub struct Notice {
+    /// The room.
+    pub room: Arc<str>,
+    /// The key it is about (`offline`): viewport subscribers get it only if they show the key.
+    pub key: Option<Box<str>>,
+    /// The frame, built once.
+    pub frame: Bytes,
+    /// Shards with followers of the room.
+    pub targets: ShardSet,
+}
+
+impl Registry {
+    /// A subscription by `member` started in `name` (presence namespaces only; call after
+    /// the room accepted the subscription).
+    pub fn presence_join(&mut self, name: &str, member: &str, now: Instant) {
+        self.presence_change(name, now, |p| p.join(member));
+    }
+
+    /// A subscription by `member` in `name` ended.
+    pub fn presence_leave(&mut self, name: &str, member: &str, now: Instant) {
+        self.presence_change(name, now, |p| p.leave(member));
+    }
+
+    fn presence_change(&mut self, name: &str, now: Instant, change: impl FnOnce(&mut Presence)) {
+        let Some(&i) = self.index.get(name) else { return };
+        let room = self.slab.room_mut(i);
+        let settings = room.settings().clone();
+        if !settings.presence {
+            return;
+        }
+        let t = room.track_mut();
+        change(t.presence.get_or_insert_with(|| Presence::new(settings.presence_members)));
+        let due = t.presence_last.map_or(now, |last| (last + settings.presence_window).max(now));
+        self.schedule(i, due);
+    }
+
+    /// `{"op":"presence",..}` for `name`: count 0 and no members when the room does not exist.
+    pub fn presence_state(&self, name: &str, id: Option<&str>) -> Bytes {
+        let room = self.get(name);
+        let p = room.and_then(|r| r.track().and_then(|t| t.presence.as_ref()));
+        match p {
+            Some(p) => p.state_frame(name, id),
+            None => Presence::new(0).state_frame(name, id),
+        }
+    }
+
+    /// After a keyed message entered slot `i` of a liveness namespace: make sure the room
+    /// is checked when its oldest fresh key would go stale.
+    pub(super) fn note_liveness(&mut self, i: u32, at: Instant) {
+        let room = self.slab.room(i);
+        let Some(ttl) = room.settings().liveness_ttl else { return };
+        if room.track().is_none_or(|t| t.scheduled.is_none()) {
+            self.schedule(i, at + ttl);
+        }
+    }
+
+    fn schedule(&mut self, i: u32, at: Instant) {
+        let room = self.slab.room_mut(i);
+        let name = room.name().clone();
+        let t = room.track_mut();
+        if t.scheduled.is_some_and(|s| s <= at) {
+            return;
+        }
+        t.scheduled = Some(at);
+        self.due.push(Reverse((at, name)));
+    }
+
+    /// Runs the timers due at `now`: offline notices and presence diffs, appended to `out`.
+    /// Bounded work per call (see the constants); the rest waits for the next tick.
+    pub fn tick(&mut self, now: Instant, out: &mut Vec<Notice>) {
+        for _ in 0..TICK_ROOMS {
+            let Some(Reverse((at, _))) = self.due.peek() else { return };
+            if *at > now {
+                return;
+            }
+            let Some(Reverse((at, name))) = self.due.pop() else { return };
+            let Some(&i) = self.index.get(&name) else { continue };
+            let room = self.slab.room_mut(i);
+            if room.track().is_none_or(|t| t.scheduled != Some(at)) {
+                continue; // superseded by an earlier entry, or the room was re-created
+            }
+            room.track_mut().scheduled = None;
+            let next = room_tick(room, now, out);
+            if let Some(next) = next {
+                self.schedule(i, next);
+            }
+        }
+    }
+}
+
+/// One room's due work at `now`; returns when it next needs a visit.
+fn room_tick(room: &mut crate::room::Room, now: Instant, out: &mut Vec<Notice>) -> Option<Instant> {
+    let settings = room.settings().clone();
+    let name = room.name().clone();
+    let mut targets = ShardSet::default();
+    room.interested_shards().for_each(|s| targets.insert(s));
+    let mut next: Option<Instant> = None;
+    let mut earliest = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
+    // Presence: one diff per window.
+    let (track, _) = room.track_and_snapshot();
+    if let Some(p) = track.presence.as_mut() {
+        let ready = track.presence_last.is_none_or(|l| now >= l + settings.presence_window);
+        if ready {
+            if let Some(frame) = p.take_diff(&name) {
+                track.presence_last = Some(now);
+                out.push(Notice { room: name.clone(), key: None, frame, targets });
+            }
+        } else if p.is_dirty() {
+            earliest(track.presence_last.unwrap_or(now) + settings.presence_window);
+        }
+    }
+    // Liveness: announce the stale prefix of the snapshot.
+    if let Some(ttl) = settings.liveness_ttl {
+        let (track, snap) = room.track_and_snapshot();
+        if let Some(snap) = snap {
+            for (sent, m) in snap.between(track.offline_upto, u64::MAX).enumerate() {
+                if now.saturating_duration_since(m.at) < ttl {
+                    earliest(m.at + ttl);
+                    break;
+                }
+                if sent == OFFLINE_BATCH {
+                    earliest(now);
+                    break;
+                }
+                let key = m.key.as_deref().unwrap_or_default();
+                let frame = envelope::offline_frame(&name, key, m.seq);
+                out.push(Notice { room: name.clone(), key: Some(key.into()), frame, targets });
+                track.offline_upto = m.seq;
+            }
+        }
+    }
+    next
+}
