@@ -12,7 +12,8 @@
 //!   **delivered to this subscriber** for the key is skipped. A message without a position
 //!   is not subject to the dead-band.
 //! - status — each message carries a fingerprint of its status fields; a status different
-//!   from the last delivered one for the key is delivered at once, whatever the other rules.
+//!   from the last delivered one for the key is delivered at once, whatever the other rules
+//!   (fingerprint 0, a message without any status field, says nothing about the status).
 //! - `max_silence_s: t` — with `min_move_m`: a message inside the dead-band is delivered
 //!   anyway once `t` has passed since the key's last delivery, and is held until then if it
 //!   is the newest, so a parked vehicle is confirmed every `t` seconds.
@@ -229,6 +230,8 @@ impl<T> Pacer<T> {
             return Offer::Send(item);
         };
         let s = &self.slots[slot as usize];
+        // 0: the message carries none of the status fields — no news about the status.
+        let status = if status == 0 { s.status } else { status };
         let old_due = s.pending.is_some().then_some(s.due_ms);
         let due = if status != s.status {
             Some(now_ms)
