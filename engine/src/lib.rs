@@ -17,6 +17,8 @@
 //! - [`subscriber`] (its rooms in a `roomset`), [`shard`]: per-core state, `Rc`/`RefCell`, no
 //!   locks.
 //! - [`mesh`] + `outq`: typed, bounded cross-core messages; `runtime`: executors.
+//! - [`geo`]: viewport subscriptions — positions, boxes and the grid index of boxes (pure,
+//!   no I/O).
 //! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal; `wakeup`:
 //!   a thread that wakes every shard each 20 ms (glommio can sleep past its own timers).
 
@@ -28,6 +30,7 @@ pub mod error;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod geo;
 pub mod memlock;
 pub mod mesh;
 pub mod message;
