@@ -21,6 +21,8 @@
 //!   status changes at once); pure, no clock.
 //! - [`presence`]: who is in a room (count, member names) with coalesced diffs; pure.
 //! - [`mesh`] + `outq`: typed, bounded cross-core messages; `runtime`: executors.
+//! - [`geo`]: viewport subscriptions — positions, boxes and the grid index of boxes (pure,
+//!   no I/O).
 //! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal; `wakeup`:
 //!   a thread that wakes every shard each 20 ms (glommio can sleep past its own timers).
 
@@ -32,6 +34,7 @@ pub mod error;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod geo;
 pub mod json;
 pub mod memlock;
 pub mod mesh;

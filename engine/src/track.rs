@@ -16,25 +16,7 @@ use std::hash::Hasher;
 
 use crate::json::{key_is, Fields};
 
-/// A WGS84 position in degrees.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Pos {
-    /// Latitude, −90 ..= 90.
-    pub lat: f64,
-    /// Longitude, −180 ..= 180.
-    pub lon: f64,
-}
-
-impl Pos {
-    /// `None` unless both are finite and in range.
-    pub fn new(lat: f64, lon: f64) -> Option<Pos> {
-        let ok = lat.is_finite()
-            && lon.is_finite()
-            && (-90.0..=90.0).contains(&lat)
-            && (-180.0..=180.0).contains(&lon);
-        ok.then_some(Pos { lat, lon })
-    }
-}
+pub use crate::geo::Pos;
 
 /// What fan-out knows about a message beyond its bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
