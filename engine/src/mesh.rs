@@ -11,6 +11,7 @@ use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use std::sync::Arc;
 
 use crate::epoch::Epoch;
+use crate::geo::BBox;
 use crate::message::Message;
 use crate::room::Replay;
 use crate::rooms::{Notice, TooManyRooms};
@@ -79,6 +80,13 @@ pub(crate) enum Request {
         /// Presence namespaces: who leaves (the member of the subscribe).
         member: Option<Box<str>>,
     },
+    /// A viewport pan: the snapshot entries inside `bbox`, answered with `Event::PanReady`.
+    View {
+        room: Box<str>,
+        origin: usize,
+        token: u64,
+        bbox: BBox,
+    },
     /// `{"op":"presence"}` of connection `conn` on `origin`: answered with an `Event::Ctrl`.
     Presence {
         room: Box<str>,
@@ -119,6 +127,11 @@ pub(crate) enum Event {
     },
     /// A notice for every follower of a room (presence diff, offline).
     Notice(Arc<Notice>),
+    /// The snapshot entries inside a pan's box.
+    PanReady {
+        token: u64,
+        entries: Vec<Arc<Message>>,
+    },
     /// A frame for one connection (a presence reply).
     Ctrl {
         conn: u64,

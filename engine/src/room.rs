@@ -405,6 +405,11 @@ impl Room {
         self.interest.remove(shard);
     }
 
+    /// The snapshot's entries in `seq` order (none without a snapshot).
+    pub fn snapshot_entries(&self) -> impl Iterator<Item = &Arc<Message>> + '_ {
+        self.snapshot.iter().flat_map(|s| s.between(0, u64::MAX))
+    }
+
     /// Presence and liveness state, if any was made.
     pub(crate) fn track(&self) -> Option<&RoomTrack> {
         self.track.as_deref()

@@ -200,5 +200,6 @@ async fn housekeeping(shard: Rc<Shard>, stop: StopFlag) {
         }
         shard.sweep_rooms();
         shard.tracking_tick();
+        shard.pace_tick();
     }
 }

@@ -13,6 +13,9 @@
 
 use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
+use shardcast_engine::geo::BBox;
+use shardcast_engine::pace::PaceRule;
+use shardcast_engine::shard::{ViewRefused, ViewSpec, MAX_VIEWPORTS};
 use shardcast_engine::{envelope, Ack, Reply, SubOptions, Subscriber};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -306,7 +309,23 @@ impl Session {
         let shard = &self.ctx.shard;
         match op {
             ClientOp::Ping { id } => self.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
-            ClientOp::View { id, .. } => self.error(id.as_deref(), "bad_op", "not yet"),
+            ClientOp::View { room, bbox, id } => {
+                let bbox = match BBox::from_slice(&bbox) {
+                    Ok(b) => b,
+                    Err(e) => return self.error(id.as_deref(), "bad_field", &format!("field \"bbox\" {e}")),
+                };
+                let err = match shard.view(&self.sub, &room, bbox, id.clone()).await {
+                    Ok(()) => return,
+                    Err(ViewRefused::NotSubscribed) => {
+                        ("not_subscribed", format!("not subscribed to {room}"))
+                    }
+                    Err(ViewRefused::NoViewport) => (
+                        "bad_op",
+                        format!("{room} is followed without a bbox; subscribe again with one to pan"),
+                    ),
+                };
+                self.error(id.as_deref(), err.0, &err.1);
+            }
             ClientOp::Presence { room, id } => {
                 if !self.may_subscribe(&room, id.as_deref()) {
                     return;
@@ -318,9 +337,24 @@ impl Session {
                 }
                 shard.presence(&self.sub, &room, id).await;
             }
-            ClientOp::Sub { room, since, snapshot, epoch, id, track: _ } => {
+            ClientOp::Sub { room, since, snapshot, epoch, id, track } => {
                 if !self.may_subscribe(&room, id.as_deref()) {
                     return;
+                }
+                let view = match track.map(|t| self.view_spec(&room, &t)).transpose() {
+                    Ok(v) => v.map(Box::new),
+                    Err(msg) => {
+                        self.ctx.reject(RejectReason::BadRequest);
+                        return self.error(id.as_deref(), "bad_field", &msg);
+                    }
+                };
+                let viewport = view.as_ref().is_some_and(|v| v.bbox.is_some());
+                if viewport && !self.sub.follows(&room) && shard.viewports_of(&self.sub) >= MAX_VIEWPORTS {
+                    self.ctx.reject(RejectReason::MaxRooms);
+                    let msg = format!(
+                        "a connection may hold at most {MAX_VIEWPORTS} viewport (bbox) subscriptions"
+                    );
+                    return self.error(id.as_deref(), "too_many_rooms", &msg);
                 }
                 let max = self.ctx.shared.config.max_rooms_per_conn;
                 if !self.sub.follows(&room) && self.sub.room_count() >= max {
@@ -329,7 +363,7 @@ impl Session {
                     return self.error(id.as_deref(), "too_many_rooms", &msg);
                 }
                 let member = self.member();
-                let mut opts = SubOptions { since, epoch, snapshot, room_epoch: None, member };
+                let mut opts = SubOptions { since, epoch, snapshot, room_epoch: None, member, view };
                 if let Some(cluster) = &self.ctx.shared.cluster {
                     // The node's broker subscription is in place before the `ok`.
                     let keyed = self.ctx.shared.rules(&room).key.is_some();
@@ -381,6 +415,25 @@ impl Session {
         if let Err(e) = self.ctx.publish_unacked(room, data).await {
             self.error(None, e.code(), &e.to_string());
         }
+    }
+
+    /// A `sub`'s tracking options as the engine's filter, or why they do not apply here.
+    fn view_spec(&self, room: &str, t: &protocol::TrackOpts) -> Result<ViewSpec, String> {
+        let rules = self.ctx.shared.rules(room);
+        let ns = protocol::namespace(room);
+        let geo_field = if t.bbox.is_some() { Some("bbox") } else { t.min_move_m.map(|_| "min_move_m") };
+        if let Some(field) = geo_field.filter(|_| !rules.geo) {
+            return Err(format!("field \"{field}\" needs positions: namespace {ns:?} has no geo fields"));
+        }
+        let paced = t.max_rate.is_some() || t.min_move_m.is_some() || t.max_silence_s.is_some();
+        if paced && rules.key.is_none() {
+            return Err(format!("pacing is per key: namespace {ns:?} has no key field"));
+        }
+        let bbox =
+            t.bbox.map(|b| BBox::from_slice(&b)).transpose().map_err(|e| format!("field \"bbox\" {e}"))?;
+        let pace =
+            PaceRule::from_wire(t.max_rate, t.min_move_m, t.max_silence_s).map_err(|e| e.to_string())?;
+        Ok(ViewSpec { bbox, pace })
     }
 
     /// Who this connection is for presence: its token's `sub` (at most 128 bytes), or

@@ -199,3 +199,227 @@ fn a_silent_key_goes_offline_once_and_comes_back_with_its_next_update() {
     let v = until(&mut s, TIMEOUT, |v| v["seq"] == again);
     assert_eq!(v["data"]["id"], "a");
 }
+
+/// A fleet position message.
+fn fix(id: &str, lat: f64, lon: f64) -> String {
+    format!(r#"{{"id":"{id}","lat":{lat},"lon":{lon}}}"#)
+}
+
+/// Data messages (`{"room","seq","data"}`) and the ops, in arrival order, within `dur`.
+fn frames(ws: &mut Ws, dur: Duration) -> Vec<Value> {
+    drain(ws, dur)
+}
+
+fn ids(fs: &[Value]) -> Vec<String> {
+    fs.iter()
+        .filter(|v| v.get("seq").is_some() && v.get("op").is_none())
+        .map(|v| v["data"]["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn leaves(fs: &[Value]) -> Vec<String> {
+    fs.iter().filter(|v| is_op(v, "leave")).map(|v| v["key"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_viewport_gets_what_is_inside_and_one_leave_per_exit() {
+    let (server, _dir) = server(&[]);
+    let room = "fleet:berlin";
+    let mut p = server.ws();
+    let mut s = server.ws();
+    let ok = s.request(&format!(r#"{{"op":"sub","room":"{room}","bbox":[13.0,52.0,14.0,53.0],"id":1}}"#));
+    assert!(ok.starts_with(r#"{"op":"ok","id":1,"room":"fleet:berlin","seq":0,"epoch":"#), "{ok}");
+    let steps = [
+        (fix("v1", 52.5, 13.5), "in"),
+        (fix("v2", 50.0, 10.0), "never inside"),
+        (fix("v1", 52.0, 13.0), "on the south-west corner: inside"),
+        (fix("v1", 51.9, 13.0), "out"),
+        (fix("v1", 40.0, 0.0), "still out"),
+        (fix("v2", 50.1, 10.1), "never inside"),
+        (fix("v1", 53.0, 14.0), "back in at the north-east corner"),
+        (r#"{"id":"v1","speed":3}"#.to_owned(), "no position: stays where it was"),
+    ];
+    for (i, (m, _)) in steps.iter().enumerate() {
+        p.publish(room, m, i as u64 + 1);
+    }
+    let got = frames(&mut s, Duration::from_millis(500));
+    let order: Vec<String> = got
+        .iter()
+        .map(|v| {
+            if is_op(v, "leave") {
+                format!("leave {}", v["key"].as_str().unwrap())
+            } else {
+                format!("msg {}", v["seq"])
+            }
+        })
+        .collect();
+    assert_eq!(order, ["msg 1", "msg 3", "leave v1", "msg 7", "msg 8"], "{got:?}");
+    let leave = got.iter().find(|v| is_op(v, "leave")).unwrap();
+    assert_eq!(*leave, serde_json::json!({"op": "leave", "room": room, "key": "v1"}));
+}
+
+#[test]
+fn a_viewport_across_the_antimeridian() {
+    let (server, _dir) = server(&[]);
+    let room = "fleet:pacific";
+    let mut p = server.ws();
+    let mut s = server.ws();
+    s.request(&format!(r#"{{"op":"sub","room":"{room}","bbox":[170,-10,-170,10],"id":1}}"#));
+    for (i, (id, lat, lon)) in [
+        ("east", 0.0, 175.0),
+        ("west", 1.0, -175.0),
+        ("far", 0.0, 0.0),
+        ("edge", 5.0, 180.0),
+        ("south", -11.0, 175.0),
+    ]
+    .iter()
+    .enumerate()
+    {
+        p.publish(room, &fix(id, *lat, *lon), i as u64 + 1);
+    }
+    assert_eq!(ids(&frames(&mut s, Duration::from_millis(400))), ["east", "west", "edge"]);
+}
+
+#[test]
+fn a_pan_sends_leaves_then_the_entries_newly_inside() {
+    let (server, _dir) = server(&[]);
+    let room = "fleet:pan";
+    let mut p = server.ws();
+    // a and b in the west box, b and c in the overlap/east, d far away.
+    for (i, (id, lon)) in [("a", 10.2), ("b", 10.8), ("c", 11.5), ("d", 30.0)].iter().enumerate() {
+        p.publish(room, &fix(id, 50.5, *lon), i as u64 + 1);
+    }
+    let mut s = server.ws();
+    s.send_text(&format!(r#"{{"op":"sub","room":"{room}","bbox":[10,50,11,51],"snapshot":true,"id":1}}"#));
+    let first = frames(&mut s, Duration::from_millis(400));
+    assert!(is_op(&first[0], "ok"));
+    assert_eq!(ids(&first), ["a", "b"]);
+    s.send_text(&format!(r#"{{"op":"view","room":"{room}","bbox":[10.5,50,12,51],"id":2}}"#));
+    let pan = frames(&mut s, Duration::from_millis(400));
+    assert_eq!(pan[0], serde_json::json!({"op": "ok", "id": 2, "room": room}), "{pan:?}");
+    assert_eq!(leaves(&pan), ["a"]);
+    assert_eq!(ids(&pan), ["c"], "b was shown already: not sent again");
+    // Live messages now follow the new box: a is outside, c inside.
+    p.publish(room, &fix("a", 50.5, 10.3), 10);
+    p.publish(room, &fix("c", 50.6, 11.6), 11);
+    assert_eq!(ids(&frames(&mut s, Duration::from_millis(300))), ["c"]);
+    // Errors: a room not followed, a room followed without a box, bad boxes.
+    assert_error(
+        &s.request(r#"{"op":"view","room":"fleet:other","bbox":[0,0,1,1],"id":3}"#),
+        Some("3"),
+        "not_subscribed",
+    );
+    s.sub("fleet:plain", 4);
+    assert_error(
+        &s.request(r#"{"op":"view","room":"fleet:plain","bbox":[0,0,1,1],"id":5}"#),
+        Some("5"),
+        "bad_op",
+    );
+    assert_error(
+        &s.request(r#"{"op":"view","room":"fleet:pan","bbox":[0,1,1,0],"id":6}"#),
+        Some("6"),
+        "bad_field",
+    );
+}
+
+#[test]
+fn tracking_options_are_checked_against_the_namespace() {
+    let (server, _dir) = server(&[]);
+    let mut s = server.ws();
+    // chat has neither geo nor key; sensor has a key but no geo.
+    assert_error(
+        &s.request(r#"{"op":"sub","room":"chat:x","bbox":[0,0,1,1],"id":1}"#),
+        Some("1"),
+        "bad_field",
+    );
+    assert_error(&s.request(r#"{"op":"sub","room":"chat:x","max_rate":1,"id":2}"#), Some("2"), "bad_field");
+    assert_error(
+        &s.request(r#"{"op":"sub","room":"sensor:x","min_move_m":5,"id":3}"#),
+        Some("3"),
+        "bad_field",
+    );
+    assert_error(
+        &s.request(r#"{"op":"sub","room":"fleet:x","max_silence_s":5,"id":4}"#),
+        Some("4"),
+        "bad_field",
+    );
+    assert!(s
+        .request(r#"{"op":"sub","room":"sensor:x","max_rate":2,"id":5}"#)
+        .starts_with(r#"{"op":"ok","id":5"#));
+    // At most 8 viewports per connection.
+    for i in 0..8 {
+        let ok =
+            s.request(&format!(r#"{{"op":"sub","room":"fleet:v{i}","bbox":[0,0,1,1],"id":{}}}"#, 10 + i));
+        assert!(ok.starts_with(r#"{"op":"ok""#), "{ok}");
+    }
+    assert_error(
+        &s.request(r#"{"op":"sub","room":"fleet:v9","bbox":[0,0,1,1],"id":30}"#),
+        Some("30"),
+        "too_many_rooms",
+    );
+    // Re-subscribing an existing viewport is fine.
+    assert!(s
+        .request(r#"{"op":"sub","room":"fleet:v0","bbox":[0,0,2,2],"id":31}"#)
+        .starts_with(r#"{"op":"ok""#));
+}
+
+#[test]
+fn max_rate_delivers_the_newest_at_the_end_of_each_interval() {
+    let (server, _dir) = server(&[]);
+    let room = "sensor:rate";
+    let mut p = server.ws();
+    let mut s = server.ws();
+    s.request(&format!(r#"{{"op":"sub","room":"{room}","max_rate":2,"id":1}}"#));
+    let mut all = vec![];
+    let mut last = 0;
+    for i in 0..30u64 {
+        last = p.publish(room, &format!(r#"{{"id":"k","n":{i}}}"#), i + 1);
+        all.extend(drain(&mut s, Duration::from_millis(40)));
+    }
+    all.extend(drain(&mut s, Duration::from_millis(900)));
+    let seqs: Vec<u64> = all.iter().filter_map(|v| v["seq"].as_u64()).collect();
+    assert!(seqs.len() >= 2 && seqs.len() <= 6, "about 2/s over ~1.3 s: {seqs:?}");
+    assert_eq!(*seqs.last().unwrap(), last, "the newest always arrives");
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+}
+
+#[test]
+fn dead_band_skips_small_moves_but_never_a_status_change() {
+    let (server, _dir) = server(&[]);
+    let room = "fleet:band";
+    let mut p = server.ws();
+    let mut s = server.ws();
+    s.request(&format!(r#"{{"op":"sub","room":"{room}","min_move_m":50,"id":1}}"#));
+    let m = |lat: f64, extra: &str| format!(r#"{{"id":"v","lat":{lat},"lon":13.0{extra}}}"#);
+    // 0.0001° of latitude is ~11 m.
+    let sent = [
+        p.publish(room, &m(52.0, ""), 1),                      // first: delivered
+        p.publish(room, &m(52.0001, ""), 2),                   // 11 m: skipped
+        p.publish(room, &m(52.0002, ""), 3),                   // 22 m: skipped
+        p.publish(room, &m(52.0002, r#","stopped":true"#), 4), // status change: delivered
+        p.publish(room, &m(52.0003, r#","stopped":true"#), 5), // 11 m from the last delivered: skipped
+        p.publish(room, &m(52.0010, r#","stopped":true"#), 6), // 89 m: delivered
+    ];
+    let seqs: Vec<u64> =
+        frames(&mut s, Duration::from_millis(400)).iter().filter_map(|v| v["seq"].as_u64()).collect();
+    assert_eq!(seqs, [sent[0], sent[3], sent[5]]);
+}
+
+#[test]
+fn max_silence_confirms_a_parked_vehicle() {
+    let (server, _dir) = server(&[]);
+    let room = "fleet:parked";
+    let mut p = server.ws();
+    let mut s = server.ws();
+    s.request(&format!(r#"{{"op":"sub","room":"{room}","min_move_m":100,"max_silence_s":0.5,"id":1}}"#));
+    let start = Instant::now();
+    let mut got = vec![];
+    let mut i = 1;
+    while start.elapsed() < Duration::from_millis(1800) {
+        p.publish(room, &fix("parked", 52.0, 13.0), i);
+        i += 1;
+        got.extend(drain(&mut s, Duration::from_millis(100)));
+    }
+    let n = got.iter().filter(|v| v.get("seq").is_some()).count();
+    assert!((3..=6).contains(&n), "the first, then about one per 0.5 s of {} publishes: {n}", i - 1);
+}

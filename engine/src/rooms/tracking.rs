@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use super::{Registry, ShardSet};
 use crate::envelope;
+use crate::geo::BBox;
 use crate::presence::Presence;
 
 /// Most offline notices one sweep of one room emits; the rest follow on the next tick, so a
@@ -92,6 +93,13 @@ impl Registry {
             Some(p) => p.state_frame(name, id),
             None => Presence::new(0).state_frame(name, id),
         }
+    }
+
+    /// A pan's entries: the snapshot messages of `name` whose position is inside `bbox`, in
+    /// `seq` order. O(keys of the room).
+    pub fn inside(&self, name: &str, bbox: &BBox) -> Vec<Arc<crate::message::Message>> {
+        let Some(room) = self.get(name) else { return Vec::new() };
+        room.snapshot_entries().filter(|m| m.fix.pos.is_some_and(|p| bbox.contains(p))).cloned().collect()
     }
 
     /// After a keyed message entered slot `i` of a liveness namespace: make sure the room

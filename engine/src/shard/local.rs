@@ -14,6 +14,7 @@ use std::rc::{Rc, Weak};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::views::{ViewSpec, Views};
 use super::{Ack, Shard, Waiting};
 use crate::envelope;
 use crate::error::EngineError;
@@ -24,6 +25,7 @@ use crate::room::Replay;
 use crate::rooms::TooManyRooms;
 use crate::stats::ShardStats;
 use crate::subscriber::{SubState, Subscriber};
+use std::cell::RefCell;
 
 /// Followers above which a room keeps an id → position index, making removal O(1). Below
 /// it a scan of at most this many entries is cheaper than the index's memory (most rooms
@@ -37,6 +39,8 @@ const INDEX_FROM: usize = 16;
 pub(super) struct Followers {
     subs: Vec<Rc<Subscriber>>,
     pos: Option<FxHashMap<u64, u32>>,
+    /// Followers with a filter (viewport and/or pacing), made at the first one.
+    pub(super) views: Option<Box<RefCell<Views>>>,
 }
 
 impl Followers {
@@ -50,8 +54,21 @@ impl Followers {
         }
     }
 
-    /// Removes the connection `id`; O(1) (swap with the last).
+    /// Adds a filtered follower.
+    pub(super) fn push_view(&mut self, s: Rc<Subscriber>, spec: ViewSpec) {
+        self.views.get_or_insert_with(Box::default).get_mut().insert(s, spec);
+    }
+
+    /// Removes the connection `id`; O(1) (swap with the last), O(keys shown) for a viewport.
     pub(super) fn remove(&mut self, id: u64) -> bool {
+        if let Some(views) = &mut self.views {
+            if views.get_mut().remove(id) {
+                if views.get_mut().is_empty() {
+                    self.views = None;
+                }
+                return true;
+            }
+        }
         let i = match &mut self.pos {
             Some(pos) => pos.remove(&id).map(|i| i as usize),
             None => self.subs.iter().position(|s| s.id() == id),
@@ -68,7 +85,7 @@ impl Followers {
     }
 
     pub(super) fn is_empty(&self) -> bool {
-        self.subs.is_empty()
+        self.subs.is_empty() && self.views.is_none()
     }
 
     pub(super) fn iter(&self) -> impl Iterator<Item = &Rc<Subscriber>> {
@@ -89,6 +106,7 @@ impl Shard {
                 }
             }
             Event::Notice(n) => self.notice_local(&n),
+            Event::PanReady { token, entries } => self.on_pan_ready(token, entries),
             Event::Ctrl { conn, frame } => self.ctrl_to(conn, frame),
             Event::Barrier => self.note_barrier(false),
         }
@@ -103,6 +121,9 @@ impl Shard {
         // One clock read per message, not per subscriber.
         let now = Instant::now();
         self.count_pushes(followers.iter().map(|s| s.deliver(msg, direct, window, now)));
+        if let Some(views) = &followers.views {
+            self.with_ctx(&msg.room, direct, false, now, |ctx| views.borrow_mut().deliver(msg, ctx));
+        }
     }
 
     /// Cluster mode: tells this shard's followers of `room` that its epoch is now `epoch`
@@ -178,14 +199,27 @@ impl Shard {
         if let Some((from, to)) = replay.gap {
             sub.push_ctrl(envelope::gap_frame(&p.room, from, to));
         }
+        sub.rooms.borrow_mut().insert(p.room.clone(), SubState::Live);
+        let mut local = self.local.borrow_mut();
+        let followers = local.entry(p.room.clone()).or_default();
+        if let Some(spec) = p.view {
+            // Filtered: the replay passes the same viewport as live messages do.
+            followers.push_view(sub.clone(), *spec);
+            let views = followers.views.as_ref().expect("just made");
+            let mut views = views.borrow_mut();
+            self.with_ctx(&p.room, false, true, Instant::now(), |ctx| {
+                views.replay(sub.id(), &replay.messages, ctx)
+            });
+            views.replay_offline(sub.id(), &p.room, &replay.offline);
+            return;
+        }
         self.count_pushes(replay.messages.iter().map(|m| sub.push_msg(m)));
         if sub.mode() == DeliveryMode::Envelope {
             for m in &replay.offline {
                 sub.push_ctrl(envelope::offline_frame(&p.room, m.key.as_deref().unwrap_or_default(), m.seq));
             }
         }
-        sub.rooms.borrow_mut().insert(p.room.clone(), SubState::Live);
-        self.local.borrow_mut().entry(p.room).or_default().push(sub);
+        followers.push(sub);
     }
 
     /// Releases one admitted subscription of this shard at `room`'s owner, without

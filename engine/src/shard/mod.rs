@@ -35,9 +35,14 @@ use crate::stop::LocalStop;
 use crate::subscriber::{SubState, Subscriber};
 
 mod coalesce;
+mod filters;
 mod local;
 mod owner;
 mod tracking;
+mod views;
+
+pub use filters::{ViewRefused, MAX_VIEWPORTS};
+pub use views::{ViewSpec, MAX_VIEW_KEYS};
 
 pub use coalesce::Cork;
 use local::Followers;
@@ -64,6 +69,8 @@ pub struct SubOptions {
     /// Cluster mode: the epoch the cluster agreed on for this room, given to the room if
     /// this subscribe creates it here (`None`: a new epoch from the owner's generator).
     pub room_epoch: Option<Epoch>,
+    /// A viewport and/or pacing for this subscription (`/ws` only).
+    pub view: Option<Box<ViewSpec>>,
     /// Presence namespaces: who this connection is (its token's `sub`); default `c<shard>.<id>`.
     pub member: Option<Box<str>>,
 }
@@ -83,11 +90,14 @@ struct PendingSub {
     cancelled: bool,
     /// Presence: the member the owner counts this subscription as.
     member: Option<Box<str>>,
+    /// The subscription's filter.
+    view: Option<Box<ViewSpec>>,
 }
 
 enum Waiting {
     Seq(local_channel::LocalSender<Result<Receipt, EngineError>>),
     Info(local_channel::LocalSender<RoomInfo>),
+    Pan(Box<filters::PanWait>),
 }
 
 /// What [`Shard::on_subscription_end`] registers.
@@ -110,6 +120,8 @@ pub struct Shard {
     /// Host side: followers per room, for fan-out.
     local: RefCell<FxHashMap<Arc<str>, Followers>>,
     conns: RefCell<FxHashMap<u64, Weak<Subscriber>>>,
+    /// Paced deliveries to visit: (due, room, connection); see `filters`.
+    paced: RefCell<filters::PaceHeap>,
     /// Presence names of connections that were given one ([`Shard::set_member`]).
     members: RefCell<FxHashMap<u64, Box<str>>>,
     pending: RefCell<FxHashMap<u64, PendingSub>>,
@@ -163,6 +175,7 @@ impl Shard {
             local: RefCell::default(),
             conns: RefCell::default(),
             members: RefCell::default(),
+            paced: RefCell::default(),
             pending: RefCell::default(),
             waiting: RefCell::default(),
             next_id: Cell::new(1),
@@ -299,8 +312,14 @@ impl Shard {
         sub.rooms.borrow_mut().insert(name.clone(), SubState::Pending(token));
         ShardStats::add(&self.stats.subscriptions, 1);
         let member = self.member_for(sub.id(), room, opts.member.as_deref());
-        let pending =
-            PendingSub { sub: Rc::downgrade(sub), room: name, ack, cancelled: false, member: member.clone() };
+        let pending = PendingSub {
+            sub: Rc::downgrade(sub),
+            room: name,
+            ack,
+            cancelled: false,
+            member: member.clone(),
+            view: opts.view.clone(),
+        };
         self.pending.borrow_mut().insert(token, pending);
         let owner = owner_of(room, self.n);
         if owner == self.id {
@@ -311,7 +330,7 @@ impl Shard {
             }
             self.on_sub_ready(token, result);
         } else {
-            let SubOptions { since, epoch, snapshot, room_epoch, member: _ } = opts;
+            let SubOptions { since, epoch, snapshot, room_epoch, .. } = opts;
             let (room, origin) = (room.into(), self.id);
             let req = Request::Subscribe { room, origin, token, since, epoch, snapshot, room_epoch, member };
             self.send_req(owner, req).await;

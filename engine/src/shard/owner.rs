@@ -189,6 +189,7 @@ impl Shard {
                 self.owner_left(&room, member.as_deref());
                 self.registry().unsubscribe(&room, origin, Instant::now())
             }
+            Request::View { room, origin, token, bbox } => self.owner_view(&room, origin, token, &bbox),
             Request::Presence { room, origin, conn, id } => {
                 self.owner_presence(&room, origin, conn, id.as_deref())
             }

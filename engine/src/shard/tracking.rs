@@ -110,5 +110,8 @@ impl Shard {
         for s in followers.iter().filter(|s| s.mode() == DeliveryMode::Envelope) {
             s.push_ctrl(n.frame.clone());
         }
+        if let Some(views) = &followers.views {
+            views.borrow().notice(n);
+        }
     }
 }
