@@ -381,7 +381,7 @@ fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
 mod tests {
     use super::*;
 
-    const S: u64 = 0; // the usual status fingerprint
+    const S: u64 = 1; // the usual status fingerprint (0 would mean "no status field")
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
