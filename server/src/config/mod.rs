@@ -200,14 +200,16 @@ impl Default for Config {
     }
 }
 
-/// Built-ins so the demo apps work out of the box: `fleet` conflates positions per vehicle
-/// and snapshots the whole fleet; `vehicle` keeps a short trail; `flights`, `orders`,
-/// `traffic` and `sensor` keep the latest state per `id`. A file table adds to or replaces them.
+/// Built-ins so the demo apps work out of the box: `fleet` conflates positions per vehicle,
+/// snapshots the whole fleet and serves viewports (`geo`); `vehicle` keeps a short trail;
+/// `flights`, `orders`, `traffic` and `sensor` keep the latest state per `id` (`flights` with
+/// `geo`, `sensor` with 10 s liveness). A file table adds to or replaces them.
 fn demo_namespaces() -> BTreeMap<String, NamespaceConfig> {
     let fleet = NamespaceConfig {
         history_size: Some(100),
         key: Some("id".into()),
         policy: Some(Policy::Conflate),
+        geo: Some(GeoFields { lat: "lat".into(), lon: "lon".into() }),
         ..Default::default()
     };
     let vehicle = NamespaceConfig { history_size: Some(100), ..Default::default() };
@@ -219,13 +221,18 @@ fn demo_namespaces() -> BTreeMap<String, NamespaceConfig> {
         policy: Some(Policy::Conflate),
         ..Default::default()
     };
+    // Tracking (DESIGN §3): flights carry positions (viewports on the world map); a sensor
+    // silent for 10 s is announced offline.
+    let flights =
+        NamespaceConfig { geo: Some(GeoFields { lat: "lat".into(), lon: "lon".into() }), ..keyed(100) };
+    let sensor = NamespaceConfig { liveness_ttl: Some(values::Human(Duration::from_secs(10))), ..keyed(100) };
     BTreeMap::from([
         ("fleet".into(), fleet),
         ("vehicle".into(), vehicle),
-        ("flights".into(), keyed(100)),
+        ("flights".into(), flights),
         ("orders".into(), keyed(100)),
         ("traffic".into(), keyed(100)),
-        ("sensor".into(), keyed(100)),
+        ("sensor".into(), sensor),
     ])
 }
 
