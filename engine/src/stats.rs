@@ -66,6 +66,16 @@ counters! {
     cross_shard_sent,
     /// Times a sender had to wait because a peer's queue was full (backpressure).
     backpressure_waits,
+    /// Tracking: messages a subscriber's pacing held for the end of its interval.
+    paced_held,
+    /// Tracking: messages a subscriber's dead-band (`min_move_m`) skipped.
+    paced_skipped,
+    /// Tracking: keys not delivered to a viewport that shows its maximum (`too_many_keys`).
+    view_keys_refused,
+    /// Tracking: `leave` notices sent to viewports.
+    view_leaves,
+    /// Tracking: presence diffs and offline notices the owner emitted (one per room event).
+    notices,
 }
 
 /// The counters of all shards, summed.

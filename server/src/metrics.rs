@@ -97,6 +97,16 @@ pub struct Counters {
     pub rooms_refused_total: u64,
     /// Bytes retained by rooms (history and snapshots), as the budget counts them.
     pub retained_bytes: u64,
+    /// Tracking: messages held by subscribers' `max_rate` for the end of the interval.
+    pub paced_held_total: u64,
+    /// Tracking: messages skipped by subscribers' `min_move_m` dead-band.
+    pub paced_skipped_total: u64,
+    /// Tracking: keys not delivered to a full viewport (`too_many_keys`).
+    pub view_keys_refused_total: u64,
+    /// Tracking: `leave` notices sent to viewports.
+    pub view_leaves_total: u64,
+    /// Tracking: presence diffs and offline notices emitted (one per room event).
+    pub notices_total: u64,
     /// Indexed like [`RejectReason::ALL`].
     pub rejected_total: [u64; RejectReason::ALL.len()],
 }
@@ -124,6 +134,11 @@ impl AddAssign<&Counters> for Counters {
         self.rooms_expired_total += o.rooms_expired_total;
         self.rooms_refused_total += o.rooms_refused_total;
         self.retained_bytes += o.retained_bytes;
+        self.paced_held_total += o.paced_held_total;
+        self.paced_skipped_total += o.paced_skipped_total;
+        self.view_keys_refused_total += o.view_keys_refused_total;
+        self.view_leaves_total += o.view_leaves_total;
+        self.notices_total += o.notices_total;
         for (a, b) in self.rejected_total.iter_mut().zip(o.rejected_total) {
             *a += b;
         }
@@ -148,7 +163,7 @@ impl MetricsSnapshot {
 
 /// (name, type, help, accessor) of every unlabelled series.
 type Series = (&'static str, &'static str, &'static str, fn(&Counters) -> u64);
-const SERIES: [Series; 13] = [
+const SERIES: [Series; 18] = [
     ("connections_current", "gauge", "Open WebSocket connections.", |c| c.connections_current),
     ("http_connections", "gauge", "Connections in the plain-HTTP phase (API calls, handshakes).", |c| {
         c.http_connections
@@ -172,6 +187,20 @@ const SERIES: [Series; 13] = [
         c.rooms_refused_total
     }),
     ("retained_bytes", "gauge", "Bytes retained by room history and snapshots.", |c| c.retained_bytes),
+    (
+        "paced_held_total",
+        "counter",
+        "Messages held by subscribers' max_rate for the end of the interval.",
+        |c| c.paced_held_total,
+    ),
+    ("paced_skipped_total", "counter", "Messages skipped by subscribers' min_move_m dead-band.", |c| {
+        c.paced_skipped_total
+    }),
+    ("view_keys_refused_total", "counter", "Keys not delivered to a full viewport (too_many_keys).", |c| {
+        c.view_keys_refused_total
+    }),
+    ("view_leaves_total", "counter", "Leave notices sent to viewports.", |c| c.view_leaves_total),
+    ("notices_total", "counter", "Presence diffs and offline notices emitted.", |c| c.notices_total),
 ];
 
 /// Counter families with one label: (name, help, label, values by label value).

@@ -166,6 +166,11 @@ impl Shared {
                     rooms_expired_total: e.rooms_expired,
                     rooms_refused_total: e.rooms_refused,
                     retained_bytes: e.retained_bytes,
+                    paced_held_total: e.paced_held,
+                    paced_skipped_total: e.paced_skipped,
+                    view_keys_refused_total: e.view_keys_refused,
+                    view_leaves_total: e.view_leaves,
+                    notices_total: e.notices,
                     ..Counters::default()
                 };
                 for (i, r) in s.rejected.iter().enumerate() {

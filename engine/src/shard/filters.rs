@@ -15,13 +15,14 @@ use std::rc::Weak;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::views::Ctx;
+use super::views::{Counts, Ctx};
 use super::{Shard, Waiting};
 use crate::envelope;
 use crate::geo::BBox;
 use crate::mesh::{Event, Request};
 use crate::message::Message;
 use crate::outbox::Pushed;
+use crate::stats::ShardStats;
 use crate::subscriber::Subscriber;
 
 /// Most viewport (`bbox`) subscriptions one connection may hold: with
@@ -63,12 +64,26 @@ impl Shard {
         let mut pushes: Vec<Pushed> = Vec::new();
         let mut schedule = Vec::new();
         let window = self.coalesce.get();
-        let r = {
+        let (r, c) = {
             let mut push = |p: Pushed| pushes.push(p);
-            let mut ctx = Ctx { direct, window, now, replay, pushed: &mut push, schedule: &mut schedule };
-            f(&mut ctx)
+            let counts = Counts::default();
+            let mut ctx =
+                Ctx { direct, window, now, replay, pushed: &mut push, schedule: &mut schedule, counts };
+            let r = f(&mut ctx);
+            (r, ctx.counts)
         };
         self.count_pushes(pushes.into_iter());
+        let st = &self.stats;
+        for (counter, n) in [
+            (&st.paced_held, c.held),
+            (&st.paced_skipped, c.skipped),
+            (&st.view_keys_refused, c.refused),
+            (&st.view_leaves, c.leaves),
+        ] {
+            if n > 0 {
+                ShardStats::add(counter, n);
+            }
+        }
         if !schedule.is_empty() {
             let mut heap = self.paced.borrow_mut();
             for (at, conn) in schedule {

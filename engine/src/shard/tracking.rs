@@ -88,6 +88,9 @@ impl Shard {
     pub(crate) fn tracking_tick(&self) {
         let mut out = Vec::new();
         self.registry().tick(Instant::now(), &mut out);
+        if !out.is_empty() {
+            crate::stats::ShardStats::add(&self.stats.notices, out.len() as u64);
+        }
         for n in out {
             let n = Arc::new(n);
             for s in n.targets.iter().filter(|&s| s != self.id) {

@@ -78,6 +78,17 @@ pub(super) struct Ctx<'a> {
     pub pushed: &'a mut dyn FnMut(Pushed),
     /// `(due, connection)` pairs the shard must visit (`Views::pace_due`).
     pub schedule: &'a mut Vec<(Instant, u64)>,
+    /// What the filters did, for the shard's counters.
+    pub counts: Counts,
+}
+
+/// What filtering did during one delivery (see the `paced_*`/`view_*` shard counters).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Counts {
+    pub held: u64,
+    pub skipped: u64,
+    pub refused: u64,
+    pub leaves: u64,
 }
 
 /// See the module documentation.
@@ -109,11 +120,14 @@ impl Slot {
             }
             (Some(p), Some(k)) => match p.offer(k, pt(m.fix.pos), m.fix.status, m.clone(), ctx.now) {
                 Offer::Send(m) => (ctx.pushed)(self.sub.deliver(&m, ctx.direct, ctx.window, ctx.now)),
-                Offer::Held { new_due: Some(d) } if self.scheduled.is_none_or(|s| d < s) => {
-                    self.scheduled = Some(d);
-                    ctx.schedule.push((d, self.sub.id()));
+                Offer::Held { new_due } => {
+                    ctx.counts.held += 1;
+                    if let Some(d) = new_due.filter(|&d| self.scheduled.is_none_or(|s| d < s)) {
+                        self.scheduled = Some(d);
+                        ctx.schedule.push((d, self.sub.id()));
+                    }
                 }
-                Offer::Held { .. } | Offer::Skipped => {}
+                Offer::Skipped => ctx.counts.skipped += 1,
             },
             _ if ctx.replay => (ctx.pushed)(self.sub.push_msg(m)),
             _ => (ctx.pushed)(self.sub.deliver(m, ctx.direct, ctx.window, ctx.now)),
@@ -121,7 +135,8 @@ impl Slot {
     }
 
     /// The key stopped being shown: `leave`, and its pending paced message is dropped.
-    fn leave(&mut self, room: &str, key: &str) {
+    fn leave(&mut self, room: &str, key: &str, counts: &mut Counts) {
+        counts.leaves += 1;
         self.keys.remove(key);
         if let Some(p) = &mut self.pacer {
             p.forget(key);
@@ -130,11 +145,12 @@ impl Slot {
     }
 
     /// Starts showing `key`, unless the viewport is full (then tells the client once).
-    fn show(&mut self, room: &str, key: &Rc<str>) -> bool {
+    fn show(&mut self, room: &str, key: &Rc<str>, counts: &mut Counts) -> bool {
         if self.keys.contains(key) {
             return true;
         }
         if self.keys.len() >= MAX_VIEW_KEYS {
+            counts.refused += 1;
             if !self.warned {
                 self.warned = true;
                 let msg =
@@ -252,13 +268,13 @@ impl Views {
             }
             for &v in prior.iter().flat_map(|s| s.views.iter()) {
                 if let Some(s) = slots[v as usize].as_mut().filter(|s| s.mark != *gen) {
-                    s.leave(&m.room, key);
+                    s.leave(&m.room, key, &mut ctx.counts);
                 }
             }
             let mut views = Vec::new();
             for &v in scratch.iter() {
                 let Some(s) = slots[v as usize].as_mut() else { continue };
-                if s.show(&m.room, &rc) {
+                if s.show(&m.room, &rc, &mut ctx.counts) {
                     views.push(v);
                     s.send(m, ctx);
                 }
@@ -305,13 +321,13 @@ impl Views {
         // Outside, unless it has no position and was shown (it stays where it was).
         if !(inside || was && m.fix.pos.is_none()) {
             if was {
-                s.leave(&m.room, key);
+                s.leave(&m.room, key, &mut ctx.counts);
                 self.unshow(key, v);
             }
             return;
         }
         let rc = self.shown.get_key_value(key).map_or_else(|| Rc::from(key), |(k, _)| k.clone());
-        if !s.show(&m.room, &rc) {
+        if !s.show(&m.room, &rc, &mut ctx.counts) {
             return;
         }
         s.send(m, ctx);
@@ -377,7 +393,7 @@ impl Views {
             .cloned()
             .collect();
         for k in gone {
-            s.leave(room, &k);
+            s.leave(room, &k, &mut ctx.counts);
             if let Some(e) = self.shown.get_mut(&*k) {
                 e.views.retain(|&x| x != v);
                 if e.views.is_empty() {
@@ -416,5 +432,215 @@ impl Views {
             s.scheduled = Some(d);
             ctx.schedule.push((d, conn));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Policy;
+    use crate::message::DeliveryMode;
+    use crate::outbox::Entry;
+    use crate::track::Fix;
+    use bytes::Bytes;
+    use std::task::{Context, Poll, Waker};
+
+    /// xorshift64*: a seeded, dependency-free PRNG for the property test.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn f(&mut self, lo: f64, hi: f64) -> f64 {
+            lo + (self.next() >> 11) as f64 / (1u64 << 53) as f64 * (hi - lo)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn msg(seq: u64, key: Option<&str>, pos: Option<Pos>) -> Arc<Message> {
+        let data = Bytes::from(format!("{{\"n\":{seq}}}"));
+        let m = Message::new("r".into(), seq, data, key.map(Into::into), Policy::Drop, Instant::now());
+        Arc::new(m.with_fix(Fix { pos, status: 0 }))
+    }
+
+    /// What a subscriber got since the last call: `m<seq>` for messages, `leave <key>`.
+    fn got(sub: &Subscriber) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut entries = Vec::new();
+        while let Poll::Ready(true) = sub.poll_take(&mut cx, &mut entries, 1024) {
+            sub.batch_written();
+        }
+        for e in entries {
+            out.push(match e {
+                Entry::Msg(m) => format!("m{}", m.seq),
+                Entry::Ctrl(b) => {
+                    let text = String::from_utf8_lossy(&b[2..]).into_owned();
+                    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+                    format!("{} {}", v["op"].as_str().unwrap(), v["key"].as_str().unwrap_or(""))
+                }
+            });
+        }
+        out
+    }
+
+    fn random_box(r: &mut Rng) -> BBox {
+        match r.below(6) {
+            0 => BBox::new(170.0, -20.0, -170.0, 20.0).unwrap(), // across the antimeridian
+            1 => BBox::new(-180.0, -90.0, 180.0, 90.0).unwrap(), // the world
+            _ => {
+                let (w, s) = (r.f(-20.0, 18.0), r.f(-20.0, 18.0));
+                BBox::new(w, s, w + r.f(0.1, 12.0), s + r.f(0.1, 12.0)).unwrap()
+            }
+        }
+    }
+
+    fn random_pos(r: &mut Rng) -> Option<Pos> {
+        match r.below(10) {
+            0 => None,
+            1 => Pos::new(r.f(-15.0, 15.0), if r.below(2) == 0 { 179.5 } else { -179.5 }),
+            _ => Pos::new(r.f(-22.0, 22.0), r.f(-22.0, 22.0)),
+        }
+    }
+
+    #[test]
+    fn a_full_viewport_refuses_new_keys_and_says_so_once() {
+        let mut views = Views::default();
+        let sub = Rc::new(Subscriber::new(1, DeliveryMode::Envelope, 1 << 30));
+        views.insert(
+            sub.clone(),
+            ViewSpec { bbox: Some(BBox::new(-10.0, -10.0, 10.0, 10.0).unwrap()), pace: None },
+        );
+        let (mut n, mut sched) = (0usize, Vec::new());
+        let mut count = |_: Pushed| n += 1;
+        let mut ctx = Ctx {
+            direct: false,
+            window: Duration::ZERO,
+            now: Instant::now(),
+            replay: false,
+            pushed: &mut count,
+            schedule: &mut sched,
+            counts: Counts::default(),
+        };
+        let at = Pos::new(1.0, 1.0);
+        for i in 0..MAX_VIEW_KEYS as u64 + 5 {
+            views.deliver(&msg(i + 1, Some(&format!("k{i}")), at), &mut ctx);
+        }
+        // A key already shown still updates.
+        views.deliver(&msg(99_999, Some("k0"), at), &mut ctx);
+        assert_eq!(ctx.counts.refused, 5);
+        let got = got(&sub);
+        assert_eq!(got.iter().filter(|g| g.starts_with('m')).count(), MAX_VIEW_KEYS + 1);
+        assert_eq!(got.iter().filter(|g| g.starts_with("error")).count(), 1, "told once");
+        assert_eq!(views.shown.len(), MAX_VIEW_KEYS);
+    }
+
+    /// Random boxes, keys wandering in and out (some without a position, some keyless
+    /// messages), random pans: every viewport gets exactly the messages inside its box, one
+    /// `leave` per exit of a shown key, and a pan's leaves and new entries — checked against
+    /// a model that tests each box directly (no grid).
+    #[test]
+    fn viewports_match_a_direct_model() {
+        let mut r = Rng(0x5eed_1234_9876_abcd);
+        let mut views = Views::default();
+        let subs: Vec<Rc<Subscriber>> =
+            (0..40).map(|i| Rc::new(Subscriber::new(i, DeliveryMode::Envelope, 1 << 24))).collect();
+        let mut boxes: Vec<Option<BBox>> = Vec::new();
+        let mut shown: Vec<std::collections::BTreeSet<String>> = vec![Default::default(); subs.len()];
+        for s in &subs {
+            let b = (s.id() % 8 != 0).then(|| random_box(&mut r)); // every 8th: no box
+            views.insert(s.clone(), ViewSpec { bbox: b, pace: None });
+            boxes.push(b);
+        }
+        let mut latest: FxHashMap<String, Arc<Message>> = FxHashMap::default();
+        let mut last_pos: FxHashMap<String, Pos> = FxHashMap::default();
+        let (mut pushes, mut sched) = (0usize, Vec::new());
+        for seq in 1..4_000u64 {
+            let mut count = |_: Pushed| pushes += 1;
+            let mut ctx = Ctx {
+                direct: false,
+                window: Duration::ZERO,
+                now: Instant::now(),
+                replay: false,
+                pushed: &mut count,
+                schedule: &mut sched,
+                counts: Counts::default(),
+            };
+            if r.below(40) == 0 {
+                // A pan of a viewport: entries = the latest message of every key inside.
+                let i = r.below(subs.len() as u64) as usize;
+                let Some(_) = boxes[i] else { continue };
+                let nb = random_box(&mut r);
+                let mut entries: Vec<Arc<Message>> =
+                    latest.values().filter(|m| m.fix.pos.is_some_and(|p| nb.contains(p))).cloned().collect();
+                entries.sort_by_key(|m| m.seq);
+                assert!(views.pan(subs[i].id(), "r", nb, &entries, &mut ctx));
+                boxes[i] = Some(nb);
+                let mut want = Vec::new();
+                let gone: Vec<String> = shown[i]
+                    .iter()
+                    .filter(|k| last_pos.get(*k).is_none_or(|p| !nb.contains(*p)))
+                    .cloned()
+                    .collect();
+                for k in &gone {
+                    shown[i].remove(k);
+                    want.push(format!("leave {k}"));
+                }
+                for m in &entries {
+                    let k = m.key.as_deref().unwrap();
+                    if shown[i].insert(k.to_owned()) {
+                        want.push(format!("m{}", m.seq));
+                    }
+                }
+                // Leaves come first, in no particular order; then the entries in seq order.
+                let mut have = got(&subs[i]);
+                let n = have.iter().take_while(|x| x.starts_with("leave")).count();
+                have[..n].sort();
+                assert_eq!(have, want, "pan of view {i}");
+                continue;
+            }
+            let key = (r.below(12) != 0).then(|| format!("k{}", r.below(25)));
+            let pos = random_pos(&mut r);
+            let m = msg(seq, key.as_deref(), pos);
+            views.deliver(&m, &mut ctx);
+            if let (Some(k), Some(p)) = (&key, pos) {
+                latest.insert(k.clone(), m.clone());
+                last_pos.insert(k.clone(), p);
+            }
+            for (i, s) in subs.iter().enumerate() {
+                let want: Vec<String> = match (boxes[i], &key) {
+                    (None, _) => vec![format!("m{seq}")],
+                    (Some(b), None) => {
+                        pos.filter(|p| b.contains(*p)).map(|_| format!("m{seq}")).into_iter().collect()
+                    }
+                    (Some(b), Some(k)) => {
+                        let inside = match pos {
+                            Some(p) => b.contains(p),
+                            None => shown[i].contains(k),
+                        };
+                        if inside {
+                            shown[i].insert(k.clone());
+                            vec![format!("m{seq}")]
+                        } else if shown[i].remove(k) {
+                            vec![format!("leave {k}")]
+                        } else {
+                            vec![]
+                        }
+                    }
+                };
+                assert_eq!(got(s), want, "message {seq} ({key:?} at {pos:?}) to view {i} ({:?})", boxes[i]);
+            }
+        }
+        assert!(pushes > 1000, "the test exercised delivery: {pushes}");
+        // Leaving frees everything.
+        for s in &subs {
+            assert!(views.remove(s.id()));
+        }
+        assert!(views.is_empty() && views.shown.is_empty() && views.grid.is_empty());
     }
 }
