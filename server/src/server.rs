@@ -122,6 +122,13 @@ async fn shard_main(
                 c.ended(room);
             }
         });
+        // This node's presence changes go to the other nodes.
+        let shared = ctx.shared.clone();
+        shard.on_presence(move |room, member, joined| {
+            if let Some(c) = &shared.cluster {
+                c.presence_local(room, member, joined);
+            }
+        });
     }
     // In the input queue, like the sessions it wakes.
     if let Ok(t) = glommio::spawn_local_into(ctx.readiness.clone().run(), shard.input_queue()) {

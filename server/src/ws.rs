@@ -436,8 +436,9 @@ impl Session {
         Ok(ViewSpec { bbox, pace })
     }
 
-    /// Who this connection is for presence: its token's `sub` (at most 128 bytes), or
-    /// nothing (the engine then names it by connection id).
+    /// Who this connection is for presence: its token's `sub` (at most 128 bytes); else,
+    /// in cluster mode, `<node-id>/c<shard>.<connection>` (connection ids repeat across
+    /// nodes); else nothing (the engine names it `c<shard>.<connection>`).
     fn member(&self) -> Option<Box<str>> {
         match &self.rights {
             Rights::Token(c) if !c.sub.is_empty() => {
@@ -447,7 +448,10 @@ impl Session {
                 }
                 Some(c.sub[..end].into())
             }
-            _ => None,
+            _ => {
+                let node = self.ctx.shared.cluster.as_ref()?.node_id();
+                Some(format!("{node}/c{}.{}", self.ctx.shard.id(), self.sub.id()).into())
+            }
         }
     }
 

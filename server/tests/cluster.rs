@@ -480,3 +480,71 @@ fn a_full_cluster_store_refuses_new_publishes_instead_of_dropping_rooms() {
     // A room already at its history length keeps publishing: its oldest message makes room.
     assert_eq!(http_publish(&a, &busy, "2").0, 6);
 }
+
+/// Frames of `ws` until one satisfies `pred` (returned), within `within`.
+fn until(ws: &mut Ws, within: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    let end = Instant::now() + within;
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no matching frame within {within:?}");
+        let v: Value = serde_json::from_str(&ws.recv_text_within(left)).unwrap();
+        if pred(&v) {
+            return v;
+        }
+    }
+}
+
+#[test]
+fn viewports_and_presence_work_for_subscribers_on_any_node() {
+    let broker = Broker::start();
+    let dir = common::TempDir::new();
+    let cfg = dir.write(
+        "tracking.toml",
+        "[namespaces.chat]\npresence = true\npresence_window = \"200ms\"\n\n\
+         [namespaces.fleet]\nkey = \"id\"\ngeo = { lat = \"lat\", lon = \"lon\" }\n",
+    );
+    let a = node_with(&broker, "a", &["--config", &cfg]);
+    let b = node_with(&broker, "b", &["--config", &cfg]);
+    // A viewport on b over messages published on a: inside, outside, and one leave.
+    let fleet = unique("fleet:");
+    let mut view = b.ws();
+    let ok = view.request(&format!(r#"{{"op":"sub","room":"{fleet}","bbox":[13,52,14,53],"id":1}}"#));
+    assert!(ok.starts_with(r#"{"op":"ok","id":1"#), "{ok}");
+    let mut p = a.ws();
+    p.publish(&fleet, r#"{"id":"v1","lat":52.5,"lon":13.5}"#, 1);
+    p.publish(&fleet, r#"{"id":"v2","lat":10,"lon":10}"#, 2);
+    p.publish(&fleet, r#"{"id":"v1","lat":10,"lon":10}"#, 3);
+    let first: Value = serde_json::from_str(&view.recv_text_within(Duration::from_secs(5))).unwrap();
+    assert_eq!((first["seq"].as_u64(), first["data"]["id"].as_str()), (Some(1), Some("v1")));
+    let leave: Value = serde_json::from_str(&view.recv_text_within(Duration::from_secs(5))).unwrap();
+    assert_eq!(leave, serde_json::json!({"op": "leave", "room": fleet, "key": "v1"}));
+    // Presence: one subscriber on each node; each node counts both.
+    let room = unique("chat:");
+    let mut on_a = a.ws();
+    on_a.sub(&room, 1);
+    let mut on_b = b.ws();
+    on_b.sub(&room, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let members = loop {
+        on_b.send_text(&format!(r#"{{"op":"presence","room":"{room}","id":9}}"#));
+        let state = until(&mut on_b, Duration::from_secs(5), |v| v["op"] == "presence");
+        if state["count"] == 2 {
+            break state["members"].as_array().unwrap().clone();
+        }
+        assert!(Instant::now() < deadline, "b never saw a's member: {state}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let names: Vec<&str> = members.iter().map(|m| m.as_str().unwrap()).collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("a/")) && names.iter().any(|n| n.starts_with("b/")),
+        "{names:?}"
+    );
+    let of_a = names.iter().find(|n| n.starts_with("a/")).unwrap().to_string();
+    // a dies without a word: its member leaves b's presence within a few seconds.
+    a.signal(libc::SIGKILL);
+    let diff = until(&mut on_b, Duration::from_secs(10), |v| {
+        v["op"] == "presence_diff"
+            && v["left"].as_array().is_some_and(|l| l.iter().any(|m| m == of_a.as_str()))
+    });
+    assert_eq!(diff["count"], 1, "{diff}");
+}

@@ -42,7 +42,7 @@ mod mirror;
 mod slab;
 mod tracking;
 
-pub use tracking::{Notice, RoomTrack};
+pub use tracking::{Notice, RoomTrack, REMOTE_PRESENCE_TTL};
 
 use slab::Slab;
 

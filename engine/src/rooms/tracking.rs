@@ -20,9 +20,10 @@
 //!   heap holds O(rooms with tracking) entries.
 
 use bytes::Bytes;
+use rustc_hash::FxHashMap;
 use std::cmp::Reverse;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Registry, ShardSet};
 use crate::envelope;
@@ -34,6 +35,16 @@ use crate::presence::Presence;
 const OFFLINE_BATCH: usize = 256;
 /// Most rooms one tick visits.
 const TICK_ROOMS: usize = 256;
+/// Cluster presence: a node whose state of a room was not refreshed for this long is
+/// dropped (nodes send theirs every second).
+pub const REMOTE_PRESENCE_TTL: Duration = Duration::from_millis(3_500);
+
+/// Another node's members of a room (cluster presence).
+#[derive(Debug)]
+struct RemoteNode {
+    members: FxHashMap<Box<str>, u32>,
+    seen: Instant,
+}
 
 /// A room's tracking state, boxed in the room and made only in namespaces that use it.
 #[derive(Debug, Default)]
@@ -45,6 +56,8 @@ pub struct RoomTrack {
     pub(crate) offline_upto: u64,
     /// The earliest instant this room is in the timer heap for.
     scheduled: Option<Instant>,
+    /// Cluster presence: other nodes' members, by node.
+    remote: FxHashMap<Box<str>, RemoteNode>,
 }
 
 /// A frame an owner sends to every follower of a room, outside the room's `seq`.
@@ -83,6 +96,28 @@ impl Registry {
         change(t.presence.get_or_insert_with(|| Presence::new(settings.presence_members)));
         let due = t.presence_last.map_or(now, |last| (last + settings.presence_window).max(now));
         self.schedule(i, due);
+    }
+
+    /// Cluster presence: node `node`'s members of `name` are now `members`; the difference
+    /// from its previous state joins or leaves. Nothing for a room absent here (its next
+    /// refresh, a second later, finds it).
+    pub fn presence_remote(&mut self, name: &str, node: &str, members: Vec<(Box<str>, u32)>, now: Instant) {
+        let Some(&i) = self.index.get(name) else { return };
+        let room = self.slab.room_mut(i);
+        let settings = room.settings().clone();
+        if !settings.presence {
+            return;
+        }
+        let t = room.track_mut();
+        let p = t.presence.get_or_insert_with(|| Presence::new(settings.presence_members));
+        let new: FxHashMap<Box<str>, u32> = members.into_iter().filter(|(_, n)| *n > 0).collect();
+        let old = t.remote.remove(node).map(|r| r.members).unwrap_or_default();
+        apply_diff(p, &old, &new);
+        if !new.is_empty() {
+            t.remote.insert(node.into(), RemoteNode { members: new, seen: now });
+        }
+        let due = t.presence_last.map_or(now, |last| (last + settings.presence_window).max(now));
+        self.schedule(i, due.min(now + REMOTE_PRESENCE_TTL));
     }
 
     /// `{"op":"presence",..}` for `name`: count 0 and no members when the room does not exist.
@@ -146,6 +181,18 @@ impl Registry {
     }
 }
 
+/// Joins and leaves that turn `old` into `new` (member → subscriptions).
+fn apply_diff(p: &mut Presence, old: &FxHashMap<Box<str>, u32>, new: &FxHashMap<Box<str>, u32>) {
+    for (m, &n) in new {
+        let before = old.get(m).copied().unwrap_or(0);
+        (before..n).for_each(|_| p.join(m));
+        (n..before).for_each(|_| p.leave(m));
+    }
+    for (m, &n) in old.iter().filter(|(m, _)| !new.contains_key(*m)) {
+        (0..n).for_each(|_| p.leave(m));
+    }
+}
+
 /// One room's due work at `now`; returns when it next needs a visit.
 fn room_tick(room: &mut crate::room::Room, now: Instant, out: &mut Vec<Notice>) -> Option<Instant> {
     let settings = room.settings().clone();
@@ -154,8 +201,25 @@ fn room_tick(room: &mut crate::room::Room, now: Instant, out: &mut Vec<Notice>) 
     room.interested_shards().for_each(|s| targets.insert(s));
     let mut next: Option<Instant> = None;
     let mut earliest = |t: Instant| next = Some(next.map_or(t, |n| n.min(t)));
-    // Presence: one diff per window.
+    // Cluster presence: nodes gone silent leave.
     let (track, _) = room.track_and_snapshot();
+    if !track.remote.is_empty() {
+        let stale: Vec<Box<str>> = track
+            .remote
+            .iter()
+            .filter(|(_, r)| now >= r.seen + REMOTE_PRESENCE_TTL)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for node in stale {
+            if let (Some(r), Some(p)) = (track.remote.remove(&node), track.presence.as_mut()) {
+                apply_diff(p, &r.members, &FxHashMap::default());
+            }
+        }
+        if let Some(oldest) = track.remote.values().map(|r| r.seen).min() {
+            earliest(oldest + REMOTE_PRESENCE_TTL);
+        }
+    }
+    // Presence: one diff per window.
     if let Some(p) = track.presence.as_mut() {
         let ready = track.presence_last.is_none_or(|l| now >= l + settings.presence_window);
         if ready {

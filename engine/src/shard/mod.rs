@@ -145,6 +145,9 @@ pub struct Shard {
     /// Called with a room whenever a subscription made on this shard ends (see
     /// [`Shard::on_subscription_end`]).
     on_end: RefCell<Option<SubscriptionEnd>>,
+    /// Called by the owner with (room, member, joined) for this node's presence changes
+    /// (see [`Shard::on_presence`]).
+    on_presence: RefCell<Option<tracking::PresenceHook>>,
     stats: Arc<ShardStats>,
     all_stats: Arc<[Arc<ShardStats>]>,
     pub(crate) stop: LocalStop,
@@ -193,6 +196,7 @@ impl Shard {
             cpu_sample: Cell::new(None),
             barrier_wake: RefCell::default(),
             on_end: RefCell::default(),
+            on_presence: RefCell::default(),
             stats,
             all_stats,
             stop: LocalStop::default(),

@@ -20,7 +20,26 @@ use crate::message::DeliveryMode;
 use crate::rooms::Notice;
 use crate::subscriber::Subscriber;
 
+/// What [`Shard::on_presence`] registers: `(room, member, joined)`.
+pub(super) type PresenceHook = Box<dyn Fn(&str, &str, bool)>;
+
 impl Shard {
+    /// Registers `f`, called on a room's owner shard with `(room, member, joined)` whenever
+    /// a subscription of *this node* joins or leaves a presence room (cluster mode tells the
+    /// other nodes; their changes come back through [`Shard::presence_apply`], which does
+    /// not call it).
+    pub fn on_presence(&self, f: impl Fn(&str, &str, bool) + 'static) {
+        *self.on_presence.borrow_mut() = Some(Box::new(f));
+    }
+
+    /// Cluster mode, on `room`'s owner shard: node `node`'s members of `room` are now
+    /// `members` (its full state, sent every second; see `rooms::tracking`). A node not
+    /// heard from for [`REMOTE_PRESENCE_TTL`](crate::rooms::REMOTE_PRESENCE_TTL) is
+    /// dropped, so a dead node's members leave by themselves.
+    pub fn presence_apply(&self, room: &str, node: &str, members: Vec<(Box<str>, u32)>) {
+        self.registry().presence_remote(room, node, members, Instant::now());
+    }
+
     /// The member `conn` counts as in `room`, if `room` is in a presence namespace: the
     /// name the subscribe gave (`SubOptions::member`, e.g. the token's `sub`), else the
     /// name it gave before, else `c<shard>.<connection id>`. Remembered only for connections that
@@ -45,6 +64,9 @@ impl Shard {
     pub(super) fn owner_joined(&self, room: &str, member: Option<&str>) {
         if let Some(m) = member {
             self.registry().presence_join(room, m, Instant::now());
+            if let Some(f) = &*self.on_presence.borrow() {
+                f(room, m, true);
+            }
         }
     }
 
@@ -52,6 +74,9 @@ impl Shard {
     pub(super) fn owner_left(&self, room: &str, member: Option<&str>) {
         if let Some(m) = member {
             self.registry().presence_leave(room, m, Instant::now());
+            if let Some(f) = &*self.on_presence.borrow() {
+                f(room, m, false);
+            }
         }
     }
 

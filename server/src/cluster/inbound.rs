@@ -20,6 +20,7 @@ pub async fn run(ctx: Rc<ShardCtx>, mut inbound: mpsc::Receiver<Inbound>) {
                     tracing::warn!(room = &*room, seq, "a cluster message was not recorded: {e}");
                 }
             }
+            Inbound::Presence { room, node, members } => ctx.shard.presence_apply(&room, &node, members),
             Inbound::Sync { room, epoch, snapshot, msgs, done } => {
                 let mut held = true;
                 for m in snapshot {

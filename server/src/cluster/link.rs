@@ -90,6 +90,8 @@ pub(super) struct Link {
     /// what the broker published while this node was cut off.
     pub connects: tokio::sync::watch::Receiver<u64>,
     rng: RefCell<EpochRng>,
+    /// This process in presence states: `<node-id>#<incarnation>` (see `presence.rs`).
+    pub presence_node: String,
 }
 
 /// Starts the link thread.
@@ -97,13 +99,14 @@ pub(super) fn spawn(
     cfg: ClusterConfig,
     cmds: mpsc::Receiver<Cmd>,
     ends: mpsc::UnboundedReceiver<Arc<str>>,
+    presence: mpsc::UnboundedReceiver<super::presence::Change>,
     to_shards: Vec<mpsc::Sender<Inbound>>,
     stats: Arc<LinkStats>,
 ) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     std::thread::Builder::new().name("shardcast-broker".into()).spawn(move || {
         let local = tokio::task::LocalSet::new();
-        local.block_on(&rt, run(cfg, cmds, ends, to_shards, stats));
+        local.block_on(&rt, run(cfg, cmds, ends, presence, to_shards, stats));
     })?;
     Ok(())
 }
@@ -112,6 +115,7 @@ async fn run(
     cfg: ClusterConfig,
     mut cmds: mpsc::Receiver<Cmd>,
     mut ends: mpsc::UnboundedReceiver<Arc<str>>,
+    presence: mpsc::UnboundedReceiver<super::presence::Change>,
     to_shards: Vec<mpsc::Sender<Inbound>>,
     stats: Arc<LinkStats>,
 ) {
@@ -145,7 +149,9 @@ async fn run(
             return;
         }
     };
-    let rng = RefCell::new(EpochRng::for_shard(usize::MAX - std::process::id() as usize));
+    let mut rng = EpochRng::for_shard(usize::MAX - std::process::id() as usize);
+    let presence_node = format!("{}#{}", cfg.node_id, rng.epoch().as_str());
+    let rng = RefCell::new(rng);
     let link = Rc::new(Link {
         cfg,
         client,
@@ -156,7 +162,9 @@ async fn run(
         stats,
         connects,
         rng,
+        presence_node: presence_node.clone(),
     });
+    tokio::task::spawn_local(super::presence::run(link.clone(), presence_node, presence));
     // Make the stream and bucket as soon as the broker answers, not at the first request.
     let eager = link.clone();
     tokio::task::spawn_local(async move {

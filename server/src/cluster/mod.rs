@@ -35,6 +35,7 @@ mod append;
 mod inbound;
 mod link;
 pub mod names;
+pub mod presence;
 mod watch;
 
 pub use inbound::run as run_inbound;
@@ -102,6 +103,8 @@ pub enum Inbound {
         msgs: Vec<Stored>,
         done: oneshot::Sender<bool>,
     },
+    /// Another node's members of a presence room (`presence.rs`).
+    Presence { room: Arc<str>, node: Box<str>, members: Vec<(Box<str>, u32)> },
 }
 
 /// A message loaded from the stream: its room seq, data, key (snapshot entries) and age.
@@ -165,6 +168,7 @@ pub struct LinkStats {
 pub struct Cluster {
     cmds: mpsc::Sender<Cmd>,
     ends: mpsc::UnboundedSender<Arc<str>>,
+    presence: mpsc::UnboundedSender<presence::Change>,
     inbound: Mutex<Vec<Option<mpsc::Receiver<Inbound>>>>,
     timeout: Duration,
     node_id: String,
@@ -177,12 +181,13 @@ impl Cluster {
     pub fn start(cfg: ClusterConfig) -> anyhow::Result<Cluster> {
         let (cmds, cmd_rx) = mpsc::channel(COMMANDS);
         let (ends, end_rx) = mpsc::unbounded_channel();
+        let (presence, presence_rx) = mpsc::unbounded_channel();
         let (to_shards, inbound): (Vec<_>, Vec<_>) =
             (0..cfg.shards).map(|_| mpsc::channel(INBOUND)).map(|(t, r)| (t, Some(r))).unzip();
         let stats = Arc::new(LinkStats::default());
         let (timeout, node_id) = (cfg.timeout, cfg.node_id.clone());
-        link::spawn(cfg, cmd_rx, end_rx, to_shards, stats.clone())?;
-        Ok(Cluster { cmds, ends, inbound: Mutex::new(inbound), timeout, node_id, stats })
+        link::spawn(cfg, cmd_rx, end_rx, presence_rx, to_shards, stats.clone())?;
+        Ok(Cluster { cmds, ends, presence, inbound: Mutex::new(inbound), timeout, node_id, stats })
     }
 
     /// This node's name.
@@ -232,6 +237,12 @@ impl Cluster {
     /// `keyed`: the room's namespace names a key (its snapshot is loaded too).
     pub async fn interest(&self, room: &str, keyed: bool) -> Result<Epoch, ClusterError> {
         self.ask(|reply| Cmd::Interest { room: room.into(), keyed, reply }).await
+    }
+
+    /// A subscription of this node joined (`joined`) or left a presence room as `member`:
+    /// the other nodes learn it with this node's next state (never waits).
+    pub fn presence_local(&self, room: &str, member: &str, joined: bool) {
+        let _ = self.presence.send((room.into(), member.into(), joined));
     }
 
     /// Gives back one interest taken by [`Cluster::interest`] (never waits).

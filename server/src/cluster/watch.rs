@@ -51,9 +51,21 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>, keyed: bool) {
             None
         }
     };
+    // Other nodes' members of the room, if it is a presence room (`presence.rs`).
+    let mut pres = match link.client.subscribe(super::presence::subject(&room)).await {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(room = &*room, "presence will miss the other nodes: {e}");
+            None
+        }
+    };
     loop {
         let m = tokio::select! {
             m = sub.next() => m,
+            Some(state) = async { pres.as_mut()?.next().await } => {
+                super::presence::forward(&link, &room, &link.presence_node, &state.payload).await;
+                continue;
+            }
             Some(req) = async { counts.as_mut()?.next().await } => {
                 let n = link.rooms.borrow().get(&*room).map_or(0, |r| r.interest);
                 if let Some(to) = req.reply {
