@@ -61,8 +61,29 @@ fn check_op(input: &[u8], op: &ClientOp) {
         assert!(contains(input, id.as_bytes()), "id {id:?} is not the client's text");
         assert!(is_json_value(id.as_bytes(), |v| v.is_str() || v.is_number()), "id {id:?}");
     }
+    // Tracking options are accepted only in range: the engine's types never see others.
+    let bbox = match op {
+        ClientOp::Sub { track: Some(t), .. } => {
+            for v in [t.max_rate, t.min_move_m, t.max_silence_s].into_iter().flatten() {
+                assert!(v.is_finite() && v > 0.0, "accepted {v}");
+            }
+            t.bbox
+        }
+        ClientOp::View { bbox, .. } => Some(*bbox),
+        _ => None,
+    };
+    if let Some(b) = bbox {
+        assert!(shardcast_engine::geo::BBox::from_slice(&b).is_ok(), "accepted bbox {b:?}");
+    }
     if let ClientOp::Pub { data, .. } = op {
         assert!(!data.is_empty() && contains(input, data), "pub data is not the client's bytes");
+        // What the owner reads from a payload: a position only in range.
+        let fields = shardcast_engine::track::TrackFields {
+            geo: Some(("lat".into(), "lon".into())),
+            status: shardcast_engine::track::default_status_fields(),
+        };
+        let fix = fields.read(data);
+        assert!(fix.pos.is_none_or(|p| p.lat.abs() <= 90.0 && p.lon.abs() <= 180.0), "{fix:?}");
         assert!(
             is_json_value(data, |_| true),
             "pub data {:?} is not JSON alone",

@@ -108,7 +108,7 @@ fn ws_frames() -> Seeds {
 }
 
 fn client_op() -> Seeds {
-    let ops: [(&str, &str); 14] = [
+    let ops: [(&str, &str); 20] = [
         ("sub-full", r#"{"op":"sub","room":"fleet:berlin","since":1234,"snapshot":true,"id":1}"#),
         ("sub", r#"{"op":"sub","room":"a"}"#),
         ("unsub", r#"{"op":"unsub","room":"fleet:berlin","id":"x-2"}"#),
@@ -126,6 +126,15 @@ fn client_op() -> Seeds {
         ("trailing-comma", r#"{"op":"ping",}"#),
         ("unknown-op", r#"{"op":"jump","id":1}"#),
         ("key-extract", r#"{"lat":52.5,"id":"v\"17","n":{"id":"inner"}}"#),
+        (
+            "sub-tracking",
+            r#"{"op":"sub","room":"fleet:b","bbox":[170,-10,-170,10.5],"max_rate":0.5,"min_move_m":10,"max_silence_s":30,"id":1}"#,
+        ),
+        ("sub-bad-bbox", r#"{"op":"sub","room":"fleet:b","bbox":[0,5,1,-5],"id":2}"#),
+        ("view", r#"{"op":"view","room":"fleet:b","bbox":[-180,-90,180,90],"id":"pan"}"#),
+        ("presence", r#"{"op":"presence","room":"chat:lobby","id":3}"#),
+        ("pub-position", r#"{"op":"pub","room":"fleet:b","data":{"id":"v1","lat":-90,"lon":180.0,"stopped":true}}"#),
+        ("pub-bad-position", r#"{"op":"pub","room":"fleet:b","data":{"lat":1e999,"lon":"x","status":[1]}}"#),
     ];
     ops.iter().map(|(n, t)| (*n, t.as_bytes().to_vec())).collect()
 }
