@@ -55,8 +55,64 @@ export interface SubscribedInfo {
   /** The room's last seq when the server confirmed. */
   seq: number;
   epoch: string;
-  /** Whether the request continued from a position (`since`). */
+  /**
+   * Whether the request continued from a position (`since`). A tracking subscription with a
+   * snapshot starts over on each reconnect (false): rebuild the view from what follows.
+   */
   resumed: boolean;
+}
+
+/** A viewport: `[west, south, east, north]` in degrees (lon, lat, lon, lat); `west > east` crosses the antimeridian. */
+export type BBox = [west: number, south: number, east: number, north: number];
+
+/** A key shown by a viewport moved outside it (or a pan left it outside): remove it. */
+export interface LeaveNotice {
+  room: string;
+  /** The message key, as a string. */
+  key: string;
+}
+
+/** A key sent nothing for the namespace's `liveness_ttl`. Its next message means it is back. */
+export interface OfflineNotice {
+  room: string;
+  key: string;
+  /** The seq of its last message. */
+  lastSeq: number;
+}
+
+/** Who joined and left a room since the last diff (at most one per `presence_window`). */
+export interface PresenceDiff {
+  room: string;
+  /** Subscriptions now. */
+  count: number;
+  /** Members present now and absent at the last diff (`[]` above `presence_members`). */
+  joined: string[];
+  left: string[];
+}
+
+/** The answer to {@link ShardcastClient.presence}. */
+export interface PresenceInfo {
+  room: string;
+  /** Subscriptions of the room on this server node. */
+  count: number;
+  /** Distinct member names, sorted; absent above the namespace's `presence_members`. */
+  members?: string[];
+}
+
+/** The answer to {@link ShardcastClient.view}. */
+export interface ViewResult {
+  room: string;
+  bbox: BBox;
+}
+
+/** Per-key pacing of a subscription, as given to subscribe(). */
+export interface PacingOptions {
+  /** At most this many messages per key per second (sent as `max_rate`); the newest of each interval arrives. Needs a `key`. */
+  maxRate?: number;
+  /** Skip a message that moved less than this many metres from the last one delivered for its key (`min_move_m`). Needs `geo` and `key`. */
+  minMoveM?: number;
+  /** With `minMoveM`: a suppressed key is still delivered every this many seconds (`max_silence_s`). */
+  maxSilenceS?: number;
 }
 
 export interface BackoffOptions {
@@ -92,7 +148,7 @@ export interface ClientOptions {
   reconnect?: boolean;
   /** Connect on construction (on the next microtask). Default true; else call `connect()`. */
   autoConnect?: boolean;
-  /** Longest wait for a `pub`/`unsub`/`ping` reply, counted from the call, in ms. Default 10000. */
+  /** Longest wait for a `pub`/`unsub`/`ping`/`view`/`presence` reply, counted from the call, in ms. Default 10000. */
   requestTimeout?: number;
   /** After this many ms without a frame the client pings; 0 disables. Default 25000. */
   pingInterval?: number;
@@ -107,10 +163,22 @@ export interface SubscribeOptions<T = unknown> {
   since?: number;
   /** The epoch `since` belongs to; a different current epoch produces a `reset`. */
   epoch?: string;
+  /**
+   * A viewport (namespaces with `geo`): only messages positioned inside, one `leave` when a
+   * shown key moves out. Move it with `client.view()`. At most 8 per connection.
+   */
+  bbox?: BBox | null;
+  /** See {@link PacingOptions}. */
+  maxRate?: number | null;
+  minMoveM?: number | null;
+  maxSilenceS?: number | null;
   onMessage?: (data: T, meta: MessageMeta) => void;
   onGap?: (gap: GapNotice) => void;
   onReset?: (reset: ResetNotice) => void;
   onSubscribed?: (info: SubscribedInfo) => void;
+  onLeave?: (leave: LeaveNotice) => void;
+  onOffline?: (offline: OfflineNotice) => void;
+  onPresenceDiff?: (diff: PresenceDiff) => void;
   /** A refused resubscription (e.g. after a token refresh), or an exception thrown by a listener. */
   onError?: (err: Error) => void;
 }
@@ -125,7 +193,8 @@ export interface PublishResult {
 export class ShardcastError extends Error {
   /**
    * The server's code (`bad_json`, `bad_op`, `missing_field`, `bad_field`, `bad_room`,
-   * `forbidden`, `rate_limited`, `too_many_rooms`, `not_subscribed`, `unavailable`) or the
+   * `forbidden`, `rate_limited`, `too_many_rooms`, `not_subscribed`, `too_many_keys` (a
+   * viewport is full: a client `error` event), `unavailable`) or the
    * client's: `disconnected` (dropped after sending: a `pub` may have been applied), `timeout`,
    * `closed`, `unsubscribed`.
    */
@@ -140,6 +209,9 @@ interface SubscriptionEvents<T> {
   gap: (gap: GapNotice) => void;
   reset: (reset: ResetNotice) => void;
   subscribed: (info: SubscribedInfo) => void;
+  leave: (leave: LeaveNotice) => void;
+  offline: (offline: OfflineNotice) => void;
+  presenceDiff: (diff: PresenceDiff) => void;
   error: (err: Error) => void;
 }
 
@@ -147,6 +219,15 @@ interface SubscriptionEvents<T> {
 export class Subscription<T = unknown> {
   readonly room: string;
   readonly snapshot: boolean;
+  /** The viewport the server filters by: the last `view` it accepted (or the subscribed box); null without one. */
+  readonly bbox: BBox | null;
+  /** The pacing asked for (only the options given). */
+  readonly pacing: PacingOptions;
+  /**
+   * A viewport or paced subscription: messages may arrive out of seq order (pacing holds
+   * them back, pans replay older entries), so none is dropped by seq and `seq` is the highest.
+   */
+  readonly tracking: boolean;
   /** Last seq delivered (or given as `since`); null before any. */
   readonly seq: number | null;
   /** Epoch of that position; null until the server told it. */
@@ -172,6 +253,9 @@ interface ClientEvents {
   message: (m: Message) => void;
   gap: (gap: GapNotice) => void;
   reset: (reset: ResetNotice) => void;
+  leave: (leave: LeaveNotice) => void;
+  offline: (offline: OfflineNotice) => void;
+  presenceDiff: (diff: PresenceDiff) => void;
   /** A new token from `refreshToken`. */
   token: (token: string) => void;
   /** A failed refresh, a refused resubscription, an unattributable server error, a listener's exception. */
@@ -196,6 +280,14 @@ export class ShardcastClient {
   /** Resolves once the server confirmed; rejects with the server's error code. */
   subscribe<T = unknown>(room: string, options?: SubscribeOptions<T>): Promise<Subscription<T>>;
   publish(room: string, data: JsonValue | unknown): Promise<PublishResult>;
+  /**
+   * Moves the viewport of a room subscribed with a `bbox`; resolves once the server confirmed
+   * (then: a `leave` per shown key now outside, the entries newly inside). Rejects with
+   * `not_subscribed`, `bad_op` (no box), `bad_field`. Reconnects resubscribe with the last accepted box.
+   */
+  view(room: string, bbox: BBox): Promise<ViewResult>;
+  /** Who follows `room` (namespaces with `presence = true`); rejects with `bad_op` elsewhere. */
+  presence(room: string): Promise<PresenceInfo>;
   /** Round-trip time in ms. */
   ping(): Promise<number>;
   on<E extends keyof ClientEvents>(event: E, listener: ClientEvents[E]): () => void;

@@ -54,9 +54,11 @@ describe('vehicles', () => {
       Object.fromEntries([...window.app.vehicles].map(([id, e]) => [id, e.marker.getLatLng().toString()])));
     await until(page, (was) => [...window.app.vehicles]
       .filter(([id, e]) => e.marker.getLatLng().toString() !== was[id]).length >= 5, before);
+    // The whole city is in view at first: all 40 vehicles, moving or stopped.
     const moving = Number(await page.textContent('#n-moving'));
     const stopped = Number(await page.textContent('#n-stopped'));
     assert.equal(moving + stopped, 40);
+    assert.equal(Number(await page.textContent('#n-view')), 40);
 
     // Click a vehicle on the map (the canvas marker at its on-screen point).
     const target = await page.evaluate(() => {

@@ -15,9 +15,12 @@ export const SCREENSHOTS = process.env.SCREENSHOT_DIR
   ? resolve(ROOT, process.env.SCREENSHOT_DIR)
   : join(tmpdir(), 'shardcast-screenshots');
 
-/** Starts the server on `listen` (default a free port); resolves once it prints its address. */
-export function startServer(listen = '127.0.0.1:0') {
-  const proc = spawn(BIN, ['--listen', listen, '--shards', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Starts the server on `listen` (default a free port) with more flags `args` (e.g. `--config`);
+ * resolves once it prints its address.
+ */
+export function startServer(listen = '127.0.0.1:0', args = []) {
+  const proc = spawn(BIN, ['--listen', listen, '--shards', '2', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   proc.stderr.on('data', () => {}); // logs; keep the pipe drained
   return new Promise((ok, fail) => {
     let out = '';

@@ -2,7 +2,7 @@ import { Backoff } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { Heartbeat } from './heartbeat.js';
 import { ShardcastError } from './errors.js';
-import { Subscription } from './room.js';
+import { PACING, Subscription } from './room.js';
 import { tokenExpired } from './token.js';
 
 /**
@@ -167,6 +167,12 @@ export class ShardcastClient extends Emitter {
    * Pass handlers in `options` (`onMessage`, `onGap`, `onReset`): replayed and snapshot
    * messages can arrive in the same turn as the confirmation, before code after `await` runs.
    *
+   * Tracking (DESIGN §3): `bbox` (a viewport: only messages inside, a `leave` when a shown
+   * key moves out; move it with {@link ShardcastClient#view}), `maxRate`, `minMoveM`,
+   * `maxSilenceS` (pacing per key), sent as `bbox`, `max_rate`, `min_move_m`,
+   * `max_silence_s`; `onLeave`, `onOffline`, `onPresenceDiff` for the room's notices. The
+   * server checks them against the namespace (`bad_field`, `too_many_rooms`).
+   *
    * @param {string} room
    * @param {import('../index.js').SubscribeOptions} [options]
    * @returns {Promise<Subscription>}
@@ -177,6 +183,14 @@ export class ShardcastClient extends Emitter {
     }
     if (options.since != null && !(Number.isSafeInteger(options.since) && options.since >= 0)) {
       return Promise.reject(new TypeError('since must be a non-negative integer'));
+    }
+    if (options.bbox != null && !isBbox(options.bbox)) {
+      return Promise.reject(new TypeError('bbox must be [west, south, east, north]: four finite numbers'));
+    }
+    for (const name of Object.keys(PACING)) {
+      if (options[name] != null && !Number.isFinite(options[name])) {
+        return Promise.reject(new TypeError(`${name} must be a finite number`));
+      }
     }
     let ready;
     const promise = new Promise((resolve, reject) => (ready = { resolve, reject }));
@@ -205,6 +219,47 @@ export class ShardcastClient extends Emitter {
       room: reply.room,
       seq: reply.seq,
       epoch: reply.epoch,
+    }));
+  }
+
+  /**
+   * Moves the viewport of `room` (subscribed with a `bbox`) to `bbox` = `[west, south, east,
+   * north]`. Resolves with `{room, bbox}` once the server confirmed; from then on the
+   * subscription gets a `leave` per shown key now outside, the snapshot entries newly inside
+   * (as ordinary messages), and live messages inside the new box. Rejects with the server's
+   * code: `not_subscribed` (room not followed), `bad_op` (followed without a box),
+   * `bad_field` (a malformed box). Later resubscriptions (after a reconnect) ask for the box
+   * of the last `view` that succeeded. While offline it waits like `publish` does.
+   * @param {string} room
+   * @param {number[]} bbox
+   * @returns {Promise<{room: string, bbox: number[]}>}
+   */
+  view(room, bbox) {
+    if (!isBbox(bbox)) {
+      return Promise.reject(new TypeError('bbox must be [west, south, east, north]: four finite numbers'));
+    }
+    const box = [...bbox];
+    // The subscription it moves: a later subscribe() of the room is a new one, with its own box.
+    const sub = this.#rooms.get(room);
+    return this.#request({ op: 'view', room, bbox: box }, () => {
+      if (sub && this.#rooms.get(room) === sub) sub._moved(box);
+      return { room, bbox: box };
+    });
+  }
+
+  /**
+   * Who follows `room` (a namespace with `presence = true`; needs the subscribe right).
+   * Resolves with `{room, count, members}`: `count` subscriptions on this server node,
+   * `members` the distinct member names, sorted — `undefined` when there are more than the
+   * namespace's `presence_members`. Rejects with `bad_op` where presence is not enabled.
+   * @param {string} room
+   * @returns {Promise<{room: string, count: number, members: string[] | undefined}>}
+   */
+  presence(room) {
+    return this.#request({ op: 'presence', room }, (reply) => ({
+      room: reply.room,
+      count: reply.count,
+      members: reply.members,
     }));
   }
 
@@ -440,6 +495,9 @@ export class ShardcastClient extends Emitter {
       case 'ok':
       case 'pong':
         return this.#onReply(frame, null);
+      case 'presence':
+        // The answer to a `presence` request (it echoes our id).
+        return this.#onReply(frame, null);
       case 'error':
         return this.#onReply(
           frame,
@@ -453,6 +511,23 @@ export class ShardcastClient extends Emitter {
       case 'reset': {
         const reset = this.#rooms.get(frame.room)?._reset(frame.epoch);
         if (reset) this.emit('reset', reset);
+        return;
+      }
+      case 'leave': {
+        const leave = this.#rooms.get(frame.room)?._leave(String(frame.key));
+        if (leave) this.emit('leave', leave);
+        return;
+      }
+      case 'offline': {
+        const offline = this.#rooms.get(frame.room)?._offline(String(frame.key), frame.last_seq);
+        if (offline) this.emit('offline', offline);
+        return;
+      }
+      case 'presence_diff': {
+        const diff = this.#rooms
+          .get(frame.room)
+          ?._presenceDiff(frame.count, frame.joined ?? [], frame.left ?? []);
+        if (diff) this.emit('presenceDiff', diff);
         return;
       }
       default:
@@ -507,6 +582,11 @@ export class ShardcastClient extends Emitter {
 function detach(ws) {
   ws.onopen = ws.onmessage = ws.onclose = null;
   ws.onerror = () => {};
+}
+
+/** `[west, south, east, north]`: four finite numbers (the server checks the ranges). */
+function isBbox(bbox) {
+  return Array.isArray(bbox) && bbox.length === 4 && bbox.every(Number.isFinite);
 }
 
 function now() {

@@ -180,6 +180,85 @@ describe('client against a scripted socket', () => {
     c.close();
   });
 
+  test('a viewport delivers out-of-order seqs and resubscribes with its last accepted box and pacing', async () => {
+    const c = fakeClient();
+    await until(() => FakeSocket.last(), 'a socket');
+    const ws = FakeSocket.last();
+    ws.open();
+    const seqs = [];
+    const leaves = [];
+    const p = c.subscribe('fleet:x', {
+      snapshot: true,
+      bbox: [13, 52, 14, 53],
+      maxRate: 2,
+      minMoveM: 10,
+      maxSilenceS: 30,
+      onMessage: (_, m) => seqs.push(m.seq),
+      onLeave: (l) => leaves.push(l.key),
+    });
+    assert.deepEqual(ws.sent, [{
+      op: 'sub', room: 'fleet:x', id: 1, snapshot: true, bbox: [13, 52, 14, 53],
+      max_rate: 2, min_move_m: 10, max_silence_s: 30,
+    }]);
+    ws.receive({ op: 'ok', id: 1, room: 'fleet:x', seq: 9, epoch: 'AAAAAAAAAA' });
+    const sub = await p;
+    assert.equal(sub.tracking, true);
+    for (const seq of [8, 9]) ws.receive({ room: 'fleet:x', seq, data: seq });
+    // A pan: ok, a leave, then an older snapshot entry newly inside — delivered, not a duplicate.
+    const moved = c.view('fleet:x', [13.5, 52, 14.5, 53]);
+    assert.deepEqual(ws.sent[1], { op: 'view', room: 'fleet:x', bbox: [13.5, 52, 14.5, 53], id: 2 });
+    ws.receive({ op: 'ok', id: 2, room: 'fleet:x' });
+    ws.receive({ op: 'leave', room: 'fleet:x', key: 'v1' });
+    ws.receive({ room: 'fleet:x', seq: 3, data: 3 });
+    assert.deepEqual(await moved, { room: 'fleet:x', bbox: [13.5, 52, 14.5, 53] });
+    assert.deepEqual(seqs, [8, 9, 3]);
+    assert.deepEqual(leaves, ['v1']);
+    assert.equal(sub.seq, 9, 'the highest seq delivered');
+    assert.equal(sub.duplicates, 0);
+    assert.deepEqual(sub.bbox, [13.5, 52, 14.5, 53]);
+    // A refused view leaves the box as it was.
+    const refused = c.view('fleet:x', [0, 1, 1, 0]);
+    ws.receive({ op: 'error', id: 3, code: 'bad_field', message: 'bbox: south above north' });
+    await assert.rejects(refused, { code: 'bad_field', op: 'view', room: 'fleet:x' });
+    assert.deepEqual(sub.bbox, [13.5, 52, 14.5, 53]);
+    await assert.rejects(c.view('fleet:x', [1, 2, 3]), TypeError);
+    await assert.rejects(c.subscribe('fleet:y', { bbox: [0, 0, 1, NaN] }), TypeError);
+
+    ws.serverClose(1006);
+    await until(() => FakeSocket.instances.length === 2, 'a second socket');
+    const ws2 = FakeSocket.last();
+    ws2.open();
+    // A fresh snapshot of the current box (epoch only: a restarted room still shows a reset).
+    assert.deepEqual(ws2.sent, [{
+      op: 'sub', room: 'fleet:x', id: 4, epoch: 'AAAAAAAAAA', snapshot: true, bbox: [13.5, 52, 14.5, 53],
+      max_rate: 2, min_move_m: 10, max_silence_s: 30,
+    }]);
+    const info = new Promise((resolve) => sub.once('subscribed', resolve));
+    ws2.receive({ op: 'ok', id: 4, room: 'fleet:x', seq: 12, epoch: 'AAAAAAAAAA' });
+    assert.equal((await info).resumed, false);
+    ws2.receive({ room: 'fleet:x', seq: 5, data: 5 });
+    assert.deepEqual(seqs, [8, 9, 3, 5]);
+    c.close();
+  });
+
+  test('a paced subscription without snapshot resumes from its highest seq', async () => {
+    const c = fakeClient();
+    await until(() => FakeSocket.last(), 'a socket');
+    const ws = FakeSocket.last();
+    ws.open();
+    const p = c.subscribe('sensor:x', { maxRate: 1 });
+    ws.receive({ op: 'ok', id: 1, room: 'sensor:x', seq: 2, epoch: 'AAAAAAAAAA' });
+    await p;
+    for (const seq of [4, 3]) ws.receive({ room: 'sensor:x', seq, data: seq });
+    ws.serverClose(1006);
+    await until(() => FakeSocket.instances.length === 2, 'a second socket');
+    FakeSocket.last().open();
+    assert.deepEqual(FakeSocket.last().sent, [
+      { op: 'sub', room: 'sensor:x', id: 2, since: 4, epoch: 'AAAAAAAAAA', max_rate: 1 },
+    ]);
+    c.close();
+  });
+
   test('a refused resubscription is announced on the subscription and the client', async () => {
     const c = fakeClient();
     await until(() => FakeSocket.last(), 'a socket');

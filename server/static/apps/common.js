@@ -25,13 +25,18 @@ export function age(ts) {
 
 /**
  * The client, connected to this server's /ws (?token= passed on), with its state shown in
- * #conn (data-state for tests). The client reconnects with backoff and resumes every room
- * from its position (since + epoch) by itself.
+ * #conn (data-state for tests) unless `badge` is false (a page's second connection). The
+ * client reconnects with backoff and resumes every room from its position (since + epoch)
+ * by itself.
  */
-export function connect() {
+export function connect({ badge: showBadge = true } = {}) {
   const url = location.origin.replace(/^http/, 'ws');
   const token = params.get('token') ?? undefined;
   const client = new ShardcastClient(url, { token });
+  if (!showBadge) {
+    client.on('error', (err) => console.warn('shardcast:', err.code ?? '', err.message));
+    return client;
+  }
   const badge = $('conn');
   const show = ({ state, delay }) => {
     badge.dataset.state = state;
@@ -79,6 +84,27 @@ export function baseMap(elId, view, offline) {
     if (note) note.innerHTML = 'offline map — add <code>?tiles=osm</code> for OpenStreetMap tiles';
   }
   return map;
+}
+
+/**
+ * The map's visible area as a viewport for the server: `[west, south, east, north]` within
+ * lon −180..180 and lat −90..90. A view wider than the world is the whole world. Otherwise
+ * each edge is brought back into −180..180 (Leaflet's edges run past ±180 on a wrapped world
+ * view); an east edge that lands west of the west edge means the view crosses the
+ * antimeridian, which the server takes as such (w > e) — cutting the view at ±180 instead
+ * would hide what lies just across the line.
+ */
+export function viewBox(map) {
+  const b = map.getBounds();
+  const clampLat = (lat) => Math.min(90, Math.max(-90, lat));
+  const s = clampLat(b.getSouth());
+  const n = clampLat(b.getNorth());
+  if (b.getEast() - b.getWest() >= 360) return [-180, s, 180, n];
+  const wrap = (lon) => ((((lon + 180) % 360) + 360) % 360) - 180; // → [-180, 180)
+  const w = wrap(b.getWest());
+  let e = wrap(b.getEast());
+  if (e === -180) e = 180; // an east edge exactly on the line closes the box there
+  return [w, s, e, n];
 }
 
 /** The demo's street grid (server/src/demo/vehicles.rs: LAT/LON box, 0.005° × 0.008° blocks). */

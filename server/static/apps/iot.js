@@ -1,9 +1,16 @@
 // IoT: one card per sensor (room `sensor`, keyed, snapshot then live) with its live value, a
 // sparkline of recent readings (with its threshold drawn), battery, an alarm when the value is
-// over its kind's threshold, and online/offline from the age of its last reading.
+// over its kind's threshold, and online/offline. Offline is the server's word: the `sensor`
+// namespace has a `liveness_ttl`, so the server sends `offline` for a sensor that fell silent
+// (and, to a new snapshot subscriber, for those silent already); its next reading is the sign
+// it is back.
 import { $, age, connect, el, noteGap, noteReset } from './common.js';
 
-const OFFLINE_MS = 10000; // no reading for this long: offline
+// A fallback for a server whose `sensor` namespace has no `liveness_ttl` (a config file can
+// replace the built-in one): a reading this old is shown offline too. (A reconnect needs no
+// fallback: the page resubscribes with `snapshot`, which brings the `offline` notices again.)
+// Longer than the built-in 10 s ttl, so the server's notice decides where it has one.
+const STALE_MS = 30000;
 const POINTS = 40; // readings kept for the sparkline
 // Alarm thresholds per kind; `?limit.<kind>=<value>` overrides one (e.g. ?limit.noise=70).
 const LIMITS = { temperature: 20, humidity: 70, pm25: 15, noise: 60 };
@@ -11,7 +18,7 @@ for (const [k, v] of new URLSearchParams(location.search)) {
   if (k.startsWith('limit.') && Number.isFinite(Number(v))) LIMITS[k.slice(6)] = Number(v);
 }
 const client = connect();
-const sensors = new Map(); // id -> {s, card, values}
+const sensors = new Map(); // id -> {s, card, values, offline}
 
 function card(id) {
   const c = el('div', { class: 'card', 'data-id': id },
@@ -57,6 +64,7 @@ function upsert(s) {
   let e = sensors.get(s.id);
   if (!e) sensors.set(s.id, (e = { card: card(s.id), values: [] }));
   e.s = s;
+  e.offline = false; // a reading: back online, if it was out
   e.values.push(s.value);
   if (e.values.length > POINTS) e.values.shift();
   field(e.card, 'head').textContent = `${s.id} · ${s.kind}`;
@@ -65,8 +73,16 @@ function upsert(s) {
   refresh(e);
 }
 
+/** The server says sensor `key` sent nothing for the namespace's liveness ttl. */
+function wentOffline({ key }) {
+  const e = sensors.get(key);
+  if (!e) return; // no reading of it seen: no card to mark
+  e.offline = true;
+  refresh(e);
+}
+
 function refresh(e) {
-  const offline = Date.now() - e.s.ts > OFFLINE_MS;
+  const offline = e.offline || Date.now() - e.s.ts > STALE_MS;
   const limit = LIMITS[e.s.kind];
   const alarm = !offline && limit !== undefined && e.s.value > limit;
   e.card.classList.toggle('offline', offline);
@@ -81,6 +97,7 @@ function refresh(e) {
 client.subscribe('sensor', {
   snapshot: true,
   onMessage: upsert,
+  onOffline: wentOffline,
   onReset(info) {
     for (const e of sensors.values()) e.card.remove();
     sensors.clear();

@@ -1,16 +1,23 @@
-// Vehicles: the demo fleet on a city map. `fleet:demo` with snapshot (every vehicle's latest
-// position, then live), short trails, counters; clicking a vehicle follows its own room
-// `vehicle:<id>`.
-import { $, age, baseMap, cityGrid, CITY_VIEW, connect, noteGap, noteReset } from './common.js';
+// Vehicles: the demo fleet on a city map. `fleet:demo` as a viewport: only the vehicles inside
+// the visible map (snapshot, then live), a `view` after each pan or zoom, a marker removed when
+// its vehicle leaves the view; short trails, counters; clicking a vehicle follows its own room
+// `vehicle:<id>`. The fleet size comes from a second, paced subscription of the whole room.
+import { $, age, baseMap, cityGrid, CITY_VIEW, connect, noteGap, noteReset, viewBox } from './common.js';
 
+const ROOM = 'fleet:demo';
 const TRAIL = 10; // positions kept per vehicle
 const COLORS = { moving: '#a3be8c', stopped: '#bf616a', followed: '#ebcb8b' };
+const VIEW_DEBOUNCE_MS = 200; // a drag fires many moves; the server needs the last one
+// The fleet overview needs every vehicle, not every move: one update per vehicle per 5 s.
+const OVERVIEW_RATE = 0.2;
 
 const client = connect();
 const map = baseMap('map', CITY_VIEW, cityGrid);
-const vehicles = new Map(); // id -> {v, marker, trail}
+const vehicles = new Map(); // id -> {v, marker, trail}: the vehicles in view
+const fleet = new Set(); // every vehicle id of the room (the overview)
 let followed = null; // {id, sub, last, count}
 let updates = 0;
+let views = 0; // `view`s the server accepted (for tests and the console)
 
 function color(id, v) {
   return followed?.id === id ? COLORS.followed : COLORS[v.status] ?? COLORS.moving;
@@ -38,15 +45,24 @@ function upsert(v) {
   if (followed?.id === v.id && !followed.last) showFollowed(v);
 }
 
+/** The server says `id` left the view (it moved out, or a pan left it outside). */
+function remove(id) {
+  const e = vehicles.get(id);
+  if (!e) return;
+  e.marker.remove();
+  e.trail.remove();
+  vehicles.delete(id);
+}
+
 function clear() {
-  for (const e of vehicles.values()) e.marker.remove(), e.trail.remove();
-  vehicles.clear();
+  for (const id of [...vehicles.keys()]) remove(id);
 }
 
 function counters() {
   let moving = 0;
   for (const e of vehicles.values()) if (e.v.status !== 'stopped') moving++;
-  $('n-total').textContent = vehicles.size;
+  $('n-view').textContent = vehicles.size;
+  $('n-total').textContent = Math.max(fleet.size, vehicles.size);
   $('n-moving').textContent = moving;
   $('n-stopped').textContent = vehicles.size - moving;
 }
@@ -104,15 +120,45 @@ function refreshColors() {
 
 $('unfollow').addEventListener('click', () => unfollow());
 
-client.subscribe('fleet:demo', {
+let confirmations = 0;
+client.subscribe(ROOM, {
   snapshot: true,
+  bbox: viewBox(map),
   onMessage: upsert,
+  onLeave: ({ key }) => remove(key),
+  onSubscribed() {
+    // After a reconnect the viewport starts over with a fresh snapshot of the current box
+    // (the client asks for it): vehicles that left while we were away get no `leave`.
+    if (confirmations++ > 0) clear();
+  },
   onReset(info) {
     // The room restarted: positions may be stale; the new incarnation's messages rebuild it.
     clear();
-    noteReset('fleet:demo', info);
+    noteReset(ROOM, info);
   },
-  onGap: (info) => noteGap('fleet:demo', info),
+  onGap: (info) => noteGap(ROOM, info),
+});
+
+// Each pan or zoom moves the viewport, once the map has been still for a moment. The reply
+// is followed by a `leave` per vehicle now outside and the vehicles newly inside.
+let viewTimer = null;
+map.on('moveend', () => {
+  clearTimeout(viewTimer);
+  viewTimer = setTimeout(() => {
+    client.view(ROOM, viewBox(map)).then(
+      () => views++,
+      (err) => console.warn('view:', err.code ?? '', err.message),
+    );
+  }, VIEW_DEBOUNCE_MS);
+});
+
+// The fleet size: the whole room on a second connection, paced down to a trickle.
+const overview = connect({ badge: false });
+overview.subscribe(ROOM, {
+  snapshot: true,
+  maxRate: OVERVIEW_RATE,
+  onMessage: (v) => fleet.add(v.id),
+  onReset: () => fleet.clear(),
 });
 
 setInterval(() => {
@@ -124,4 +170,8 @@ setInterval(() => {
 }, 1000);
 
 // For tests and the console.
-window.app = { client, map, vehicles, follow, get followed() { return followed; } };
+window.app = {
+  client, overview, map, vehicles, fleet, follow, viewBox: () => viewBox(map),
+  get followed() { return followed; },
+  get views() { return views; },
+};
