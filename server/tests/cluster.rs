@@ -495,13 +495,14 @@ fn until(ws: &mut Ws, within: Duration, mut pred: impl FnMut(&Value) -> bool) ->
 }
 
 #[test]
-fn viewports_and_presence_work_for_subscribers_on_any_node() {
+fn viewports_liveness_and_presence_work_for_subscribers_on_any_node() {
     let broker = Broker::start();
     let dir = common::TempDir::new();
     let cfg = dir.write(
         "tracking.toml",
         "[namespaces.chat]\npresence = true\npresence_window = \"200ms\"\n\n\
-         [namespaces.fleet]\nkey = \"id\"\ngeo = { lat = \"lat\", lon = \"lon\" }\n",
+         [namespaces.fleet]\nkey = \"id\"\ngeo = { lat = \"lat\", lon = \"lon\" }\n\n\
+         [namespaces.sensor]\nkey = \"id\"\nliveness_ttl = \"1s\"\n",
     );
     let a = node_with(&broker, "a", &["--config", &cfg]);
     let b = node_with(&broker, "b", &["--config", &cfg]);
@@ -518,6 +519,13 @@ fn viewports_and_presence_work_for_subscribers_on_any_node() {
     assert_eq!((first["seq"].as_u64(), first["data"]["id"].as_str()), (Some(1), Some("v1")));
     let leave: Value = serde_json::from_str(&view.recv_text_within(Duration::from_secs(5))).unwrap();
     assert_eq!(leave, serde_json::json!({"op": "leave", "room": fleet, "key": "v1"}));
+    // Liveness on b for a key published on a.
+    let sensors = unique("sensor:");
+    let mut dash = b.ws();
+    dash.sub(&sensors, 1);
+    let seq = p.publish(&sensors, r#"{"id":"s1","t":20}"#, 4);
+    let off = until(&mut dash, Duration::from_secs(5), |v| v["op"] == "offline");
+    assert_eq!(off, serde_json::json!({"op": "offline", "room": sensors, "key": "s1", "last_seq": seq}));
     // Presence: one subscriber on each node; each node counts both.
     let room = unique("chat:");
     let mut on_a = a.ws();

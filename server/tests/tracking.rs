@@ -423,3 +423,55 @@ fn max_silence_confirms_a_parked_vehicle() {
     let n = got.iter().filter(|v| v.get("seq").is_some()).count();
     assert!((3..=6).contains(&n), "the first, then about one per 0.5 s of {} publishes: {n}", i - 1);
 }
+
+#[test]
+fn rate_and_dead_band_together_and_a_key_flapping_offline() {
+    let (server, _dir) = server(&[]);
+    // fleet: max_rate 2/s with a 50 m dead-band; the newest position always ends up delivered.
+    let room = "fleet:both";
+    let mut p = server.ws();
+    let mut s = server.ws();
+    s.request(&format!(r#"{{"op":"sub","room":"{room}","max_rate":2,"min_move_m":50,"id":1}}"#));
+    let mut got = vec![];
+    let mut last = 0;
+    for i in 0..20u64 {
+        // 0.001° of latitude ≈ 111 m per step: every step is outside the dead-band.
+        last = p.publish(room, &fix("v", 52.0 + i as f64 * 0.001, 13.0), i + 1);
+        got.extend(drain(&mut s, Duration::from_millis(30)));
+    }
+    // The newest message wins over a held one even inside the dead-band (the client must end
+    // on the newest position): the held move is replaced by these tiny ones, the last of
+    // which is delivered at the end of the interval.
+    let mut newest = last;
+    for i in 0..5u64 {
+        newest = p.publish(room, &fix("v", 52.019 + i as f64 * 0.00001, 13.0), 100 + i);
+    }
+    got.extend(drain(&mut s, Duration::from_millis(800)));
+    let seqs: Vec<u64> = got.iter().filter_map(|v| v["seq"].as_u64()).collect();
+    assert_eq!(seqs.last(), Some(&newest), "the newest position arrives: {seqs:?}");
+    assert!(seqs.len() <= 6, "about 2/s over ~0.7 s: {seqs:?}");
+    // Once delivered, tiny moves alone are skipped by the dead-band, whatever the rate allows.
+    std::thread::sleep(Duration::from_millis(600));
+    for i in 0..3u64 {
+        p.publish(room, &fix("v", 52.019 + i as f64 * 0.00002, 13.0), 200 + i);
+    }
+    let more: Vec<u64> =
+        drain(&mut s, Duration::from_millis(800)).iter().filter_map(|v| v["seq"].as_u64()).collect();
+    assert!(more.is_empty(), "sub-50 m moves after a delivery: {more:?}");
+    assert!(last < newest);
+
+    // sensor (liveness 1 s): offline, back, offline again — one notice per silence.
+    let room = "sensor:flap";
+    let mut w = server.ws();
+    w.sub(room, 1);
+    let mut offline = 0;
+    for round in 0..2u64 {
+        p.publish(room, r#"{"id":"f","t":1}"#, 300 + round);
+        let end = Instant::now() + Duration::from_millis(1900);
+        while Instant::now() < end {
+            offline +=
+                drain(&mut w, Duration::from_millis(200)).iter().filter(|v| is_op(v, "offline")).count();
+        }
+        assert_eq!(offline as u64, round + 1, "one offline per silence");
+    }
+}

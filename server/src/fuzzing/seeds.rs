@@ -133,7 +133,10 @@ fn client_op() -> Seeds {
         ("sub-bad-bbox", r#"{"op":"sub","room":"fleet:b","bbox":[0,5,1,-5],"id":2}"#),
         ("view", r#"{"op":"view","room":"fleet:b","bbox":[-180,-90,180,90],"id":"pan"}"#),
         ("presence", r#"{"op":"presence","room":"chat:lobby","id":3}"#),
-        ("pub-position", r#"{"op":"pub","room":"fleet:b","data":{"id":"v1","lat":-90,"lon":180.0,"stopped":true}}"#),
+        (
+            "pub-position",
+            r#"{"op":"pub","room":"fleet:b","data":{"id":"v1","lat":-90,"lon":180.0,"stopped":true}}"#,
+        ),
         ("pub-bad-position", r#"{"op":"pub","room":"fleet:b","data":{"lat":1e999,"lon":"x","status":[1]}}"#),
     ];
     ops.iter().map(|(n, t)| (*n, t.as_bytes().to_vec())).collect()
