@@ -180,7 +180,8 @@ impl Cell {
 
     fn heap_bytes(&self) -> usize {
         let at = self.at.as_ref().map_or(0, |m| {
-            std::mem::size_of::<FxHashMap<u32, u32>>() + m.capacity() * (std::mem::size_of::<(u32, u32)>() + 1)
+            std::mem::size_of::<FxHashMap<u32, u32>>()
+                + m.capacity() * (std::mem::size_of::<(u32, u32)>() + 1)
         });
         self.ids.capacity() * std::mem::size_of::<u32>() + at
     }

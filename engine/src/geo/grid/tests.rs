@@ -157,7 +157,9 @@ fn random_boxes_are_found_and_removed() {
                 check(&ix, &live, p);
             }
         }
-        for (lat, lon) in [(90.0, 180.0), (-90.0, -180.0), (0.0, 180.0), (0.0, -180.0), (90.0, 0.0), (0.0, 0.0)] {
+        for (lat, lon) in
+            [(90.0, 180.0), (-90.0, -180.0), (0.0, 180.0), (0.0, -180.0), (90.0, 0.0), (0.0, 0.0)]
+        {
             check(&ix, &live, pos(lat, lon));
         }
         for _ in 0..300 {
@@ -265,7 +267,8 @@ fn levels_follow_box_size() {
     let city = level(bbox(13.08, 52.33, 13.76, 52.68));
     let street = level(bbox(13.40, 52.50, 13.41, 52.51));
     assert!(city < street, "{city} {street}");
-    for b in [bbox(13.08, 52.33, 13.76, 52.68), bbox(170.0, -10.0, -170.0, 10.0), bbox(-180.0, 0.0, 0.0, 1.0)] {
+    for b in [bbox(13.08, 52.33, 13.76, 52.68), bbox(170.0, -10.0, -170.0, 10.0), bbox(-180.0, 0.0, 0.0, 1.0)]
+    {
         let fp = Footprint::of(&b);
         let mut n = 0;
         fp.for_each_cell(fp.level(), |_| n += 1);
