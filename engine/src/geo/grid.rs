@@ -38,9 +38,11 @@ const LEVELS: usize = MAX_LEVEL as usize + 1;
 const MAX_COORD: u32 = (1 << MAX_LEVEL) - 1;
 /// A box is filed at the finest level where it covers at most this many cells. Finer means
 /// fewer false candidates per query but more cells per box (memory, pan cost). Measured with
-/// `benches/benches/geo.rs` (10,000 viewports of 1–5 % of Berlin): 16 gave 2.1× as many
-/// candidates as true hits, 32 gives 1.7×, 64 gives 1.4× but with 2.5× the memory and 8× the
-/// cost of a pan (cache misses over ~50 cells), so 32.
+/// `benches/benches/geo.rs` (10,000 viewports of 1–5 % of Berlin; timings from one run each
+/// on a shared, noisy machine): 16 gave 2.1× as many candidates as true hits (pan ~1.7 µs,
+/// 2.2 MiB), 32 gives 1.7× (pan ~2.3 µs, 3.3 MiB), 64 gave 1.4× but pan ~17 µs (~50 cells
+/// touched, each a cache miss) and 7.9 MiB. The per-message filter cost follows the
+/// candidates and messages outnumber pans, but 64's pan and memory are out of proportion.
 const MAX_CELLS: u64 = 32;
 /// A cell indexes its ids' positions once it holds more than this many, so that removing one
 /// stays O(1) in a crowded cell (10,000 viewports over one district)...
