@@ -4,7 +4,7 @@
 //! A multi-level grid — a quadtree's levels without the tree. Level `L` splits longitude
 //! into `2^L` columns and latitude into `2^L` rows (so a cell is twice as wide in degrees as
 //! it is tall, which suits mid-latitude viewports). A box is filed at **one** level, the
-//! finest at which it covers at most [`MAX_CELLS`] cells, in every cell it covers; a query
+//! finest at which it covers at most [`MAX_CELLS`] (32) cells, in every cell it covers; a query
 //! looks up the point's one cell at each level that holds any box and concatenates the ids.
 //! So a message costs one hash lookup per level in use (a city's viewports use two or three)
 //! plus the candidates it returns, never a pass over all subscriptions, and a map pan costs
@@ -37,9 +37,13 @@ const LEVELS: usize = MAX_LEVEL as usize + 1;
 /// Largest column or row number at [`MAX_LEVEL`].
 const MAX_COORD: u32 = (1 << MAX_LEVEL) - 1;
 /// A box is filed at the finest level where it covers at most this many cells. Finer means
-/// fewer false candidates per query but more cells per box (memory, pan cost); 16 keeps the
-/// candidates within ~1.5× the true hits for city viewports (see `benches/benches/geo.rs`).
-const MAX_CELLS: u64 = 16;
+/// fewer false candidates per query but more cells per box (memory, pan cost). Measured with
+/// `benches/benches/geo.rs` (10,000 viewports of 1–5 % of Berlin; timings from one run each
+/// on a shared, noisy machine): 16 gave 2.1× as many candidates as true hits (pan ~1.7 µs,
+/// 2.2 MiB), 32 gives 1.7× (pan ~2.3 µs, 3.3 MiB), 64 gave 1.4× but pan ~17 µs (~50 cells
+/// touched, each a cache miss) and 7.9 MiB. The per-message filter cost follows the
+/// candidates and messages outnumber pans, but 64's pan and memory are out of proportion.
+const MAX_CELLS: u64 = 32;
 /// A cell indexes its ids' positions once it holds more than this many, so that removing one
 /// stays O(1) in a crowded cell (10,000 viewports over one district)...
 const INDEX_ABOVE: usize = 32;
