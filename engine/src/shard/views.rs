@@ -22,7 +22,7 @@
 //!   subscriber is told once (`too_many_keys`).
 //! - `scheduled` is the earliest instant the shard's pacing heap holds for the slot.
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -52,8 +52,9 @@ struct Slot {
     sub: Rc<Subscriber>,
     bbox: Option<BBox>,
     pacer: Option<Pacer<Arc<Message>>>,
-    /// Keys this viewport shows (viewports only).
-    keys: FxHashSet<Rc<str>>,
+    /// Keys this viewport shows (viewports only), each with this view's position in
+    /// `shown[key].views`, so leaving costs O(1) however many viewports show the key.
+    keys: FxHashMap<Rc<str>, u32>,
     /// Per-message scratch: equals `Views::gen` while the message is inside the box.
     mark: u64,
     /// Told `too_many_keys` already.
@@ -135,18 +136,29 @@ impl Slot {
     }
 
     /// The key stopped being shown: `leave`, and its pending paced message is dropped.
-    fn leave(&mut self, room: &str, key: &str, counts: &mut Counts) {
+    /// Returns this view's position in `shown[key].views` (for [`Views::unshow_at`]).
+    fn leave(&mut self, room: &str, key: &str, counts: &mut Counts) -> Option<u32> {
         counts.leaves += 1;
-        self.keys.remove(key);
         if let Some(p) = &mut self.pacer {
             p.forget(key);
         }
         self.sub.push_ctrl(envelope::leave_frame(room, key));
+        self.keys.remove(key)
+    }
+
+    /// `leave` if the key is shown; its position in `shown[key].views`.
+    fn leave_if_shown(&mut self, room: &str, key: &str, counts: &mut Counts) -> Option<u32> {
+        if self.keys.contains_key(key) {
+            self.leave(room, key, counts)
+        } else {
+            None
+        }
     }
 
     /// Starts showing `key`, unless the viewport is full (then tells the client once).
+    /// The caller then files the view in `shown[key].views` and sets the position.
     fn show(&mut self, room: &str, key: &Rc<str>, counts: &mut Counts) -> bool {
-        if self.keys.contains(key) {
+        if self.keys.contains_key(key) {
             return true;
         }
         if self.keys.len() >= MAX_VIEW_KEYS {
@@ -159,7 +171,7 @@ impl Slot {
             }
             return false;
         }
-        self.keys.insert(key.clone());
+        self.keys.insert(key.clone(), u32::MAX);
         true
     }
 }
@@ -189,7 +201,7 @@ impl Views {
             sub,
             bbox: spec.bbox,
             pacer: spec.pace.map(|r| Pacer::new(r, MAX_VIEW_KEYS)),
-            keys: FxHashSet::default(),
+            keys: FxHashMap::default(),
             mark: 0,
             warned: false,
             scheduled: None,
@@ -221,8 +233,8 @@ impl Views {
             Some(b) => self.grid.remove(v, b),
             None => self.open.retain(|&x| x != v),
         }
-        for k in &slot.keys {
-            self.unshow(k, v);
+        for (k, &at) in &slot.keys {
+            self.unshow_at(k, at);
         }
         if self.by_conn.is_empty() {
             *self = Views::default(); // give every table back
@@ -230,12 +242,22 @@ impl Views {
         true
     }
 
-    fn unshow(&mut self, key: &str, v: u32) {
-        if let Some(s) = self.shown.get_mut(key) {
-            s.views.retain(|&x| x != v);
-            if s.views.is_empty() {
-                self.shown.remove(key);
+    /// Takes the view at position `at` out of `shown[key].views` in O(1): the last one
+    /// moves into its place, and that view's recorded position follows.
+    fn unshow_at(&mut self, key: &str, at: u32) {
+        let Some(s) = self.shown.get_mut(key) else { return };
+        let at = at as usize;
+        if at >= s.views.len() {
+            return;
+        }
+        s.views.swap_remove(at);
+        if let Some(&moved) = s.views.get(at) {
+            if let Some(p) = self.slots[moved as usize].as_mut().and_then(|m| m.keys.get_mut(key)) {
+                *p = at as u32;
             }
+        }
+        if s.views.is_empty() {
+            self.shown.remove(key);
         }
     }
 
@@ -280,6 +302,11 @@ impl Views {
                 }
             }
             if !views.is_empty() {
+                for (j, &v) in views.iter().enumerate() {
+                    if let Some(p) = slots[v as usize].as_mut().and_then(|s| s.keys.get_mut(key)) {
+                        *p = j as u32;
+                    }
+                }
                 let pos = pos.or(prior.and_then(|s| s.pos));
                 shown.insert(rc, Shown { pos, views });
             }
@@ -317,12 +344,11 @@ impl Views {
             }
             return;
         };
-        let was = s.keys.contains(key);
+        let was = s.keys.contains_key(key);
         // Outside, unless it has no position and was shown (it stays where it was).
         if !(inside || was && m.fix.pos.is_none()) {
-            if was {
-                s.leave(&m.room, key, &mut ctx.counts);
-                self.unshow(key, v);
+            if let Some(at) = s.leave_if_shown(&m.room, key, &mut ctx.counts) {
+                self.unshow_at(key, at);
             }
             return;
         }
@@ -331,12 +357,16 @@ impl Views {
             return;
         }
         s.send(m, ctx);
-        let entry = self.shown.entry(rc).or_insert(Shown { pos: None, views: Vec::new() });
+        let entry = self.shown.entry(rc.clone()).or_insert(Shown { pos: None, views: Vec::new() });
         if m.fix.pos.is_some() {
             entry.pos = m.fix.pos;
         }
         if !was {
+            let at = entry.views.len() as u32;
             entry.views.push(v);
+            if let Some(p) = s.keys.get_mut(&rc) {
+                *p = at;
+            }
         }
     }
 
@@ -345,7 +375,7 @@ impl Views {
         let Some(s) = self.slot_of(conn) else { return };
         for m in offline {
             let key = m.key.as_deref().unwrap_or_default();
-            if s.bbox.is_none() || s.keys.contains(key) {
+            if s.bbox.is_none() || s.keys.contains_key(key) {
                 s.sub.push_ctrl(envelope::offline_frame(room, key, m.seq));
             }
         }
@@ -388,24 +418,21 @@ impl Views {
         self.grid.insert(v, &bbox);
         let gone: Vec<Rc<str>> = s
             .keys
-            .iter()
+            .keys()
             .filter(|k| self.shown.get(&***k).and_then(|e| e.pos).is_none_or(|p| !bbox.contains(p)))
             .cloned()
             .collect();
         for k in gone {
-            s.leave(room, &k, &mut ctx.counts);
-            if let Some(e) = self.shown.get_mut(&*k) {
-                e.views.retain(|&x| x != v);
-                if e.views.is_empty() {
-                    self.shown.remove(&*k);
-                }
+            let at = self.slots[v as usize].as_mut().and_then(|s| s.leave(room, &k, &mut ctx.counts));
+            if let Some(at) = at {
+                self.unshow_at(&k, at);
             }
         }
         for m in entries {
             let shows = m
                 .key
                 .as_deref()
-                .is_some_and(|k| self.slots[v as usize].as_ref().is_some_and(|s| s.keys.contains(k)));
+                .is_some_and(|k| self.slots[v as usize].as_ref().is_some_and(|s| s.keys.contains_key(k)));
             if !shows {
                 self.one(v, m, ctx);
             }
@@ -508,6 +535,24 @@ mod tests {
         }
     }
 
+    impl Views {
+        /// The two sides of the shown relation agree, positions included.
+        fn check(&self) {
+            for (k, e) in &self.shown {
+                assert!(!e.views.is_empty(), "{k}: an empty entry is kept");
+                for (j, &v) in e.views.iter().enumerate() {
+                    let s = self.slots[v as usize].as_ref().expect("a live view");
+                    assert_eq!(s.keys.get(&**k), Some(&(j as u32)), "{k}: view {v} at {j}");
+                }
+            }
+            for (v, s) in self.slots.iter().enumerate().filter_map(|(v, s)| Some((v, s.as_ref()?))) {
+                for (k, &j) in &s.keys {
+                    assert_eq!(self.shown[&**k].views.get(j as usize), Some(&(v as u32)), "{k}: view {v}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_full_viewport_refuses_new_keys_and_says_so_once() {
         let mut views = Views::default();
@@ -571,6 +616,19 @@ mod tests {
                 schedule: &mut sched,
                 counts: Counts::default(),
             };
+            if r.below(60) == 0 {
+                // A viewport leaves and comes back (unsubscribe, subscribe): no leaves sent.
+                let i = r.below(subs.len() as u64) as usize;
+                if boxes[i].is_some() {
+                    assert!(views.remove(subs[i].id()));
+                    let nb = random_box(&mut r);
+                    views.insert(subs[i].clone(), ViewSpec { bbox: Some(nb), pace: None });
+                    boxes[i] = Some(nb);
+                    shown[i].clear();
+                    views.check();
+                    continue;
+                }
+            }
             if r.below(40) == 0 {
                 // A pan of a viewport: entries = the latest message of every key inside.
                 let i = r.below(subs.len() as u64) as usize;
@@ -635,6 +693,7 @@ mod tests {
                 };
                 assert_eq!(got(s), want, "message {seq} ({key:?} at {pos:?}) to view {i} ({:?})", boxes[i]);
             }
+            views.check();
         }
         assert!(pushes > 1000, "the test exercised delivery: {pushes}");
         // Leaving frees everything.
