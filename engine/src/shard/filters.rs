@@ -23,7 +23,7 @@ use crate::mesh::{Event, Request};
 use crate::message::Message;
 use crate::outbox::Pushed;
 use crate::stats::ShardStats;
-use crate::subscriber::Subscriber;
+use crate::subscriber::{SubState, Subscriber};
 
 /// Most viewport (`bbox`) subscriptions one connection may hold: with
 /// [`MAX_VIEW_KEYS`](super::MAX_VIEW_KEYS) keys each, this bounds what one connection's
@@ -96,24 +96,22 @@ impl Shard {
     /// Viewport subscriptions `sub` holds on this shard, live or pending (see
     /// [`MAX_VIEWPORTS`]).
     pub fn viewports_of(&self, sub: &Subscriber) -> usize {
-        let local = self.local.borrow();
-        let live = sub
-            .rooms
-            .borrow()
+        // O(rooms of this connection): its room set says which are live and which pending.
+        let (local, pending) = (self.local.borrow(), self.pending.borrow());
+        let rooms = sub.rooms.borrow();
+        rooms
             .names()
             .iter()
-            .filter(|r| {
-                local.get(&***r).and_then(|f| f.views.as_ref()).is_some_and(|v| v.borrow().has_box(sub.id()))
+            .filter(|r| match rooms.get(r) {
+                Some(SubState::Live) => {
+                    local.get(&***r).and_then(|f| f.views.as_ref()).is_some_and(|v| v.borrow().has_box(sub.id()))
+                }
+                Some(SubState::Pending(token)) => {
+                    pending.get(token).is_some_and(|p| p.view.as_ref().is_some_and(|v| v.bbox.is_some()))
+                }
+                None => false,
             })
-            .count();
-        let pending = self
-            .pending
-            .borrow()
-            .values()
-            .filter(|p| !p.cancelled && p.view.as_ref().is_some_and(|v| v.bbox.is_some()))
-            .filter(|p| p.sub.upgrade().is_some_and(|s| s.id() == sub.id()))
-            .count();
-        live + pending
+            .count()
     }
 
     /// From the housekeeping timer: paced messages whose interval ended.
