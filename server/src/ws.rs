@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
 use shardcast_engine::geo::BBox;
 use shardcast_engine::pace::PaceRule;
-use shardcast_engine::shard::{ViewRefused, ViewSpec, MAX_VIEWPORTS};
+use shardcast_engine::shard::{ViewRefused, ViewSpec, MAX_FILTERED, PAN_RATE};
 use shardcast_engine::{envelope, Ack, Reply, SubOptions, Subscriber};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -319,6 +319,10 @@ impl Session {
                     Err(ViewRefused::NotSubscribed) => {
                         ("not_subscribed", format!("not subscribed to {room}"))
                     }
+                    Err(ViewRefused::RateLimited) => {
+                        self.ctx.reject(RejectReason::RateLimited);
+                        ("rate_limited", format!("over {PAN_RATE} pans per second of {room}; pan less often"))
+                    }
                     Err(ViewRefused::NoViewport) => (
                         "bad_op",
                         format!("{room} is followed without a bbox; subscribe again with one to pan"),
@@ -348,11 +352,11 @@ impl Session {
                         return self.error(id.as_deref(), "bad_field", &msg);
                     }
                 };
-                let viewport = view.as_ref().is_some_and(|v| v.bbox.is_some());
-                if viewport && !self.sub.follows(&room) && shard.viewports_of(&self.sub) >= MAX_VIEWPORTS {
+                if view.is_some() && !self.sub.follows(&room) && shard.filtered_of(&self.sub) >= MAX_FILTERED
+                {
                     self.ctx.reject(RejectReason::MaxRooms);
                     let msg = format!(
-                        "a connection may hold at most {MAX_VIEWPORTS} viewport (bbox) subscriptions"
+                        "a connection may hold at most {MAX_FILTERED} filtered (bbox, max_rate, min_move_m) subscriptions"
                     );
                     return self.error(id.as_deref(), "too_many_rooms", &msg);
                 }

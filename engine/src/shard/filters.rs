@@ -25,10 +25,10 @@ use crate::outbox::Pushed;
 use crate::stats::ShardStats;
 use crate::subscriber::{SubState, Subscriber};
 
-/// Most viewport (`bbox`) subscriptions one connection may hold: with
+/// Most filtered subscriptions (`bbox` and/or pacing) one connection may hold: with
 /// [`MAX_VIEW_KEYS`](super::MAX_VIEW_KEYS) keys each, this bounds what one connection's
-/// viewports can make the shard hold (a few MB at worst).
-pub const MAX_VIEWPORTS: usize = 8;
+/// filters can make the shard hold (~6 MB at the very worst).
+pub const MAX_FILTERED: usize = 8;
 
 /// Paced deliveries to visit, earliest first: (due, room, connection).
 pub(super) type PaceHeap = std::collections::BinaryHeap<Reverse<(Instant, Arc<str>, u64)>>;
@@ -48,6 +48,8 @@ pub enum ViewRefused {
     NotSubscribed,
     /// It follows the room without a `bbox`.
     NoViewport,
+    /// Over its pan budget (`PAN_RATE`, `PAN_BURST`).
+    RateLimited,
 }
 
 impl Shard {
@@ -93,9 +95,9 @@ impl Shard {
         r
     }
 
-    /// Viewport subscriptions `sub` holds on this shard, live or pending (see
-    /// [`MAX_VIEWPORTS`]).
-    pub fn viewports_of(&self, sub: &Subscriber) -> usize {
+    /// Filtered subscriptions `sub` holds on this shard, live or pending (see
+    /// [`MAX_FILTERED`]).
+    pub fn filtered_of(&self, sub: &Subscriber) -> usize {
         // O(rooms of this connection): its room set says which are live and which pending.
         let (local, pending) = (self.local.borrow(), self.pending.borrow());
         let rooms = sub.rooms.borrow();
@@ -103,12 +105,11 @@ impl Shard {
             .names()
             .iter()
             .filter(|r| match rooms.get(r) {
-                Some(SubState::Live) => {
-                    local.get(&***r).and_then(|f| f.views.as_ref()).is_some_and(|v| v.borrow().has_box(sub.id()))
-                }
-                Some(SubState::Pending(token)) => {
-                    pending.get(token).is_some_and(|p| p.view.as_ref().is_some_and(|v| v.bbox.is_some()))
-                }
+                Some(SubState::Live) => local
+                    .get(&***r)
+                    .and_then(|f| f.views.as_ref())
+                    .is_some_and(|v| v.borrow().contains(sub.id())),
+                Some(SubState::Pending(token)) => pending.get(token).is_some_and(|p| p.view.is_some()),
                 None => false,
             })
             .count()
@@ -150,6 +151,10 @@ impl Shard {
                 .as_ref()
                 .map_or((false, false), |v| (v.borrow().has_box(sub.id()), v.borrow().contains(sub.id())));
             if has_box {
+                let views = f.views.as_ref().expect("has a box");
+                if !views.borrow_mut().take_pan(sub.id(), Instant::now()) {
+                    return Err(ViewRefused::RateLimited);
+                }
                 name.clone()
             } else if filtered || sub.follows(room) {
                 return Err(ViewRefused::NoViewport);

@@ -41,8 +41,8 @@ mod owner;
 mod tracking;
 mod views;
 
-pub use filters::{ViewRefused, MAX_VIEWPORTS};
-pub use views::{ViewSpec, MAX_VIEW_KEYS};
+pub use filters::{ViewRefused, MAX_FILTERED};
+pub use views::{ViewSpec, MAX_VIEW_KEYS, PAN_BURST, PAN_RATE};
 
 pub use coalesce::Cork;
 use local::Followers;

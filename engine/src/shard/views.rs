@@ -36,8 +36,14 @@ use crate::rooms::Notice;
 use crate::subscriber::Subscriber;
 
 /// Most keys one viewport shows (and most keys one pacer tracks). A city map shows a few
-/// thousand markers; this bounds a viewport's memory at roughly 0.5 MB.
-pub const MAX_VIEW_KEYS: usize = 10_000;
+/// thousand markers; per key a view holds ~30 B (viewport) and ~100 B (pacer), so this
+/// bounds one filtered subscription at ~0.7 MB.
+pub const MAX_VIEW_KEYS: usize = 5_000;
+/// Pans one view may make per second, on average (bursts of [`PAN_BURST`]): a pan costs
+/// the room's owner a scan of its snapshot, so a client panning in a loop must not own it.
+pub const PAN_RATE: f64 = 10.0;
+/// Pans a view may make at once.
+pub const PAN_BURST: f64 = 20.0;
 
 /// A subscription's filter, validated: a viewport and/or pacing.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,6 +67,8 @@ struct Slot {
     warned: bool,
     /// Position in `Views::open` (views without a box).
     open_at: u32,
+    /// Pan budget: tokens and when they were counted.
+    pans: (f64, Option<Instant>),
     scheduled: Option<Instant>,
 }
 
@@ -192,6 +200,21 @@ impl Views {
         self.slot_of(conn).is_some_and(|s| s.bbox.is_some())
     }
 
+    /// Takes one pan from `conn`'s budget ([`PAN_RATE`], [`PAN_BURST`]); false when spent.
+    pub(super) fn take_pan(&mut self, conn: u64, now: Instant) -> bool {
+        let Some(&v) = self.by_conn.get(&conn) else { return false };
+        let Some(s) = self.slots[v as usize].as_mut() else { return false };
+        let (tokens, at) = s.pans;
+        let refill = at.map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64() * PAN_RATE);
+        let tokens = (tokens + refill).min(PAN_BURST);
+        if tokens < 1.0 {
+            s.pans = (tokens, Some(now));
+            return false;
+        }
+        s.pans = (tokens - 1.0, Some(now));
+        true
+    }
+
     fn slot_of(&self, conn: u64) -> Option<&Slot> {
         self.by_conn.get(&conn).and_then(|&v| self.slots[v as usize].as_ref())
     }
@@ -207,6 +230,7 @@ impl Views {
             mark: 0,
             warned: false,
             open_at: self.open.len() as u32,
+            pans: (PAN_BURST, None),
             scheduled: None,
         };
         let v = match self.free.pop() {
