@@ -426,6 +426,11 @@ mod tests {
         &s[..skip_value(s.as_bytes(), 0).unwrap()]
     }
 
+    /// `{"op":"sub","room":<room>}` as parsed.
+    fn bare_sub(room: &str) -> ClientOp {
+        ClientOp::Sub { room: room.into(), since: None, snapshot: false, epoch: None, id: None, track: None }
+    }
+
     #[test]
     fn tracking_fields() {
         let op = parse(r#"{"op":"sub","room":"fleet:b","bbox":[170,-10,-170,10.5],"max_rate":0.5,"min_move_m":10,"max_silence_s":30,"snapshot":true}"#).unwrap();
@@ -487,17 +492,7 @@ mod tests {
                 track: None
             }
         );
-        assert_eq!(
-            parse(r#"{"op":"sub","room":"a"}"#).unwrap(),
-            ClientOp::Sub {
-                room: "a".into(),
-                since: None,
-                snapshot: false,
-                epoch: None,
-                id: None,
-                track: None
-            }
-        );
+        assert_eq!(parse(r#"{"op":"sub","room":"a"}"#).unwrap(), bare_sub("a"));
         assert_eq!(
             parse(r#"{"op":"sub","room":"a","since":7,"epoch":"q8Xk2pLm0Z"}"#).unwrap(),
             ClientOp::Sub {
@@ -509,17 +504,7 @@ mod tests {
                 track: None
             }
         );
-        assert_eq!(
-            parse(r#"{"op":"sub","room":"a","epoch":null}"#).unwrap(),
-            ClientOp::Sub {
-                room: "a".into(),
-                since: None,
-                snapshot: false,
-                epoch: None,
-                id: None,
-                track: None
-            }
-        );
+        assert_eq!(parse(r#"{"op":"sub","room":"a","epoch":null}"#).unwrap(), bare_sub("a"));
         let e = parse(r#"{"op":"sub","room":"a","epoch":1,"id":2}"#).unwrap_err();
         assert_eq!((e.code(), e.error_id()), ("bad_field", Some("2")));
         let long = format!(r#"{{"op":"sub","room":"a","epoch":"{}"}}"#, "x".repeat(65));

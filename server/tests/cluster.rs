@@ -481,19 +481,6 @@ fn a_full_cluster_store_refuses_new_publishes_instead_of_dropping_rooms() {
     assert_eq!(http_publish(&a, &busy, "2").0, 6);
 }
 
-/// Frames of `ws` until one satisfies `pred` (returned), within `within`.
-fn until(ws: &mut Ws, within: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
-    let end = Instant::now() + within;
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no matching frame within {within:?}");
-        let v: Value = serde_json::from_str(&ws.recv_text_within(left)).unwrap();
-        if pred(&v) {
-            return v;
-        }
-    }
-}
-
 #[test]
 fn viewports_liveness_and_presence_work_for_subscribers_on_any_node() {
     let broker = Broker::start();
@@ -524,7 +511,7 @@ fn viewports_liveness_and_presence_work_for_subscribers_on_any_node() {
     let mut dash = b.ws();
     dash.sub(&sensors, 1);
     let seq = p.publish(&sensors, r#"{"id":"s1","t":20}"#, 4);
-    let off = until(&mut dash, Duration::from_secs(5), |v| v["op"] == "offline");
+    let off = dash.recv_until(Duration::from_secs(5), |v| v["op"] == "offline");
     assert_eq!(off, serde_json::json!({"op": "offline", "room": sensors, "key": "s1", "last_seq": seq}));
     // Presence: one subscriber on each node; each node counts both.
     let room = unique("chat:");
@@ -535,7 +522,7 @@ fn viewports_liveness_and_presence_work_for_subscribers_on_any_node() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let members = loop {
         on_b.send_text(&format!(r#"{{"op":"presence","room":"{room}","id":9}}"#));
-        let state = until(&mut on_b, Duration::from_secs(5), |v| v["op"] == "presence");
+        let state = on_b.recv_until(Duration::from_secs(5), |v| v["op"] == "presence");
         if state["count"] == 2 {
             break state["members"].as_array().unwrap().clone();
         }
@@ -550,7 +537,7 @@ fn viewports_liveness_and_presence_work_for_subscribers_on_any_node() {
     let of_a = names.iter().find(|n| n.starts_with("a/")).unwrap().to_string();
     // a dies without a word: its member leaves b's presence within a few seconds.
     a.signal(libc::SIGKILL);
-    let diff = until(&mut on_b, Duration::from_secs(10), |v| {
+    let diff = on_b.recv_until(Duration::from_secs(10), |v| {
         v["op"] == "presence_diff"
             && v["left"].as_array().is_some_and(|l| l.iter().any(|m| m == of_a.as_str()))
     });

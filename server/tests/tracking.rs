@@ -37,19 +37,6 @@ fn server(extra: &[&str]) -> (Server, TempDir) {
     (Server::start(&args), dir)
 }
 
-/// Frames until `pred` holds for one (returned), within `within`.
-fn until(ws: &mut Ws, within: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
-    let end = Instant::now() + within;
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        assert!(!left.is_zero(), "no matching frame within {within:?}");
-        let v: Value = serde_json::from_str(&ws.recv_text_within(left)).unwrap();
-        if pred(&v) {
-            return v;
-        }
-    }
-}
-
 /// Every frame that arrives within `dur`.
 fn drain(ws: &mut Ws, dur: Duration) -> Vec<Value> {
     let end = Instant::now() + dur;
@@ -75,7 +62,7 @@ fn presence_coalesces_joins_into_few_diffs_and_answers_the_state() {
     let mut watcher = server.ws();
     watcher.sub(room, 1);
     // The watcher's own join arrives as a diff first.
-    let first = until(&mut watcher, TIMEOUT, |v| is_op(v, "presence_diff"));
+    let first = watcher.recv_until(TIMEOUT, |v| is_op(v, "presence_diff"));
     assert_eq!(first["count"], 1);
     assert_eq!(first["joined"].as_array().unwrap().len(), 1);
     let mut crowd: Vec<Ws> = (0..30).map(|_| server.ws()).collect();
@@ -83,14 +70,14 @@ fn presence_coalesces_joins_into_few_diffs_and_answers_the_state() {
         c.send_text(&format!(r#"{{"op":"sub","room":"{room}","id":{i}}}"#));
     }
     for c in crowd.iter_mut() {
-        until(c, TIMEOUT, |v| is_op(v, "ok"));
+        c.recv_until(TIMEOUT, |v| is_op(v, "ok"));
     }
     // 30 joins within a few windows: a handful of diffs, never one per join.
     let mut joined = BTreeSet::new();
     let mut diffs = 0;
     let mut count = 0;
     while joined.len() < 30 {
-        let v = until(&mut watcher, TIMEOUT, |v| is_op(v, "presence_diff"));
+        let v = watcher.recv_until(TIMEOUT, |v| is_op(v, "presence_diff"));
         diffs += 1;
         count = v["count"].as_u64().unwrap();
         for m in v["joined"].as_array().unwrap() {
@@ -108,7 +95,7 @@ fn presence_coalesces_joins_into_few_diffs_and_answers_the_state() {
     let state = if is_op(&state, "presence") {
         state
     } else {
-        until(&mut crowd[0], TIMEOUT, |v| is_op(v, "presence"))
+        crowd[0].recv_until(TIMEOUT, |v| is_op(v, "presence"))
     };
     assert_eq!(state["id"], "p");
     assert_eq!(state["room"], room);
@@ -123,7 +110,7 @@ fn presence_coalesces_joins_into_few_diffs_and_answers_the_state() {
     }
     let mut left = BTreeSet::new();
     while left.len() < 10 {
-        let v = until(&mut watcher, TIMEOUT, |v| is_op(v, "presence_diff"));
+        let v = watcher.recv_until(TIMEOUT, |v| is_op(v, "presence_diff"));
         count = v["count"].as_u64().unwrap();
         for m in v["left"].as_array().unwrap() {
             left.insert(m.as_str().unwrap().to_owned());
@@ -146,11 +133,11 @@ fn presence_members_are_token_subjects_and_count_tabs() {
     let mut b = server.connect(&format!("/ws?token={}", token("bob \"the\" builder")));
     for c in [&mut a1, &mut a2, &mut b] {
         c.send_text(&format!(r#"{{"op":"sub","room":"{room}","id":1}}"#));
-        until(c, TIMEOUT, |v| is_op(v, "ok"));
+        c.recv_until(TIMEOUT, |v| is_op(v, "ok"));
     }
     std::thread::sleep(Duration::from_millis(400));
     b.send_text(&format!(r#"{{"op":"presence","room":"{room}","id":7}}"#));
-    let state = until(&mut b, TIMEOUT, |v| is_op(v, "presence"));
+    let state = b.recv_until(TIMEOUT, |v| is_op(v, "presence"));
     assert_eq!(state["count"], 3);
     assert_eq!(state["members"], serde_json::json!(["alice", "bob \"the\" builder"]));
     // A room outside the token's rights is refused like a `sub`.
@@ -196,7 +183,7 @@ fn a_silent_key_goes_offline_once_and_comes_back_with_its_next_update() {
     assert_eq!(got.iter().filter(|v| is_op(v, "offline")).count(), 1);
     // `a` reports again: delivered as usual; no second offline while it keeps reporting.
     let again = p.publish(room, r#"{"id":"a","t":21}"#, 100);
-    let v = until(&mut s, TIMEOUT, |v| v["seq"] == again);
+    let v = s.recv_until(TIMEOUT, |v| v["seq"] == again);
     assert_eq!(v["data"]["id"], "a");
 }
 

@@ -60,6 +60,13 @@ pub struct RoomTrack {
     remote: FxHashMap<Box<str>, RemoteNode>,
 }
 
+impl RoomTrack {
+    /// The room's presence (made by `Registry::presence_change` before any change).
+    fn presence(&mut self) -> &mut Presence {
+        self.presence.get_or_insert_with(|| Presence::new(0))
+    }
+}
+
 /// A frame an owner sends to every follower of a room, outside the room's `seq`.
 #[derive(Debug)]
 pub struct Notice {
@@ -77,31 +84,32 @@ impl Registry {
     /// A subscription by `member` started in `name` (presence namespaces only; call after
     /// the room accepted the subscription).
     pub fn presence_join(&mut self, name: &str, member: &str, now: Instant) {
-        self.presence_change(name, now, |p| p.join(member));
+        self.presence_change(name, now, |t| t.presence().join(member));
     }
 
     /// A subscription by `member` in `name` ended.
     pub fn presence_leave(&mut self, name: &str, member: &str, now: Instant) {
-        self.presence_change(name, now, |p| p.leave(member));
-    }
-
-    fn presence_change(&mut self, name: &str, now: Instant, change: impl FnOnce(&mut Presence)) {
-        let Some(&i) = self.index.get(name) else { return };
-        let room = self.slab.room_mut(i);
-        let settings = room.settings().clone();
-        if !settings.presence {
-            return;
-        }
-        let t = room.track_mut();
-        change(t.presence.get_or_insert_with(|| Presence::new(settings.presence_members)));
-        let due = t.presence_last.map_or(now, |last| (last + settings.presence_window).max(now));
-        self.schedule(i, due);
+        self.presence_change(name, now, |t| t.presence().leave(member));
     }
 
     /// Cluster presence: node `node`'s members of `name` are now `members`; the difference
     /// from its previous state joins or leaves. Nothing for a room absent here (its next
     /// refresh, a second later, finds it).
     pub fn presence_remote(&mut self, name: &str, node: &str, members: Vec<(Box<str>, u32)>, now: Instant) {
+        self.presence_change(name, now, |t| {
+            let new: FxHashMap<Box<str>, u32> = members.into_iter().filter(|(_, n)| *n > 0).collect();
+            let old = t.remote.remove(node).map(|r| r.members).unwrap_or_default();
+            apply_diff(t.presence(), &old, &new);
+            if !new.is_empty() {
+                t.remote.insert(node.into(), RemoteNode { members: new, seen: now });
+            }
+        });
+    }
+
+    /// Applies `change` to `name`'s presence (made on first use, with the namespace's
+    /// member limit) and schedules the room's next diff — and, with other nodes' states
+    /// held, its next check for silent nodes.
+    fn presence_change(&mut self, name: &str, now: Instant, change: impl FnOnce(&mut RoomTrack)) {
         let Some(&i) = self.index.get(name) else { return };
         let room = self.slab.room_mut(i);
         let settings = room.settings().clone();
@@ -109,15 +117,13 @@ impl Registry {
             return;
         }
         let t = room.track_mut();
-        let p = t.presence.get_or_insert_with(|| Presence::new(settings.presence_members));
-        let new: FxHashMap<Box<str>, u32> = members.into_iter().filter(|(_, n)| *n > 0).collect();
-        let old = t.remote.remove(node).map(|r| r.members).unwrap_or_default();
-        apply_diff(p, &old, &new);
-        if !new.is_empty() {
-            t.remote.insert(node.into(), RemoteNode { members: new, seen: now });
+        t.presence.get_or_insert_with(|| Presence::new(settings.presence_members));
+        change(t);
+        let mut due = t.presence_last.map_or(now, |last| (last + settings.presence_window).max(now));
+        if let Some(oldest) = t.remote.values().map(|r| r.seen).min() {
+            due = due.min(oldest + REMOTE_PRESENCE_TTL);
         }
-        let due = t.presence_last.map_or(now, |last| (last + settings.presence_window).max(now));
-        self.schedule(i, due.min(now + REMOTE_PRESENCE_TTL));
+        self.schedule(i, due);
     }
 
     /// `{"op":"presence",..}` for `name`: count 0 and no members when the room does not exist.

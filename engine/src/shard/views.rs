@@ -525,6 +525,13 @@ mod tests {
         }
     }
 
+    /// A live delivery context (queued, not written through) counting into `pushed`.
+    fn live_ctx<'a>(pushed: &'a mut dyn FnMut(Pushed), schedule: &'a mut Vec<(Instant, u64)>) -> Ctx<'a> {
+        let now = Instant::now();
+        let counts = Counts::default();
+        Ctx { direct: false, window: Duration::ZERO, now, replay: false, pushed, schedule, counts }
+    }
+
     fn msg(seq: u64, key: Option<&str>, pos: Option<Pos>) -> Arc<Message> {
         let data = Bytes::from(format!("{{\"n\":{seq}}}"));
         let m = Message::new("r".into(), seq, data, key.map(Into::into), Policy::Drop, Instant::now());
@@ -606,15 +613,7 @@ mod tests {
         );
         let (mut n, mut sched) = (0usize, Vec::new());
         let mut count = |_: Pushed| n += 1;
-        let mut ctx = Ctx {
-            direct: false,
-            window: Duration::ZERO,
-            now: Instant::now(),
-            replay: false,
-            pushed: &mut count,
-            schedule: &mut sched,
-            counts: Counts::default(),
-        };
+        let mut ctx = live_ctx(&mut count, &mut sched);
         let at = Pos::new(1.0, 1.0);
         for i in 0..MAX_VIEW_KEYS as u64 + 5 {
             views.deliver(&msg(i + 1, Some(&format!("k{i}")), at), &mut ctx);
@@ -650,15 +649,7 @@ mod tests {
         let (mut pushes, mut sched) = (0usize, Vec::new());
         for seq in 1..4_000u64 {
             let mut count = |_: Pushed| pushes += 1;
-            let mut ctx = Ctx {
-                direct: false,
-                window: Duration::ZERO,
-                now: Instant::now(),
-                replay: false,
-                pushed: &mut count,
-                schedule: &mut sched,
-                counts: Counts::default(),
-            };
+            let mut ctx = live_ctx(&mut count, &mut sched);
             if r.below(60) == 0 {
                 // A viewport leaves and comes back (unsubscribe, subscribe): no leaves sent.
                 let i = r.below(subs.len() as u64) as usize;

@@ -427,6 +427,19 @@ impl Ws {
         seq
     }
 
+    /// JSON frames until one satisfies `pred` (returned), within `within` in all.
+    pub fn recv_until(&mut self, within: Duration, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        let end = std::time::Instant::now() + within;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            assert!(!left.is_zero(), "no matching frame within {within:?}");
+            let v: Value = serde_json::from_str(&self.recv_text_within(left)).unwrap();
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+
     /// A ping round trip: proves the connection is alive and everything sent before is done.
     pub fn ping(&mut self, id: u64) {
         let reply = self.request(&format!(r#"{{"op":"ping","id":{id}}}"#));
