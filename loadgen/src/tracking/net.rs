@@ -54,6 +54,7 @@ pub struct Net {
     rng: Rng,
     connecting: usize,
     next_start: usize,
+    rb: Vec<u8>,
     pub counters: NetCounters,
 }
 
@@ -75,6 +76,7 @@ impl Net {
             rng: Rng::new(sys::mono_ns()),
             connecting: 0,
             next_start: 0,
+            rb: vec![0u8; 64 * 1024],
             counters: NetCounters::default(),
         })
     }
@@ -225,7 +227,7 @@ impl Net {
     ) {
         let mut evs = [libc::epoll_event { events: 0, u64: 0 }; 256];
         let n = self.ep.wait(&mut evs, timeout_ms);
-        let mut rb = vec![0u8; 64 * 1024];
+        let mut rb = std::mem::take(&mut self.rb);
         for ev in &evs[..n] {
             let (tok, flags) = (ev.u64, ev.events);
             if tok == TIMER {
@@ -266,6 +268,7 @@ impl Net {
                 self.read(i, &mut rb, on_frame);
             }
         }
+        self.rb = rb;
     }
 
     fn read(&mut self, i: usize, rb: &mut [u8], on_frame: &mut impl FnMut(usize, &[u8], usize, u64)) {
