@@ -106,7 +106,8 @@ fn every_tracking_mode_tiny_against_the_real_server() {
     assert!(v["cpu_per_publish_ratio"].as_f64().is_some());
 
     // Pacing: 40 vehicles at 2 Hz in 4 rooms, 8 phones; max_rate 0.5 and a dead-band.
-    let mut args = vec!["--mode", "pacing", "--vehicles", "40", "--rate", "2", "--phones", "8", "--rooms", "4"];
+    let mut args =
+        vec!["--mode", "pacing", "--vehicles", "40", "--rate", "2", "--phones", "8", "--rooms", "4"];
     args.extend(["--max-rate", "0.5", "--min-move-m", "5", "--max-silence-s", "2"]);
     args.extend(short);
     let p = tracking(&srv, &args);

@@ -69,6 +69,10 @@ pub struct TrackingArgs {
     /// follow a room without a box; 0 = skip it.
     #[arg(long, default_value_t = 0.0)]
     whole_rate: f64,
+    /// viewports: seconds of driving per publish; 1 keeps positions moving as in a 1 Hz fleet
+    /// when --rate is scaled down.
+    #[arg(long, default_value_t = 1.0)]
+    step_s: f64,
     /// pacing: phones.
     #[arg(long, default_value_t = 1000)]
     phones: usize,
@@ -125,6 +129,7 @@ pub fn run(a: TrackingArgs) -> Result<()> {
                 whole_rate_hz: (a.whole_rate > 0.0).then_some(a.whole_rate),
                 room: "fleet:city".into(),
                 whole_room: "fleet:all".into(),
+                step_s: a.step_s,
             };
             let r = viewports::run(&o, &v)?;
             ("tracking-viewports", r.table(), serde_json::to_value(&r)?)

@@ -47,7 +47,8 @@ pub struct Opts {
 
 /// Monotonic ns since the loadgen's start: the payloads' `t`.
 pub fn now_rel() -> u64 {
-    sys::mono_ns() - crate::runner::epoch()
+    let e = crate::runner::epoch(); // first: it may be set by this call
+    sys::mono_ns().saturating_sub(e)
 }
 
 /// A phase's schedule, in [`now_rel`] ns: warm-up from `t0`, the window `[win_start,
@@ -132,6 +133,7 @@ pub struct Fleet {
     pub pub_clients: Vec<usize>,
     rng: Rng,
     rate_hz: f64,
+    step_s: f64,
     t0: u64,
     j: u64,
     buf: Vec<u8>,
@@ -168,6 +170,7 @@ impl Fleet {
             pub_clients,
             rng,
             rate_hz: 1.0,
+            step_s: 1.0,
             t0: 0,
             j: 0,
             buf: Vec::with_capacity(512),
@@ -175,10 +178,13 @@ impl Fleet {
         }
     }
 
-    /// Starts a schedule at `t0` with `rate_hz` per vehicle.
-    pub fn start(&mut self, t0: u64, rate_hz: f64) {
+    /// Starts a schedule at `t0` with `rate_hz` per vehicle, each publish moving its vehicle
+    /// by `step_s` seconds of driving (`1 / rate_hz` for real time; 1 s when a lower rate
+    /// stands for a 1 Hz fleet, so that positions change between publishes as at 1 Hz).
+    pub fn start(&mut self, t0: u64, rate_hz: f64, step_s: f64) {
         self.t0 = t0;
         self.rate_hz = rate_hz;
+        self.step_s = step_s;
         self.j = 0;
     }
 
@@ -200,7 +206,7 @@ impl Fleet {
         if self.vehicles.is_empty() {
             return;
         }
-        let dt = 1.0 / self.rate_hz;
+        let dt = self.step_s;
         loop {
             let due = self.due();
             if due > now || due >= until {
@@ -270,7 +276,7 @@ mod tests {
     #[test]
     fn fleet_schedule_is_round_robin_and_open_loop() {
         let mut f = Fleet::new(4, 0.0, 1, vec![]);
-        f.start(1_000, 2.0);
+        f.start(1_000, 2.0, 0.5);
         // 4 vehicles at 2 Hz: a tick every 125 ms.
         assert_eq!(f.due(), 1_000);
         f.j = 3;

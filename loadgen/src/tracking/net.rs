@@ -63,6 +63,7 @@ impl Net {
         let u = ws::WsUrl::parse(url)?;
         let dst = ws::WsUrl::loopback_addr(url)?;
         sys::raise_nofile();
+        crate::runner::epoch(); // the payloads' clock starts no later than the first frame
         let ep = sys::Epoll::new()?;
         let timer = sys::TimerFd::new()?;
         ep.add(timer.0, libc::EPOLLIN as u32, TIMER)?;

@@ -192,7 +192,7 @@ struct State {
 
 impl State {
     fn on_frame(&mut self, client: usize, payload: &[u8], wire: usize, now_abs: u64) {
-        let now = now_abs - crate::runner::epoch();
+        let now = now_abs.saturating_sub(crate::runner::epoch());
         if client < self.first_phone {
             if op_of(payload) == Some(b"error") {
                 self.ph.errors += 1;
@@ -282,7 +282,7 @@ pub fn run(o: &Opts, p: &PacingOpts) -> Result<Report> {
         st.h_moving = super::hist();
         st.h_parked = super::hist();
         st.cov.reset(&fleet.seq);
-        fleet.start(st.timing.t0, p.rate_hz);
+        fleet.start(st.timing.t0, p.rate_hz, 1.0 / p.rate_hz);
         let rooms = p.rooms;
         let room = move |v: u32| format!("fleet:{prefix}{}", v as usize % rooms);
         let mut cpu = CpuMeter::default();

@@ -88,7 +88,7 @@ struct State {
 
 impl State {
     fn on_frame(&mut self, i: usize, payload: &[u8], wire: usize, now_abs: u64) {
-        let now = now_abs - crate::runner::epoch();
+        let now = now_abs.saturating_sub(crate::runner::epoch());
         match op_of(payload) {
             Some(b"presence_diff") => {
                 self.frames += 1;

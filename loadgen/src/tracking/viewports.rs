@@ -45,6 +45,8 @@ pub struct ViewportOpts {
     pub whole_rate_hz: Option<f64>,
     pub room: String,
     pub whole_room: String,
+    /// Seconds of driving per publish (1 = positions move as in a 1 Hz fleet, whatever the rate).
+    pub step_s: f64,
 }
 
 struct Sub {
@@ -150,7 +152,7 @@ impl State {
             return;
         }
         let j = client - self.first_sub;
-        let now = now_abs - crate::runner::epoch();
+        let now = now_abs.saturating_sub(crate::runner::epoch());
         let live = now >= self.timing.win_start && now < self.timing.end;
         match classify_mux(payload) {
             MuxMsg::Data { stamp: Some(st), .. } => {
@@ -165,7 +167,10 @@ impl State {
                     self.ph.delivered += 1;
                     let _ = self.lat.record(lat_ns.max(1));
                 } else if let Ok(k) = r.expected.binary_search(&(j as u32)) {
-                    if r.got[k] {
+                    if r.got[k] && self.subs[j].last_pan_ok > r.t {
+                        // Shown, panned away (leave), panned back: the snapshot entry again.
+                        self.ph.pan_replays += 1;
+                    } else if r.got[k] {
                         self.ph.duplicated += 1;
                     } else {
                         r.got[k] = true;
@@ -337,7 +342,7 @@ pub fn run(o: &Opts, v: &ViewportOpts) -> Result<Report> {
             ..Default::default()
         };
         st.lat = super::hist();
-        fleet.start(st.timing.t0, v.rate_hz);
+        fleet.start(st.timing.t0, v.rate_hz, v.step_s);
         let every = v.pan_every.as_nanos() as u64;
         // (time, subscriber, 0 = announce / 1 = send the view)
         let mut pans: BinaryHeap<Reverse<(u64, u32, u8)>> = BinaryHeap::new();
@@ -407,7 +412,7 @@ pub fn run(o: &Opts, v: &ViewportOpts) -> Result<Report> {
             ..Default::default()
         };
         st.lat = super::hist();
-        fleet.start(st.timing.t0, rate);
+        fleet.start(st.timing.t0, rate, v.step_s);
         let room = v.whole_room.clone();
         let mut cpu = CpuMeter::default();
         loop {
@@ -608,6 +613,10 @@ mod tests {
         assert_eq!((st.subs[1].b, st.ph.pans_ok), (west, 1));
         st.on_frame(1, &data(0, 1), 50, e0 + 31);
         assert_eq!((st.ph.pan_replays, st.ph.extra), (1, 1));
+        // Subscriber 0 panned away and back since v0 s1: receiving it again is a replay.
+        st.subs[0].last_pan_ok = 25;
+        st.on_frame(0, &data(0, 1), 50, e0 + 32);
+        assert_eq!((st.ph.pan_replays, st.ph.duplicated), (2, 1));
         // Never delivered: subscriber 0's copy of v1 s1.
         let ph = finish(&mut st, CpuMeter::default(), 2);
         assert_eq!(ph.missed, 1);
