@@ -113,7 +113,7 @@ pub fn run(a: TrackingArgs) -> Result<()> {
         connect_timeout: a.connect_timeout,
         seed: a.seed,
     };
-    if !(a.rate > 0.0) {
+    if a.rate.is_nan() || a.rate <= 0.0 {
         bail!("--rate must be positive");
     }
     let (name, table, json) = match a.mode {
