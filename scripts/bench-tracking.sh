@@ -14,6 +14,9 @@
 #              vehicle. The rates are scaled down from 1 Hz so that one server core and one
 #              loadgen core keep up (at 1 Hz the viewports alone would be ~1.5 M deliveries/s,
 #              the whole room 50 M/s); the ratios per *published* message do not depend on it.
+#              Run VP_ROUNDS (2) times on fresh servers (the spread is the host's noise), then once
+#              as viewports-half: half the subscribers with twice the viewport area (2–10%), so
+#              about as many subscribers match each publish out of half as many in the room.
 #   pacing     PC_VEHICLES (2000) vehicles at 1 Hz (20% parked) in PC_ROOMS (50) rooms,
 #              PC_PHONES (1000) phones each on one room, unfiltered then with
 #              max_rate PC_MAX_RATE (0.5) / min_move_m PC_MIN_MOVE (10) / max_silence_s
@@ -34,6 +37,7 @@ VP_VEHICLES="${VP_VEHICLES:-5000}"
 VP_RATE="${VP_RATE:-0.02}"
 VP_SUBS="${VP_SUBS:-10000}"
 VP_WHOLE_RATE="${VP_WHOLE_RATE:-0.0006}"
+VP_ROUNDS="${VP_ROUNDS:-2}"
 PC_VEHICLES="${PC_VEHICLES:-2000}"
 PC_PHONES="${PC_PHONES:-1000}"
 PC_ROOMS="${PC_ROOMS:-50}"
@@ -66,6 +70,7 @@ presence_members = 5000
 TOML
 
 COMMANDS=()
+NAMES=()
 # One mode against a fresh server: NAME, then the loadgen's tracking flags.
 measure() {
   local name="$1"; shift
@@ -82,6 +87,7 @@ measure() {
   [[ -n "$addr" ]] || { echo "server did not start: $(cat "$log")" >&2; exit 1; }
   local cmd=(taskset -c "$LOADGEN_CPU" "$LG" tracking --url "ws://$addr/ws" --server-pid "$pid"
     --json "$OUT/$name.json" "$@")
+  NAMES+=("$name")
   COMMANDS+=("# $name: $(uptime | sed 's/.*load average/load average/')" "${cmd[*]}")
   echo "== $name: ${cmd[*]}"
   "${cmd[@]}" | tee "$OUT/$name.txt"
@@ -92,9 +98,14 @@ measure() {
 for m in $MODES; do
   case "$m" in
     viewports)
-      measure viewports --mode viewports --vehicles "$VP_VEHICLES" --rate "$VP_RATE" \
-        --subscribers "$VP_SUBS" --view-min 0.01 --view-max 0.05 --pan-share 0.2 --pan-every 5s \
-        --whole-rate "$VP_WHOLE_RATE" --warmup "$WARMUP" --duration "$DURATION" --drain 2s ;;
+      for r in $(seq "$VP_ROUNDS"); do
+        measure "viewports-$r" --mode viewports --vehicles "$VP_VEHICLES" --rate "$VP_RATE" \
+          --subscribers "$VP_SUBS" --view-min 0.01 --view-max 0.05 --pan-share 0.2 --pan-every 5s \
+          --whole-rate "$VP_WHOLE_RATE" --warmup "$WARMUP" --duration "$DURATION" --drain 2s
+      done
+      measure viewports-half --mode viewports --vehicles "$VP_VEHICLES" --rate "$VP_RATE" \
+        --subscribers $((VP_SUBS / 2)) --view-min 0.02 --view-max 0.10 --pan-share 0.2 --pan-every 5s \
+        --warmup "$WARMUP" --duration "$DURATION" --drain 2s ;;
     pacing)
       measure pacing --mode pacing --vehicles "$PC_VEHICLES" --rate 1 --phones "$PC_PHONES" \
         --rooms "$PC_ROOMS" --max-rate "$PC_MAX_RATE" --min-move-m "$PC_MIN_MOVE" \
@@ -121,13 +132,13 @@ done
   echo '```'
   printf '%s\n' "${COMMANDS[@]}"
   echo '```'
-  for m in $MODES; do
+  for m in "${NAMES[@]}"; do
     echo
     echo "## $m"
     echo
     cat "$OUT/$m.txt"
   done
   echo
-  echo "Files: \`<mode>.json\` (everything the loadgen measured), \`<mode>.txt\` (its stdout), \`server-<mode>.log\`."
+  echo "Files: \`<name>.json\` (everything the loadgen measured), \`<name>.txt\` (its stdout), \`server-<name>.log\`."
 } > "$OUT/README.md"
 echo "recorded in $OUT"
