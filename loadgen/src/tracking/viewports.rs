@@ -122,6 +122,9 @@ pub struct Report {
     pub pan_every_s: f64,
     pub phases: Vec<Phase>,
     pub net: NetCounters,
+    /// Server CPU (cores) over 2 s with every subscription in place and nothing published:
+    /// the floor under each phase's figure.
+    pub server_idle_cores: Option<f64>,
     /// Viewport phase over whole-room phase.
     pub cpu_per_publish_ratio: Option<f64>,
     pub matching_ratio: Option<f64>,
@@ -329,7 +332,18 @@ pub fn run(o: &Opts, v: &ViewportOpts) -> Result<Report> {
     if subscribed == 0 {
         bail!("no subscription confirmed: {:?} {:?}", st.ph.errors, net.counters.first_error);
     }
-    std::thread::sleep(Duration::from_millis(100));
+    // Idle: the subscriptions held, nothing published (pings answered).
+    let idle = {
+        let t0 = now_rel();
+        let t = Timing { t0, win_start: t0, win_end: t0 + 2_000_000_000, end: t0 + 2_000_000_000 };
+        let mut cpu = CpuMeter::default();
+        while now_rel() < t.end {
+            cpu.tick(&t, o.server_pid);
+            net.poll(50, &mut |c, p, w, t| st.on_frame(c, p, w, t), &mut |_| {});
+        }
+        cpu.tick(&t, o.server_pid);
+        cpu.result().server_cores
+    };
 
     let mut phases = Vec::new();
     // Phase 1: viewports, with pans.
@@ -448,6 +462,7 @@ pub fn run(o: &Opts, v: &ViewportOpts) -> Result<Report> {
         pan_every_s: v.pan_every.as_secs_f64(),
         phases,
         net: net.counters.clone(),
+        server_idle_cores: idle,
         cpu_per_publish_ratio,
         matching_ratio,
         bytes_saved,
@@ -530,7 +545,8 @@ impl Report {
             ));
         }
         o.push_str(&format!(
-            "\n{} vehicles, {} subscribers ({} confirmed), viewports {:.0}–{:.0}% of the city, {} panning every {:.0} s ({} pans sent, {} confirmed); connect failures {}, disconnects {}\n",
+            "\nserver CPU with every subscription held and nothing published: {} cores\n{} vehicles, {} subscribers ({} confirmed), viewports {:.0}–{:.0}% of the city, {} panning every {:.0} s ({} pans sent, {} confirmed); connect failures {}, disconnects {}\n",
+            self.server_idle_cores.map_or("—".into(), |c| format!("{c:.3}")),
             self.vehicles,
             self.subscribers,
             self.subscribed,
