@@ -26,6 +26,8 @@
 //! - [`abuse`]: the `abuse` command — one attacker at a time against healthy neighbours.
 //! - [`misbehave`]: a soak's slow reader, never-reader and garbage sender.
 //! - [`soak`]: the `soak` command — minutes of a fleet with churn and misbehaving clients.
+//! - [`tracking`]: the `tracking` command (issue 11) — viewports, pacing and presence against
+//!   their unfiltered / uncoalesced equivalents.
 //!
 //! Measuring follows DESIGN §5: publishers and subscribers share one process and one
 //! monotonic clock; each publisher sends on its own schedule and never waits, and latency is
@@ -50,5 +52,6 @@ pub mod sim;
 pub mod soak;
 pub mod stats;
 pub mod sys;
+pub mod tracking;
 pub mod worker;
 pub mod ws;

@@ -104,6 +104,13 @@ enum Cmd {
     /// resumes, gaps, loss) and a verdict comparing the first and last minute. Loopback only.
     #[command(after_help = cli::soak::HELP)]
     Soak(cli::soak::SoakArgs),
+    /// Issue 11's tracking measurements against a server with geo/key/presence namespaces:
+    /// `--mode viewports` (per-subscriber boxes and pans vs the whole room: delivered/s, server
+    /// CPU per published message, p99, bytes, misses/extras), `--mode pacing` (max_rate /
+    /// min_move_m vs unfiltered: frames, bytes, last-position delay), `--mode presence`
+    /// (coalesced presence_diff frames vs one event per join, computed). Loopback only.
+    #[command(after_help = cli::tracking::HELP)]
+    Tracking(cli::tracking::TrackingArgs),
     /// Open and hold N idle subscribers (one room each); with --server-pid, report the server's
     /// RSS growth per connection (VmRSS from /proc/PID/status before and after).
     Connections {
@@ -354,6 +361,7 @@ fn real_main(cli: Cli) -> Result<()> {
         }
         Cmd::Abuse(a) => cli::abuse::run(a),
         Cmd::Soak(a) => cli::soak::run(a),
+        Cmd::Tracking(a) => cli::tracking::run(a),
         Cmd::Connections { common, connections } => {
             let sc = if common.scenario_file.is_some()
                 || common.scenario != "fanout-1k" && common.scenario != "connections"

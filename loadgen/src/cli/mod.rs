@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 
 pub mod abuse;
 pub mod soak;
+pub mod tracking;
 
 /// Durations as people type them: `10s`, `500ms`, `2m`, `1.5` (seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
