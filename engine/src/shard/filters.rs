@@ -15,6 +15,7 @@ use std::rc::Weak;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::local::Tally;
 use super::views::{Counts, Ctx};
 use super::{Shard, Waiting};
 use crate::envelope;
@@ -63,18 +64,19 @@ impl Shard {
         now: Instant,
         f: impl FnOnce(&mut Ctx<'_>) -> R,
     ) -> R {
-        let mut pushes: Vec<Pushed> = Vec::new();
+        // Counted as they happen: no allocation per fan-out.
+        let mut tally = Tally::default();
         let mut schedule = Vec::new();
         let window = self.coalesce.get();
         let (r, c) = {
-            let mut push = |p: Pushed| pushes.push(p);
+            let mut push = |p: Pushed| tally.add(p);
             let counts = Counts::default();
             let mut ctx =
                 Ctx { direct, window, now, replay, pushed: &mut push, schedule: &mut schedule, counts };
             let r = f(&mut ctx);
             (r, ctx.counts)
         };
-        self.count_pushes(pushes.into_iter());
+        tally.flush(&self.stats);
         let st = &self.stats;
         for (counter, n) in [
             (&st.paced_held, c.held),

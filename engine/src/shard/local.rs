@@ -93,6 +93,39 @@ impl Followers {
     }
 }
 
+/// What a fan-out's pushes did, counted locally and added to the shard's counters once.
+#[derive(Default)]
+pub(super) struct Tally {
+    delivered: u64,
+    dropped: u64,
+    conflated: u64,
+    slow: u64,
+}
+
+impl Tally {
+    pub(super) fn add(&mut self, p: Pushed) {
+        match p {
+            Pushed::Queued { .. } | Pushed::Written => self.delivered += 1,
+            Pushed::Conflated { removed, .. } => {
+                self.delivered += 1;
+                self.conflated += removed as u64;
+            }
+            Pushed::Dropped => self.dropped += 1,
+            Pushed::Disconnected => self.slow += 1,
+            Pushed::Closed => {}
+        }
+    }
+
+    pub(super) fn flush(&self, s: &ShardStats) {
+        ShardStats::add(&s.delivered, self.delivered);
+        if self.dropped + self.conflated + self.slow > 0 {
+            ShardStats::add(&s.dropped, self.dropped);
+            ShardStats::add(&s.conflated, self.conflated);
+            ShardStats::add(&s.slow_disconnects, self.slow);
+        }
+    }
+}
+
 impl Shard {
     pub(crate) fn handle_event(&self, ev: Event) {
         match ev {
@@ -138,26 +171,9 @@ impl Shard {
     }
 
     pub(super) fn count_pushes(&self, pushes: impl Iterator<Item = Pushed>) {
-        let (mut delivered, mut dropped, mut conflated, mut slow) = (0u64, 0u64, 0u64, 0u64);
-        for p in pushes {
-            match p {
-                Pushed::Queued { .. } | Pushed::Written => delivered += 1,
-                Pushed::Conflated { removed, .. } => {
-                    delivered += 1;
-                    conflated += removed as u64;
-                }
-                Pushed::Dropped => dropped += 1,
-                Pushed::Disconnected => slow += 1,
-                Pushed::Closed => {}
-            }
-        }
-        let s = &self.stats;
-        ShardStats::add(&s.delivered, delivered);
-        if dropped + conflated + slow > 0 {
-            ShardStats::add(&s.dropped, dropped);
-            ShardStats::add(&s.conflated, conflated);
-            ShardStats::add(&s.slow_disconnects, slow);
-        }
+        let mut tally = Tally::default();
+        pushes.for_each(|p| tally.add(p));
+        tally.flush(&self.stats);
     }
 
     /// The owner answered a subscribe: the subscriber gets `ok` (with the epoch), then a
