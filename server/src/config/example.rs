@@ -42,6 +42,8 @@ nats_timeout = "2s"
 key = "id"            # latest message per vehicle id: snapshot + conflation
 policy = "conflate"
 history_size = 100
+geo = { lat = "lat", lon = "lon" }   # viewports (bbox, view) and min_move_m: docs/tracking.md
+# status = ["status", "stopped", "state"]   # a change here always gets through pacing
 
 [namespaces.vehicle]
 history_size = 500
@@ -50,4 +52,13 @@ history_ttl = "10m"
 [namespaces.orders]
 policy = "disconnect"   # clients must see every order update or reconnect
 client_publish = false  # only the backend publishes, via POST /api/publish
+
+[namespaces.sensor]
+key = "id"
+liveness_ttl = "30s"    # a sensor silent this long gets one {"op":"offline"}
+
+[namespaces.chat]
+presence = true         # counts, members, presence_diff at most once per window
+presence_window = "1s"
+presence_members = 1000 # above this many members, counts only
 "#;

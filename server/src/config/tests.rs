@@ -19,6 +19,28 @@ fn example_parses() {
     );
     let o = c.namespace("orders");
     assert!(!o.client_publish && o.client_subscribe && o.policy == Policy::Disconnect);
+    // Tracking (issue 11).
+    let f = c.namespace("fleet");
+    assert_eq!(f.geo, Some(GeoFields { lat: "lat".into(), lon: "lon".into() }));
+    assert_eq!(f.status, ["status", "stopped", "state"]);
+    assert_eq!(c.namespace("sensor").liveness_ttl, Some(Duration::from_secs(30)));
+    let chat = c.namespace("chat");
+    assert!(chat.presence && chat.presence_members == 1000 && chat.presence_window == Duration::from_secs(1));
+}
+
+#[test]
+fn tracking_settings_are_validated() {
+    for (toml, why) in [
+        ("[namespaces.a]\nliveness_ttl = \"30s\"\n", "liveness_ttl requires key"),
+        ("[namespaces.a]\nkey = \"id\"\nliveness_ttl = \"10ms\"\n", "at least 1s"),
+        ("[namespaces.a]\npresence_window = \"10ms\"\n", "between 50ms and 60s"),
+        ("[namespaces.a]\ngeo = { lat = \"x\", lon = \"x\" }\n", "two different"),
+        ("[namespaces.a]\ngeo = { lat = \"x\" }\n", "lon"),
+        ("[namespaces.a]\nstatus = [\"\"]\n", "non-empty"),
+    ] {
+        let e = Config::from_toml_str(toml).unwrap_err().to_string();
+        assert!(e.contains(why), "{toml}: {e}");
+    }
 }
 
 #[test]
