@@ -424,14 +424,22 @@ fn the_history_ttl_counts_from_publication_on_every_node() {
 #[test]
 fn when_the_broker_loses_its_store_subscribers_get_a_reset_not_a_silent_restart() {
     let mut broker = Broker::start();
-    let (a, b) = (node(&broker, "a"), node(&broker, "b"));
+    // `lost` is keyed so that a paced (filtered) subscriber can follow it too.
+    let dir = common::TempDir::new();
+    let cfg = dir.write("lost.toml", "[namespaces.lost]\nkey = \"id\"\n");
+    let a = node_with(&broker, "a", &["--config", &cfg]);
+    let b = node_with(&broker, "b", &["--config", &cfg]);
     let room = unique("lost:");
     let mut sub = b.ws();
     let (_, old_epoch) = sub.sub_epoch(&room, 1);
+    let mut paced = b.ws();
+    let ok = paced.request(&format!(r#"{{"op":"sub","room":"{room}","max_rate":100,"id":2}}"#));
+    assert!(ok.starts_with(r#"{"op":"ok","id":2"#), "{ok}");
     for k in 1..=3 {
         http_publish(&a, &room, &format!("{k}"));
     }
     collect(&mut sub, 3);
+    collect(&mut paced, 3);
     broker.restart_empty();
     let deadline = Instant::now() + Duration::from_secs(20);
     let (seq, epoch) = loop {
@@ -445,9 +453,11 @@ fn when_the_broker_loses_its_store_subscribers_get_a_reset_not_a_silent_restart(
     };
     assert_eq!(seq, 1, "the room's sequence could not continue: it restarts...");
     assert_ne!(epoch, old_epoch, "...under a new epoch");
-    let reset = sub.recv_text_within(Duration::from_secs(10));
-    assert_eq!(reset, format!(r#"{{"op":"reset","room":"{room}","epoch":"{epoch}"}}"#));
-    assert_eq!(sub.recv_text(), envelope(&room, 1, r#""again""#));
+    for s in [&mut sub, &mut paced] {
+        let reset = s.recv_text_within(Duration::from_secs(10));
+        assert_eq!(reset, format!(r#"{{"op":"reset","room":"{room}","epoch":"{epoch}"}}"#));
+        assert_eq!(s.recv_text(), envelope(&room, 1, r#""again""#));
+    }
 }
 
 #[test]

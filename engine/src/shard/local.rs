@@ -165,8 +165,13 @@ impl Shard {
     pub(crate) fn reset_local(&self, room: &str, epoch: crate::Epoch) {
         let local = self.local.borrow();
         let Some(followers) = local.get(room) else { return };
+        let frame = envelope::reset_frame(room, epoch);
         for s in followers.iter().filter(|s| s.mode() == DeliveryMode::Envelope) {
-            s.push_ctrl(envelope::reset_frame(room, epoch));
+            s.push_ctrl(frame.clone());
+        }
+        // Filtered followers are `/ws` subscribers too.
+        if let Some(views) = &followers.views {
+            views.borrow().each_sub(|s| s.push_ctrl(frame.clone()));
         }
     }
 

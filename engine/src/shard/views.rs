@@ -417,6 +417,15 @@ impl Views {
         }
     }
 
+    /// Calls `f` with every filtered follower (a room-wide notice such as `reset`).
+    pub(super) fn each_sub(&self, mut f: impl FnMut(&Subscriber)) {
+        for &v in self.by_conn.values() {
+            if let Some(s) = &self.slots[v as usize] {
+                f(&s.sub);
+            }
+        }
+    }
+
     /// A notice for the room: presence diffs to every view, a key's notice to the views
     /// showing it (and the open ones).
     pub(super) fn notice(&self, n: &Notice) {
