@@ -72,6 +72,9 @@ counters! {
     paced_skipped,
     /// Tracking: keys not delivered to a viewport that shows its maximum (`too_many_keys`).
     view_keys_refused,
+    /// Tracking: messages passed unpaced because their subscriber's pacer tracks its
+    /// maximum of keys.
+    paced_overflow,
     /// Tracking: `leave` notices sent to viewports.
     view_leaves,
     /// Tracking: presence diffs and offline notices the owner emitted (one per room event).

@@ -103,6 +103,8 @@ pub struct Counters {
     pub paced_skipped_total: u64,
     /// Tracking: keys not delivered to a full viewport (`too_many_keys`).
     pub view_keys_refused_total: u64,
+    /// Tracking: messages passed unpaced because the subscriber's pacer was full.
+    pub paced_overflow_total: u64,
     /// Tracking: `leave` notices sent to viewports.
     pub view_leaves_total: u64,
     /// Tracking: presence diffs and offline notices emitted (one per room event).
@@ -137,6 +139,7 @@ impl AddAssign<&Counters> for Counters {
         self.paced_held_total += o.paced_held_total;
         self.paced_skipped_total += o.paced_skipped_total;
         self.view_keys_refused_total += o.view_keys_refused_total;
+        self.paced_overflow_total += o.paced_overflow_total;
         self.view_leaves_total += o.view_leaves_total;
         self.notices_total += o.notices_total;
         for (a, b) in self.rejected_total.iter_mut().zip(o.rejected_total) {
@@ -163,7 +166,7 @@ impl MetricsSnapshot {
 
 /// (name, type, help, accessor) of every unlabelled series.
 type Series = (&'static str, &'static str, &'static str, fn(&Counters) -> u64);
-const SERIES: [Series; 18] = [
+const SERIES: [Series; 19] = [
     ("connections_current", "gauge", "Open WebSocket connections.", |c| c.connections_current),
     ("http_connections", "gauge", "Connections in the plain-HTTP phase (API calls, handshakes).", |c| {
         c.http_connections
@@ -199,6 +202,12 @@ const SERIES: [Series; 18] = [
     ("view_keys_refused_total", "counter", "Keys not delivered to a full viewport (too_many_keys).", |c| {
         c.view_keys_refused_total
     }),
+    (
+        "paced_overflow_total",
+        "counter",
+        "Messages passed unpaced because the subscriber's pacer was full.",
+        |c| c.paced_overflow_total,
+    ),
     ("view_leaves_total", "counter", "Leave notices sent to viewports.", |c| c.view_leaves_total),
     ("notices_total", "counter", "Presence diffs and offline notices emitted.", |c| c.notices_total),
 ];

@@ -169,6 +169,7 @@ impl Shared {
                     paced_held_total: e.paced_held,
                     paced_skipped_total: e.paced_skipped,
                     view_keys_refused_total: e.view_keys_refused,
+                    paced_overflow_total: e.paced_overflow,
                     view_leaves_total: e.view_leaves,
                     notices_total: e.notices,
                     ..Counters::default()

@@ -82,6 +82,7 @@ impl Shard {
             (&st.paced_held, c.held),
             (&st.paced_skipped, c.skipped),
             (&st.view_keys_refused, c.refused),
+            (&st.paced_overflow, c.unpaced),
             (&st.view_leaves, c.leaves),
         ] {
             if n > 0 {

@@ -100,6 +100,8 @@ pub(super) struct Counts {
     pub skipped: u64,
     pub refused: u64,
     pub leaves: u64,
+    /// Messages passed unpaced because the subscriber's pacer tracks its maximum of keys.
+    pub unpaced: u64,
 }
 
 /// See the module documentation.
@@ -120,6 +122,20 @@ fn pt(p: Option<Pos>) -> Option<(f64, f64)> {
     p.map(|p| (p.lat, p.lon))
 }
 
+/// [`Pacer::offer`] of `m` for `key`, counting in `ctx` a pass-through of a key beyond the
+/// pacer's bound.
+fn offer_counted(
+    p: &mut Pacer<Arc<Message>>,
+    key: &str,
+    m: &Arc<Message>,
+    ctx: &mut Ctx<'_>,
+) -> Offer<Arc<Message>> {
+    let before = p.overflowed();
+    let offer = p.offer(key, pt(m.fix.pos), m.fix.status, m.clone(), ctx.now);
+    ctx.counts.unpaced += p.overflowed() - before;
+    offer
+}
+
 impl Slot {
     /// Delivers `m` to this subscriber, through its pacer if it has one.
     fn send(&mut self, m: &Arc<Message>, ctx: &mut Ctx<'_>) {
@@ -129,7 +145,7 @@ impl Slot {
                 p.note_sent(k, pt(m.fix.pos), m.fix.status, ctx.now);
                 (ctx.pushed)(self.sub.push_msg(m));
             }
-            (Some(p), Some(k)) => match p.offer(k, pt(m.fix.pos), m.fix.status, m.clone(), ctx.now) {
+            (Some(p), Some(k)) => match offer_counted(p, k, m, ctx) {
                 Offer::Send(m) => (ctx.pushed)(self.sub.deliver(&m, ctx.direct, ctx.window, ctx.now)),
                 Offer::Held { new_due } => {
                     ctx.counts.held += 1;
@@ -610,6 +626,27 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_full_pacer_passes_new_keys_unpaced_and_counts_them() {
+        let mut views = Views::default();
+        let sub = Rc::new(Subscriber::new(1, DeliveryMode::Envelope, 1 << 30));
+        let pace = PaceRule::from_wire(Some(0.1), None, None).unwrap();
+        views.insert(sub.clone(), ViewSpec { bbox: None, pace });
+        let (mut n, mut sched) = (0usize, Vec::new());
+        let mut count = |_: Pushed| n += 1;
+        let mut ctx = live_ctx(&mut count, &mut sched);
+        for round in 0..2u64 {
+            for i in 0..MAX_VIEW_KEYS as u64 + 3 {
+                views.deliver(&msg(round * 100_000 + i + 1, Some(&format!("k{i}")), None), &mut ctx);
+            }
+        }
+        // Round 1: every key's first message goes at once (3 of them untracked); round 2:
+        // the tracked keys are held by the rate, the 3 untracked pass again.
+        assert_eq!(ctx.counts.unpaced, 6);
+        assert_eq!(ctx.counts.held, MAX_VIEW_KEYS as u64);
+        assert_eq!(got(&sub).len(), MAX_VIEW_KEYS + 6);
     }
 
     #[test]
