@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use shardcast_loadgen::ws::accept_key;
 
+mod common;
+
 type Rooms = Arc<Mutex<HashMap<String, Vec<TcpStream>>>>;
 
 fn server_frame(payload: &[u8]) -> Vec<u8> {
@@ -409,16 +411,8 @@ fn per_room_template_against_baseline_if_built() {
         eprintln!("baseline binary not built; skipping");
         return;
     };
-    let mut child = Command::new(baseline)
-        .args(["--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
-    let url = format!("ws://{addr}/ws/{{room}}/");
+    let server = common::Server::spawn(&baseline, &["--listen", "127.0.0.1:0"]);
+    let url = format!("ws://{}/ws/{{room}}/", server.addr);
     let f = scenario_file();
     let s = run_loadgen(&[
         "run",
@@ -431,7 +425,6 @@ fn per_room_template_against_baseline_if_built() {
         "--duration",
         "1500ms",
     ]);
-    child.kill().ok();
-    child.wait().ok();
+    drop(server);
     assert_clean(&s);
 }

@@ -1,13 +1,11 @@
 //! End-to-end: `shardcast-loadgen tracking` in each mode, tiny (a few clients, 2–3 s),
-//! against the real `shardcast` server when it has been built (`cargo build -p
-//! shardcast-server`: the binary next to this test's loadgen, or `$SHARDCAST_BIN`); skipped
-//! otherwise, since cargo does not build other packages' binaries for this test. No timing
-//! assertions: the loadgen's own correctness counts (misses, extras, the final presence
-//! state) must be clean.
+//! against the real `shardcast` server (from `common`, built there if missing or stale).
+//! No timing assertions: the loadgen's own correctness counts (misses, extras, the final
+//! presence state) must be clean.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use common::{loadgen, tmp_dir, Server};
 
 const CONFIG: &str = r#"
 [namespaces.fleet]
@@ -20,60 +18,22 @@ presence_members = 5000
 presence_window = "300ms"
 "#;
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
-    }
-}
-
-fn server() -> Option<Server> {
-    let exe = PathBuf::from(env!("CARGO_BIN_EXE_shardcast-loadgen"));
-    let bin = std::env::var_os("SHARDCAST_BIN")
-        .map(PathBuf::from)
-        .or_else(|| exe.parent().map(|d| d.join("shardcast")))
-        .filter(|p| p.exists());
-    let Some(bin) = bin else {
-        eprintln!("shardcast binary not built (cargo build -p shardcast-server); skipping");
-        return None;
-    };
-    let cfg = std::env::temp_dir().join(format!("loadgen-tracking-{}.toml", std::process::id()));
+/// The real server with the tracking namespaces, and its `/ws` URL.
+fn server() -> (Server, String) {
+    let cfg = tmp_dir("tracking-config").join("shardcast.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
-    let mut child = Command::new(bin)
-        .args(["--shards", "1", "--no-demo", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&cfg)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect("listening line").to_string();
-    Some(Server { child, url: format!("ws://{addr}/ws") })
+    let srv = Server::start(&["--config", cfg.to_str().unwrap()]);
+    let url = format!("ws://{}/ws", srv.addr);
+    (srv, url)
 }
 
-fn tracking(srv: &Server, args: &[&str]) -> serde_json::Value {
-    let json = std::env::temp_dir().join(format!(
-        "loadgen-tracking-{}-{}.json",
-        std::process::id(),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-    ));
-    let pid = srv.child.id().to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_shardcast-loadgen"))
-        .args(["tracking", "--url", &srv.url, "--server-pid", &pid, "--json", json.to_str().unwrap()])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "loadgen failed\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    println!("{stdout}");
+/// `shardcast-loadgen tracking <args>` against `srv`; its JSON report.
+fn tracking(srv: &(Server, String), args: &[&str]) -> serde_json::Value {
+    let json = tmp_dir("tracking").join("out.json");
+    let pid = srv.0.pid().to_string();
+    let mut all = vec!["tracking", "--url", &srv.1, "--server-pid", &pid, "--json", json.to_str().unwrap()];
+    all.extend_from_slice(args);
+    loadgen(&all);
     serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
 }
 
@@ -83,7 +43,7 @@ fn n(v: &serde_json::Value, k: &str) -> u64 {
 
 #[test]
 fn every_tracking_mode_tiny_against_the_real_server() {
-    let Some(srv) = server() else { return };
+    let srv = server();
     let short = ["--warmup", "500ms", "--duration", "2s", "--drain", "1s"];
 
     // Viewports: 200 vehicles at 2 Hz, 20 subscribers with 5–20% boxes, half panning each second.
