@@ -189,6 +189,22 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Sends as much of `out` as the socket takes now, removing what was sent; stops when it
+/// would block (the rest waits for `EPOLLOUT`). Errors other than would-block are returned.
+pub fn send_pending(fd: RawFd, out: &mut Vec<u8>) -> io::Result<()> {
+    while !out.is_empty() {
+        match write(fd, out) {
+            Ok(n) => {
+                out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Closes with an RST (linger 0) so thousands of client sockets leave no TIME_WAIT behind.
 pub fn close_abort(fd: RawFd) {
     let lg = libc::linger { l_onoff: 1, l_linger: 0 };
@@ -228,6 +244,17 @@ impl Epoll {
     pub fn modify(&self, fd: RawFd, events: u32, data: u64) -> io::Result<()> {
         self.ctl(libc::EPOLL_CTL_MOD, fd, events, data)
     }
+    /// Keeps `fd`'s interest in step with its pending output: `EPOLLIN`, plus `EPOLLOUT`
+    /// while `want`. `registered` is what is registered now; nothing is done if it matches.
+    pub fn want_write(&self, fd: RawFd, data: u64, want: bool, registered: &mut bool) -> io::Result<()> {
+        if want == *registered {
+            return Ok(());
+        }
+        *registered = want;
+        let ev = libc::EPOLLIN as u32 | if want { libc::EPOLLOUT as u32 } else { 0 };
+        self.modify(fd, ev, data)
+    }
+
     pub fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> usize {
         // SAFETY: events buffer valid for its length.
         let r = unsafe { libc::epoll_wait(self.0, events.as_mut_ptr(), events.len() as i32, timeout_ms) };

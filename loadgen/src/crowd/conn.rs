@@ -91,17 +91,7 @@ impl Conn {
 
     /// Writes as much queued output as the socket takes.
     pub(super) fn write_out(&mut self) -> io::Result<()> {
-        while !self.out.is_empty() {
-            match sys::write(self.fd, &self.out) {
-                Ok(n) => {
-                    self.out.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        sys::send_pending(self.fd, &mut self.out)
     }
 
     /// Reads once into `rb` after the kept tail (growing `rb` when a frame needs it).

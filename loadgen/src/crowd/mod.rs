@@ -360,13 +360,7 @@ impl Crowd {
         let token = self.token(ci);
         let Some(c) = self.conns[ci].as_mut() else { return Ok(()) };
         c.write_out()?;
-        let want = !c.out.is_empty();
-        if want != c.want_out {
-            c.want_out = want;
-            let ev = libc::EPOLLIN as u32 | if want { libc::EPOLLOUT as u32 } else { 0 };
-            self.ep.modify(c.fd, ev, token)?;
-        }
-        Ok(())
+        self.ep.want_write(c.fd, token, !c.out.is_empty(), &mut c.want_out)
     }
 
     /// Flushes a connection, handling a broken one.

@@ -183,30 +183,11 @@ impl Worker {
         if c.fd < 0 {
             return;
         }
-        let mut err = None;
-        while !c.out.is_empty() {
-            match sys::write(c.fd, &c.out) {
-                Ok(n) => {
-                    c.out.drain(..n);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    err = Some(e);
-                    break;
-                }
-            }
-        }
-        if let Some(e) = err {
+        if let Err(e) = sys::send_pending(c.fd, &mut c.out) {
             self.fail(i, format!("write: {e}"));
             return;
         }
-        let want = !c.out.is_empty();
-        if want != c.want_out {
-            c.want_out = want;
-            let ev = libc::EPOLLIN as u32 | if want { libc::EPOLLOUT as u32 } else { 0 };
-            let _ = self.ep.modify(c.fd, ev, i as u64);
-        }
+        let _ = self.ep.want_write(c.fd, i as u64, !c.out.is_empty(), &mut c.want_out);
     }
 
     pub(super) fn read_conn(&mut self, i: usize, rb: &mut Vec<u8>) {
