@@ -5,11 +5,9 @@
 mod cli;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
-use cli::parse_duration;
 use shardcast_loadgen::nodes::{self, Placement, PublishOn};
 use shardcast_loadgen::runner::{self, RunOpts, Target};
 use shardcast_loadgen::scenario::{self, Overrides, Scenario};
@@ -156,18 +154,8 @@ struct Common {
     /// Number of clients in the scenario's first subscriber group.
     #[arg(long)]
     subscribers: Option<u32>,
-    /// Warm-up excluded from the figures (e.g. 2s, 500ms).
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    warmup: Duration,
-    /// Measurement window after the warm-up (the run always ends by itself).
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    duration: Duration,
-    /// After the window, wait at most this long for in-flight deliveries; later ones count as lost.
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    drain: Duration,
-    /// Give up on connections not set up (handshake + subscriptions) within this time.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    connect_timeout: Duration,
+    #[command(flatten)]
+    window: cli::Window,
     /// Loadgen worker threads, one pinned per CPU: a count (the last N CPUs) or a list
     /// (1,3 or 2-5). Default: CPUs not in the server's affinity (--server-pid), else the upper half.
     #[arg(long)]
@@ -250,10 +238,10 @@ impl Common {
             targets,
             placement,
             scenario,
-            warmup: self.warmup,
-            duration: self.duration,
-            drain: self.drain,
-            connect_timeout: self.connect_timeout,
+            warmup: self.window.warmup,
+            duration: self.window.duration,
+            drain: self.window.drain,
+            connect_timeout: self.window.connect_timeout,
             cpus,
             source_ips: self.source_ips,
             server_pid,

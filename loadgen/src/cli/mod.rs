@@ -11,6 +11,23 @@ pub mod abuse;
 pub mod soak;
 pub mod tracking;
 
+/// The measurement window of `run` and `tracking`: warm-up, window, drain, connect limit.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Window {
+    /// Warm-up excluded from the figures (e.g. 2s, 500ms).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub warmup: Duration,
+    /// Measurement window after the warm-up (the run always ends by itself).
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// After the window, wait at most this long for in-flight deliveries; later ones count as lost.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub drain: Duration,
+    /// Give up on connections not set up (handshake + subscriptions) within this time.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
 /// Durations as people type them: `10s`, `500ms`, `2m`, `1.5` (seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();

@@ -35,14 +35,8 @@ pub struct TrackingArgs {
     /// Server process: its CPU over each window.
     #[arg(long)]
     server_pid: Option<u32>,
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    warmup: Duration,
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    duration: Duration,
-    #[arg(long, default_value = "2s", value_parser = parse_duration)]
-    drain: Duration,
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    connect_timeout: Duration,
+    #[command(flatten)]
+    window: super::Window,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Vehicles (viewports default 5000, pacing 2000).
@@ -107,10 +101,10 @@ pub fn run(a: TrackingArgs) -> Result<()> {
     let o = Opts {
         url: a.url.clone(),
         server_pid: a.server_pid,
-        warmup: a.warmup,
-        duration: a.duration,
-        drain: a.drain,
-        connect_timeout: a.connect_timeout,
+        warmup: a.window.warmup,
+        duration: a.window.duration,
+        drain: a.window.drain,
+        connect_timeout: a.window.connect_timeout,
         seed: a.seed,
     };
     if a.rate.is_nan() || a.rate <= 0.0 {
