@@ -14,6 +14,7 @@
 
 use std::ops::Range;
 
+use shardcast_engine::geo::BBox;
 use simd_json::prelude::*;
 
 /// Longest accepted room name, in bytes (DESIGN §3).
@@ -31,7 +32,7 @@ pub const MAX_EPOCH_LEN: usize = 64;
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct TrackOpts {
     /// `[w, s, e, n]` degrees (lon, lat, lon, lat); `w > e` crosses the antimeridian.
-    pub bbox: Option<[f64; 4]>,
+    pub bbox: Option<BBox>,
     /// Messages per key per second.
     pub max_rate: Option<f64>,
     /// Metres from the last position delivered for the key.
@@ -61,7 +62,7 @@ pub enum ClientOp {
         track: Option<Box<TrackOpts>>,
     },
     /// Move a viewport subscription's box (a map pan).
-    View { room: String, bbox: [f64; 4], id: Option<Box<str>> },
+    View { room: String, bbox: BBox, id: Option<Box<str>> },
     /// Ask for a room's presence state.
     Presence { room: String, id: Option<Box<str>> },
     /// Unsubscribe.
@@ -365,20 +366,16 @@ const KNOWN_KEYS: [&str; 11] = [
     "max_silence_s",
 ];
 
-/// `bbox`: exactly four numbers, lon/lat in range, south not above north.
-fn parse_bbox(v: &simd_json::BorrowedValue) -> Result<[f64; 4], &'static str> {
+/// `bbox`: exactly four numbers, as a box the engine accepts ([`BBox::new`]: lon/lat in
+/// range, south not above north) — one validation, the engine's.
+fn parse_bbox(v: &simd_json::BorrowedValue) -> Result<BBox, &'static str> {
     const WHAT: &str = "must be [w, s, e, n]: four numbers, lon in -180..180, lat in -90..90, s <= n";
     let a = v.as_array().filter(|a| a.len() == 4).ok_or(WHAT)?;
     let mut b = [0.0; 4];
     for (i, x) in a.iter().enumerate() {
-        b[i] = x.cast_f64().filter(|f| f.is_finite()).ok_or(WHAT)?;
+        b[i] = x.cast_f64().ok_or(WHAT)?;
     }
-    let lon_ok = |x: f64| (-180.0..=180.0).contains(&x);
-    let lat_ok = |x: f64| (-90.0..=90.0).contains(&x);
-    if !(lon_ok(b[0]) && lon_ok(b[2]) && lat_ok(b[1]) && lat_ok(b[3]) && b[1] <= b[3]) {
-        return Err(WHAT);
-    }
-    Ok(b)
+    BBox::from_slice(&b).map_err(|_| WHAT)
 }
 
 /// A positive finite number not above `max`, or `null` (= absent).
@@ -438,7 +435,7 @@ mod tests {
         assert_eq!(
             *t,
             TrackOpts {
-                bbox: Some([170.0, -10.0, -170.0, 10.5]),
+                bbox: Some(BBox::new(170.0, -10.0, -170.0, 10.5).unwrap()),
                 max_rate: Some(0.5),
                 min_move_m: Some(10.0),
                 max_silence_s: Some(30.0)
@@ -470,7 +467,11 @@ mod tests {
         assert_eq!(dup.code(), "bad_json");
         assert_eq!(
             parse(r#"{"op":"view","room":"a","bbox":[-1,-2,3,4],"id":"v"}"#).unwrap(),
-            ClientOp::View { room: "a".into(), bbox: [-1.0, -2.0, 3.0, 4.0], id: Some("\"v\"".into()) }
+            ClientOp::View {
+                room: "a".into(),
+                bbox: BBox::new(-1.0, -2.0, 3.0, 4.0).unwrap(),
+                id: Some("\"v\"".into())
+            }
         );
         assert_eq!(parse(r#"{"op":"view","room":"a"}"#).unwrap_err().code(), "missing_field");
         assert_eq!(

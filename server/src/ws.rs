@@ -13,7 +13,6 @@
 
 use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
-use shardcast_engine::geo::BBox;
 use shardcast_engine::pace::PaceRule;
 use shardcast_engine::shard::{ViewRefused, ViewSpec, MAX_FILTERED, PAN_RATE};
 use shardcast_engine::{envelope, Ack, Reply, SubOptions, Subscriber};
@@ -310,10 +309,6 @@ impl Session {
         match op {
             ClientOp::Ping { id } => self.sub.push_ctrl(envelope::pong_op_frame(id.as_deref())),
             ClientOp::View { room, bbox, id } => {
-                let bbox = match BBox::from_slice(&bbox) {
-                    Ok(b) => b,
-                    Err(e) => return self.error(id.as_deref(), "bad_field", &format!("field \"bbox\" {e}")),
-                };
                 let err = match shard.view(&self.sub, &room, bbox, id.clone()).await {
                     Ok(()) => return,
                     Err(ViewRefused::NotSubscribed) => {
@@ -433,11 +428,9 @@ impl Session {
         if paced && rules.key.is_none() {
             return Err(format!("pacing is per key: namespace {ns:?} has no key field"));
         }
-        let bbox =
-            t.bbox.map(|b| BBox::from_slice(&b)).transpose().map_err(|e| format!("field \"bbox\" {e}"))?;
         let pace =
             PaceRule::from_wire(t.max_rate, t.min_move_m, t.max_silence_s).map_err(|e| e.to_string())?;
-        Ok(ViewSpec { bbox, pace })
+        Ok(ViewSpec { bbox: t.bbox, pace })
     }
 
     /// Who this connection is for presence: its token's `sub` (at most 128 bytes); else,

@@ -73,7 +73,7 @@ fn check_op(input: &[u8], op: &ClientOp) {
         _ => None,
     };
     if let Some(b) = bbox {
-        assert!(shardcast_engine::geo::BBox::from_slice(&b).is_ok(), "accepted bbox {b:?}");
+        assert!(shardcast_engine::geo::BBox::new(b.w, b.s, b.e, b.n).is_ok(), "accepted bbox {b:?}");
     }
     if let ClientOp::Pub { data, .. } = op {
         assert!(!data.is_empty() && contains(input, data), "pub data is not the client's bytes");
