@@ -15,6 +15,7 @@
 use std::ops::Range;
 
 use shardcast_engine::geo::BBox;
+use shardcast_engine::pace;
 use simd_json::prelude::*;
 
 /// Longest accepted room name, in bytes (DESIGN §3).
@@ -311,21 +312,21 @@ pub fn parse_client_op(text: &mut [u8]) -> Result<ClientOp, ProtocolError> {
                 max_rate: parse_positive(
                     obj,
                     "max_rate",
-                    1000.0,
+                    pace::MAX_RATE,
                     "must be a number above 0 and at most 1000",
                 )
                 .map_err(err)?,
                 min_move_m: parse_positive(
                     obj,
                     "min_move_m",
-                    20_000_000.0,
+                    pace::MAX_MOVE_M,
                     "must be a number of metres above 0",
                 )
                 .map_err(err)?,
                 max_silence_s: parse_positive(
                     obj,
                     "max_silence_s",
-                    86_400.0,
+                    pace::MAX_SILENCE_S,
                     "must be seconds above 0, at most 86400",
                 )
                 .map_err(err)?,
