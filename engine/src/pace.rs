@@ -367,14 +367,10 @@ impl<T> Pacer<T> {
     }
 }
 
-/// Great-circle distance in metres (haversine, mean Earth radius); `(lat, lon)` in degrees.
+/// [`crate::geo::distance_m`] of two `(lat, lon)` pairs in degrees, as pacing stores them.
 fn distance_m(a: (f64, f64), b: (f64, f64)) -> f64 {
-    const R: f64 = 6_371_008.8;
-    let (la1, la2) = (a.0.to_radians(), b.0.to_radians());
-    let dlat = la2 - la1;
-    let dlon = (b.1 - a.1).to_radians();
-    let h = (dlat / 2.0).sin().powi(2) + la1.cos() * la2.cos() * (dlon / 2.0).sin().powi(2);
-    2.0 * R * h.min(1.0).sqrt().asin()
+    use crate::geo::Pos;
+    crate::geo::distance_m(Pos { lat: a.0, lon: a.1 }, Pos { lat: b.0, lon: b.1 })
 }
 
 #[cfg(test)]
