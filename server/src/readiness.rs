@@ -11,11 +11,12 @@
 //! (40 bytes) and the kernel's epoll item.
 //!
 //! Edge-triggered events say "something changed", never "still ready". So each slot keeps a
-//! `readable` and a `writable` flag: events set them, and the session clears one only when a
-//! read or write fails with `EAGAIN` (the canonical edge-triggered loop: read until it would
-//! block). A session waits only while its flag is clear, and an event that arrives while
-//! nobody waits stays in the flag. Invariant: a clear flag means the session saw `EAGAIN`
-//! after the last event for it, so the kernel will report the next change.
+//! `readable` and a `writable` flag: events set them, and the session clears one when a write
+//! fails with `EAGAIN`, or when a read fails with `EAGAIN` or comes back short (fewer bytes
+//! than asked: the receive queue is empty). A session waits only while its flag is clear,
+//! and an event that arrives while nobody waits stays in the flag. Invariant: a clear flag
+//! means the socket was found empty (or full) after the last event harvested for it, so the
+//! kernel will report the next arrival (or room) with a new event.
 //!
 //! Slots are reused; a token carries the slot's generation so that an event for a slot's
 //! previous owner wakes nobody.
@@ -258,9 +259,18 @@ impl Socket {
                 libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT)
             };
             if r >= 0 {
-                // Even a short read proves nothing: only `EAGAIN` clears the flag (an edge
-                // is reported once, and a read that stops short of a later arrival would
-                // otherwise wait for an event that already came).
+                // A short read emptied the socket's receive queue: clear the flag now rather
+                // than spend a second `recv` on the `EAGAIN` that would say so (at light load
+                // that empty read is one system call per message). No arrival is missed: the
+                // kernel queues an edge on every arrival (each `sk_data_ready` re-adds the
+                // item to the epoll ready list, not only the first after empty), and the
+                // readiness loop runs on this thread, so an arrival after this `recv` sets
+                // the flag again when it is harvested. An arrival before it was read by it;
+                // its event, harvested later, costs at most one empty read. A zero-byte read
+                // is the peer's close and ends the session either way.
+                if r > 0 && (r as usize) < buf.len() {
+                    self.readiness.with_slot(self.token, |s| s.readable = false);
+                }
                 return Poll::Ready(Ok(r as usize));
             }
             let e = io::Error::last_os_error();
@@ -388,13 +398,39 @@ mod tests {
             });
             let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
             assert_eq!(&buf[..n], b"hello");
-            // Drained: the next read finds nothing (EAGAIN), waits for the next event, then
-            // gets it.
+            // That read was short (the socket is empty): the next one waits for the next
+            // event without reading, then gets it.
             let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
             assert_eq!(&buf[..n], b"again");
             drop(wrote.await);
             // The peer closed: readable, 0 bytes.
             assert_eq!(poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap(), 0);
+        });
+    }
+
+    #[test]
+    fn an_arrival_right_after_a_short_read_is_not_missed() {
+        run(|| async {
+            let r = Readiness::new().unwrap();
+            glommio::spawn_local(r.clone().run()).detach();
+            let (sock, mut peer) = pair(&r);
+            let mut buf = [0u8; 64];
+            for round in 0..50u8 {
+                peer.write_all(&[round]).unwrap();
+                let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
+                assert_eq!(&buf[..n], &[round], "short read clears the flag");
+                // The next byte lands before the loop harvests its event (same thread): the
+                // event still sets the flag, and the read below gets the byte.
+                peer.write_all(&[round, round]).unwrap();
+                let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
+                assert_eq!(&buf[..n], &[round, round]);
+            }
+            // A read that fills the buffer says nothing about what is left: the rest is read
+            // without another event.
+            peer.write_all(&[9u8; 100]).unwrap();
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+            assert_eq!(poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap(), 64);
+            assert_eq!(poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap(), 36);
         });
     }
 
