@@ -149,14 +149,12 @@ impl Subscriber {
         *self.direct.borrow_mut() = Some(write);
     }
 
-    /// For the writer: how long to wait before the next write so that writes to this
-    /// socket are at least `window` apart (zero: write now). Within the window frames
-    /// queue and leave together: the kernel charges per call, not per frame.
-    pub fn write_delay(&self, now: Instant, window: Duration) -> Duration {
-        if window.is_zero() || !self.deferred.get() {
-            return Duration::ZERO;
-        }
-        window.saturating_sub(now.saturating_duration_since(self.last_write.get()))
+    /// For the writer: when the next write may go, if it must wait (`None`: write now), so
+    /// that writes to this socket are at least `window` apart. Within the window frames
+    /// queue and leave together: the kernel charges per call, not per frame. The instant
+    /// may already have passed; no clock is read here.
+    pub fn write_due(&self, window: Duration) -> Option<Instant> {
+        (!window.is_zero() && self.deferred.get()).then(|| self.last_write.get() + window)
     }
 
     /// Records an arrival; true once at least two consecutive gaps were shorter than
@@ -336,15 +334,15 @@ mod tests {
         sub.batch_written(); // "just wrote"
                              // Corked frames are not held back by the window: the cork already batched them.
         assert!(matches!(sub.deliver(&msg(1), false, minute, Instant::now()), Pushed::Queued { .. }));
-        assert_eq!(sub.write_delay(Instant::now(), minute), Duration::ZERO);
+        assert_eq!(sub.write_due(minute), None);
         // A sustained rate (third message within the window): the window keeps the frame
         // from a direct write, and the writer waits for the window.
         let _ = take(&sub);
         sub.batch_written();
         assert!(matches!(sub.deliver(&msg(2), true, minute, Instant::now()), Pushed::Queued { .. }));
         assert!(wire.borrow().is_empty());
-        assert!(sub.write_delay(Instant::now(), minute) > Duration::from_secs(59));
-        assert_eq!(sub.write_delay(Instant::now(), Duration::ZERO), Duration::ZERO);
+        assert!(sub.write_due(minute).unwrap() > Instant::now() + Duration::from_secs(59));
+        assert_eq!(sub.write_due(Duration::ZERO), None);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod deferral;
 pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;

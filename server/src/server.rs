@@ -130,8 +130,11 @@ async fn shard_main(
             }
         });
     }
-    // In the input queue, like the sessions it wakes.
+    // In the input queue, like the sessions they wake.
     if let Ok(t) = glommio::spawn_local_into(ctx.readiness.clone().run(), shard.input_queue()) {
+        t.detach();
+    }
+    if let Ok(t) = glommio::spawn_local_into(ctx.deferrals.clone().run(), shard.input_queue()) {
         t.detach();
     }
     let _ = ready.send(shard.id());

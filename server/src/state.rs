@@ -209,6 +209,11 @@ pub struct ShardCtx {
     /// HTTP publish rate per client (API key, token or IP address), bounded in size.
     pub http_limits: RefCell<KeyedLimiter>,
     pub read_buf: RefCell<Box<[u8]>>,
+    /// The buffers the shard's writers borrow for one write each.
+    pub write_scratch: crate::writer::Scratch,
+    /// The shard's writers' coalescing waits, on one timer (its driver runs beside the
+    /// readiness loop).
+    pub deferrals: Rc<crate::deferral::Deferrals>,
     /// Readiness of the shard's WebSocket sockets (one epoll instance, one loop).
     pub readiness: Rc<Readiness>,
 }
@@ -227,6 +232,8 @@ impl ShardCtx {
             expiries: RefCell::default(),
             http_limits: RefCell::new(http_limits),
             read_buf: RefCell::new(vec![0u8; SHARD_READ_BUF].into_boxed_slice()),
+            write_scratch: crate::writer::Scratch::default(),
+            deferrals: crate::deferral::Deferrals::new(),
             readiness,
         }))
     }

@@ -16,10 +16,12 @@
 use futures_lite::future::{or, poll_fn};
 use shardcast_engine::outbox::Entry;
 use shardcast_engine::{DeliveryMode, Shard, Subscriber};
+use std::cell::Cell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use crate::deferral::Deferrals;
 use crate::readiness::Socket;
 
 /// Most frames one `sendmsg` carries (the kernel's IOV_MAX).
@@ -32,32 +34,53 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// How often a stalled writer re-checks whether its outbox was closed meanwhile.
 const STALL_TICK: Duration = Duration::from_secs(1);
 
+/// The batch and iovec buffers a shard's writers borrow for one write each, so that a
+/// write costs no allocation (a fan-out writes once per subscriber) and an idle writer
+/// holds none. A writer takes them, fills, sends and clears them, and puts them back; one
+/// that must wait for writability keeps its own meanwhile, and a writer that finds them
+/// taken starts from empty ones (the last put back is kept). Each holds at most
+/// [`MAX_IOV`] entries' capacity: a few tens of KiB per shard.
+#[derive(Default)]
+pub struct Scratch {
+    batch: Cell<Vec<Entry>>,
+    iov: Cell<Vec<libc::iovec>>,
+}
+
+impl Scratch {
+    fn put(&self, mut batch: Vec<Entry>, mut iov: Vec<libc::iovec>) {
+        // Cleared first: the batch's frames are shared buffers, released now.
+        batch.clear();
+        iov.clear();
+        self.batch.set(batch);
+        self.iov.set(iov);
+    }
+}
+
 /// Writes until the outbox is closed and drained (Ok) or the socket fails (Err); a socket
 /// that accepts nothing for `timeout` fails with `TimedOut`.
 ///
 /// Every session holds this future while idle: it is no `async fn` (which would keep its
-/// arguments twice), and the coalescing wait is boxed.
+/// arguments twice). The coalescing wait is the shard's [`Deferrals`], not a timer each.
 pub fn run<'a>(
     socket: &'a Socket,
     sub: &'a Subscriber,
     shard: &'a Shard,
+    scratch: &'a Scratch,
+    deferrals: &'a Deferrals,
     timeout: Duration,
 ) -> impl std::future::Future<Output = io::Result<()>> + 'a {
     let (mode, fd) = (sub.mode(), socket.as_raw_fd());
     async move {
-        let mut batch: Vec<Entry> = Vec::new();
-        let mut iov: Vec<libc::iovec> = Vec::new();
         loop {
-            batch.clear();
             // Wait for something to send, then (if this connection wrote less than the
             // coalescing window ago) for the window to pass, so the rest of the burst joins.
             if !poll_fn(|cx| sub.poll_ready(cx)).await {
                 return Ok(());
             }
-            let delay = sub.write_delay(std::time::Instant::now(), shard.coalesce_window());
-            if !delay.is_zero() {
-                Box::pin(glommio::timer::sleep(delay)).await;
+            if let Some(at) = sub.write_due(shard.coalesce_window()) {
+                deferrals.until(at).await;
             }
+            let (mut batch, mut iov) = (scratch.batch.take(), scratch.iov.take());
             if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
                 return Ok(());
             }
@@ -86,13 +109,7 @@ pub fn run<'a>(
                 advance(&batch, mode, &mut idx, &mut off, n);
             }
             sub.batch_written();
-            // Frames sent: the buffers' memory goes back too unless more is already queued, so
-            // an idle connection holds none (one allocation per burst costs far less than its
-            // write). (Otherwise the loop's top clears `batch` for reuse.)
-            if sub.queued_bytes() == 0 {
-                batch = Vec::new();
-                iov = Vec::new();
-            }
+            scratch.put(batch, iov);
         }
     }
 }

@@ -119,7 +119,9 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
         sub.set_direct(writer::direct(fd));
         let writer = async {
             let write_timeout = ctx.shared.config.write_timeout;
-            if let Err(e) = writer::run(&socket, sub, &ctx.shard, write_timeout).await {
+            if let Err(e) =
+                writer::run(&socket, sub, &ctx.shard, &ctx.write_scratch, &ctx.deferrals, write_timeout).await
+            {
                 if e.kind() == io::ErrorKind::TimedOut {
                     ctx.reject(RejectReason::WriteTimeout);
                     tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
