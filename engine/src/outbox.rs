@@ -256,6 +256,53 @@ impl Outbox {
         taken
     }
 
+    /// The frames at the front, in order, for a write made now without taking them (at most
+    /// `out.len()`; holes skipped): see [`Outbox::consume`]. Fills nothing while a gap notice
+    /// is pending or the outbox is closed — those go through [`Outbox::take`].
+    pub fn gather<'a>(&'a self, out: &mut [std::io::IoSlice<'a>]) -> usize {
+        if self.closed || !self.gaps.is_empty() {
+            return 0;
+        }
+        let frames = self.queue.iter().flatten().map(|e| std::io::IoSlice::new(e.bytes(self.mode)));
+        let mut n = 0;
+        for (slot, f) in out.iter_mut().zip(frames) {
+            *slot = f;
+            n += 1;
+        }
+        n
+    }
+
+    /// Removes `n` bytes written from the front (what [`Outbox::gather`] offered): whole
+    /// frames leave; a frame written in part stays first as the slice not yet written (a
+    /// control entry, so conflation can never remove it).
+    pub fn consume(&mut self, mut n: usize) {
+        while let Some(slot) = self.queue.front_mut() {
+            let Some(e) = slot else {
+                self.queue.pop_front();
+                self.front += 1;
+                self.holes -= 1;
+                continue;
+            };
+            if n == 0 {
+                break;
+            }
+            let b = e.bytes(self.mode);
+            if n < b.len() {
+                *e = Entry::Ctrl(b.slice(n..));
+                self.bytes -= n;
+                break;
+            }
+            n -= b.len();
+            self.bytes -= b.len();
+            self.queue.pop_front();
+            self.front += 1;
+        }
+        if self.queue.is_empty() {
+            self.newest = None;
+            self.queue = VecDeque::new();
+        }
+    }
+
     /// Pushes of one subscription go up in `seq`, so a `seq` at or below a room's pending
     /// range means the client subscribed again with a `since` below it: its replay pushes
     /// those seqs anew, and the old range is stale.

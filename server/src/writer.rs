@@ -163,13 +163,22 @@ pub fn reset_on_close(fd: i32) {
     }
 }
 
-/// The subscriber's write-through: one non-blocking `send` of a frame on `fd`, taking what
-/// the socket buffer accepts. Never waits; `None` when nothing went out.
+/// The subscriber's write-through: one non-blocking `send` of a frame on `fd` (a vectored
+/// `sendmsg` for several), taking what the socket buffer accepts. Never waits; `None` when
+/// nothing went out.
 pub fn direct(fd: i32) -> shardcast_engine::subscriber::DirectWrite {
-    Box::new(move |b: &[u8]| {
-        // SAFETY: `b` is a live slice; the session clears this hook before closing `fd`.
-        let r =
-            unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) };
+    Box::new(move |bufs: &[std::io::IoSlice<'_>]| {
+        let r = if let [b] = bufs {
+            // SAFETY: `b` is a live slice; the session clears this hook before closing `fd`.
+            unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
+        } else {
+            // `IoSlice` is ABI-compatible with `iovec` on Unix; the slices outlive the call.
+            let iov = unsafe { std::slice::from_raw_parts(bufs.as_ptr().cast::<libc::iovec>(), bufs.len()) };
+            match send_vectored(fd, iov) {
+                Ok(n) => n as isize,
+                Err(_) => -1,
+            }
+        };
         (r > 0).then_some(r as usize)
     })
 }

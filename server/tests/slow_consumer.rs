@@ -115,6 +115,11 @@ fn start(policy: &str) -> Server {
         "100000",
         "--publish-burst",
         "100000",
+        // The slow client stalls for the whole publish phase, which takes seconds on a busy
+        // CI core; the write timeout (default 10 s) would then reset it before the policy
+        // under test is seen. The timeout has its own tests.
+        "--write-timeout",
+        "120s",
     ])
 }
 

@@ -199,3 +199,41 @@ fn sustained_conflation_is_incremental_and_bounded() {
     assert_eq!(seqs, (200_000 - 39..=200_000).collect::<Vec<_>>(), "newest per key, in order");
     assert!(o.newest.is_none(), "index dropped once drained");
 }
+
+#[test]
+fn gather_and_consume_write_from_the_front_without_taking() {
+    let r: Arc<str> = "a".into();
+    let mut o = Outbox::new(1 << 20, DeliveryMode::Envelope);
+    let (m1, m2) = (msg(&r, 1, None, Policy::Drop), msg(&r, 2, None, Policy::Drop));
+    o.push_msg(&m1);
+    o.push_msg(&m2);
+    let total = o.queued_bytes();
+    let mut iov = [std::io::IoSlice::new(&[]); 4];
+    assert_eq!(o.gather(&mut iov), 2);
+    assert_eq!(&*iov[0], m1.frame.as_ref());
+    // Frame 1 and 5 bytes of frame 2 written: frame 2's tail stays first.
+    o.consume(m1.frame.len() + 5);
+    assert_eq!(o.queued_bytes(), total - m1.frame.len() - 5);
+    let mut out = Vec::new();
+    o.take(&mut out, 16);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].bytes(DeliveryMode::Envelope).as_ref(), &m2.frame[5..]);
+    assert_eq!(o.queued_bytes(), 0);
+    // Everything written: the queue's storage goes.
+    o.push_msg(&m1);
+    o.consume(m1.frame.len());
+    assert!(o.is_empty());
+    assert_eq!(o.queued_bytes(), 0);
+}
+
+#[test]
+fn gather_leaves_pending_gaps_and_closed_outboxes_to_the_writer() {
+    let (o, _) = dropping(2, 5);
+    let mut iov = [std::io::IoSlice::new(&[]); 4];
+    assert_eq!(o.gather(&mut iov), 0, "a gap notice is pending");
+    let r: Arc<str> = "a".into();
+    let mut c = Outbox::new(1 << 20, DeliveryMode::Envelope);
+    c.push_msg(&msg(&r, 1, None, Policy::Drop));
+    c.close(1000, "", false);
+    assert_eq!(c.gather(&mut iov), 0, "closed");
+}
