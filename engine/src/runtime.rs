@@ -90,6 +90,7 @@ impl Engine {
                     for rx in ev_rx.into_iter().flatten() {
                         glommio::spawn_local_into(event_loop(shard.clone(), rx), tq).unwrap().detach();
                     }
+                    glommio::spawn_local_into(shard.clone().flush_loop(), tq).unwrap().detach();
                     glommio::spawn_local(housekeeping(shard.clone(), stop)).detach();
                     glommio::spawn_local(crate::wakeup::park(slot)).detach();
                     main(shard).await;

@@ -227,6 +227,36 @@ impl Subscriber {
         self.push_msg(msg)
     }
 
+    /// Fan-out under a cork: queues without waking the writer. The caller lists a
+    /// subscriber whose queue was empty, for [`Subscriber::flush_corked`] (nothing else
+    /// would send it: the writer was not woken).
+    pub fn queue_corked(&self, msg: &Arc<Message>) -> Pushed {
+        let p = self.outbox.borrow_mut().push_msg(msg);
+        if p == Pushed::Disconnected {
+            self.wake();
+            self.wake_reader();
+        }
+        p
+    }
+
+    /// Writes a corked queue inline if no writer batch is in flight, then wakes the writer
+    /// for whatever is left (all of it without a write-through hook).
+    pub fn flush_corked(&self, window: Duration, now: Instant) {
+        if !self.writing.get() {
+            if let Some(write) = &*self.direct.borrow() {
+                self.flush_inline(write, window, now);
+            }
+        }
+        if !self.outbox.borrow().is_empty() {
+            self.wake();
+        }
+    }
+
+    /// Wakes the writer task (a corked queue with no flusher to write it).
+    pub(crate) fn wake_writer(&self) {
+        self.wake();
+    }
+
     /// Writes what the outbox holds (up to [`FLUSH_FRAMES`] frames) in one call, now; what
     /// the socket does not take stays queued, first, for the writer task (already woken
     /// when the queue became non-empty). Only while no writer batch is in flight, or the
@@ -446,6 +476,23 @@ mod tests {
         assert_eq!(*wire.borrow(), both);
         assert!(take(&sub).is_empty(), "nothing left for the writer");
         assert_eq!(sub.queued_bytes(), 0);
+    }
+
+    #[test]
+    fn corked_frames_wait_for_the_flush_then_leave_in_one_write() {
+        let (sub, wire) = with_socket(Some(usize::MAX));
+        let (m1, m2) = (msg(1), msg(2));
+        assert_eq!(sub.queue_corked(&m1), Pushed::Queued { was_empty: true });
+        assert_eq!(sub.queue_corked(&m2), Pushed::Queued { was_empty: false });
+        assert!(wire.borrow().is_empty(), "nothing written under the cork");
+        sub.flush_corked(Duration::ZERO, Instant::now());
+        assert_eq!(*wire.borrow(), [m1.frame.as_ref(), m2.frame.as_ref()].concat());
+        assert_eq!(sub.queued_bytes(), 0);
+        // A socket that takes nothing: the frames stay queued for the writer task.
+        let (refusing, _) = with_socket(None);
+        refusing.queue_corked(&m1);
+        refusing.flush_corked(Duration::ZERO, Instant::now());
+        assert_eq!(take(&refusing).len(), 1);
     }
 
     #[test]

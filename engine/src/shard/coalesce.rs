@@ -45,7 +45,11 @@ pub struct Cork(Rc<Shard>);
 
 impl Drop for Cork {
     fn drop(&mut self) {
-        self.0.cork.set(self.0.cork.get() - 1);
+        let left = self.0.cork.get() - 1;
+        self.0.cork.set(left);
+        if left == 0 {
+            self.0.uncorked();
+        }
     }
 }
 
@@ -71,13 +75,58 @@ impl Shard {
         }
     }
 
-    /// Batches fan-out until the guard drops: messages are queued, not written through,
-    /// and each writer later sends all of its queue in one call. Whoever holds a burst
-    /// (several inbound messages or cross-shard events at hand) corks around it; the
-    /// first message of a burst may go through uncorked.
+    /// Batches fan-out until the guard drops: messages are queued, not written through.
+    /// Whoever holds a burst (several inbound messages or cross-shard events at hand) corks
+    /// around it; the first message of a burst may go through uncorked.
+    ///
+    /// The queues are written by the shard's flusher ([`Shard::flush_loop`]), woken when the
+    /// last cork goes: it runs behind every task already runnable, so other sessions'
+    /// messages join the queues first (the batching writer tasks used to get by running
+    /// there), and then writes each listed queue inline, in one call — one task wake-up
+    /// per cork instead of one per subscriber. A writer task is woken only for what a
+    /// socket did not take.
     pub fn cork(self: &Rc<Self>) -> Cork {
         self.cork.set(self.cork.get() + 1);
         Cork(self.clone())
+    }
+
+    /// The last cork went: the flusher has work (or, without one, the writers do).
+    fn uncorked(&self) {
+        if self.corked.borrow().is_empty() {
+            return;
+        }
+        if !self.flusher_alive.get() {
+            let corked = std::mem::take(&mut *self.corked.borrow_mut());
+            corked.iter().for_each(|s| s.wake_writer());
+        } else if let Some(w) = self.flusher.borrow_mut().take() {
+            w.wake();
+        }
+    }
+
+    /// The shard's flusher: writes the queues corked fan-out listed, each in one call.
+    /// Runs until the executor drops it; spawn it into the input queue, beside the
+    /// sessions (see [`Shard::cork`]).
+    pub async fn flush_loop(self: Rc<Self>) {
+        self.flusher_alive.set(true);
+        let mut batch = Vec::new();
+        loop {
+            futures_lite::future::poll_fn(|cx| {
+                // Work only once no cork is held: a cork taken since would list more.
+                if self.cork.get() == 0 && !self.corked.borrow().is_empty() {
+                    std::task::Poll::Ready(())
+                } else {
+                    *self.flusher.borrow_mut() = Some(cx.waker().clone());
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+            std::mem::swap(&mut batch, &mut *self.corked.borrow_mut());
+            let (window, now) = (self.coalesce.get(), Instant::now());
+            for s in batch.drain(..) {
+                s.flush_corked(window, now);
+            }
+            glommio::yield_if_needed().await;
+        }
     }
 }
 

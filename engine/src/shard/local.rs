@@ -153,7 +153,20 @@ impl Shard {
         let (direct, window) = (self.cork.get() == 0, self.coalesce.get());
         // One clock read per message, not per subscriber.
         let now = Instant::now();
-        self.count_pushes(followers.iter().map(|s| s.deliver(msg, direct, window, now)));
+        if direct {
+            self.count_pushes(followers.iter().map(|s| s.deliver(msg, direct, window, now)));
+        } else {
+            // Corked: queue only, and list who got a first frame for the flusher.
+            let mut corked = self.corked.borrow_mut();
+            self.count_pushes(followers.iter().map(|s| {
+                let p = s.queue_corked(msg);
+                if matches!(p, Pushed::Queued { was_empty: true } | Pushed::Conflated { was_empty: true, .. })
+                {
+                    corked.push(s.clone());
+                }
+                p
+            }));
+        }
         if let Some(views) = &followers.views {
             self.with_ctx(&msg.room, direct, false, now, |ctx| views.borrow_mut().deliver(msg, ctx));
         }

@@ -133,6 +133,14 @@ pub struct Shard {
     /// While non-zero, fan-out queues instead of writing through, so a burst of messages
     /// leaves as one write per subscriber (see [`Shard::cork`]).
     cork: Cell<u32>,
+    /// Plain followers whose queue a corked fan-out made non-empty, without waking their
+    /// writers: the shard's flusher writes them (see [`Shard::cork`]). Only a push onto an
+    /// empty queue lists a follower, so each is listed at most once per drain of its queue.
+    corked: RefCell<Vec<Rc<Subscriber>>>,
+    /// The flusher's waker while it is parked, and whether it runs at all (a shard driven
+    /// without the runtime, as in unit tests, wakes the writers instead).
+    flusher: RefCell<Option<std::task::Waker>>,
+    flusher_alive: Cell<bool>,
     /// The coalescing window in force: `coalesce_max` while this shard is busy, else zero
     /// (see [`Shard::adapt_coalescing`]).
     coalesce: Cell<Duration>,
@@ -186,6 +194,9 @@ impl Shard {
             ev,
             barriers: Cell::new((0, 0)),
             cork: Cell::new(0),
+            corked: RefCell::default(),
+            flusher: RefCell::default(),
+            flusher_alive: Cell::new(false),
             coalesce: Cell::new(Duration::ZERO),
             coalesce_max,
             input_queue: glommio::executor().create_task_queue(
