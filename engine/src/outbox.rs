@@ -63,6 +63,14 @@ pub enum Pushed {
     Written,
 }
 
+impl Pushed {
+    /// The push put the first frame into an empty queue: nobody is on the way to send it
+    /// yet (the writer must be woken, or the caller must write it).
+    pub fn made_nonempty(self) -> bool {
+        matches!(self, Pushed::Queued { was_empty: true } | Pushed::Conflated { was_empty: true, .. })
+    }
+}
+
 /// Per room, the inclusive range of dropped seqs not yet announced (room, first, last).
 /// Boxed, and `None` while empty: every connection has an outbox and few ever drop a message
 /// (8 bytes instead of an empty vector's 24).

@@ -197,9 +197,9 @@ impl Subscriber {
                     // on a shard that fell behind, nearly every delivery takes this path,
                     // and it must cost less than the write-through, not more.
                     drop(ob);
-                    let pushed = self.push_msg(msg);
+                    let pushed = self.queue_only(msg);
                     if matches!(pushed, Pushed::Queued { .. } | Pushed::Conflated { .. }) {
-                        self.flush_inline(write, window, now);
+                        self.flush_queue(window, now);
                     }
                     return pushed;
                 }
@@ -227,10 +227,11 @@ impl Subscriber {
         self.push_msg(msg)
     }
 
-    /// Fan-out under a cork: queues without waking the writer. The caller lists a
-    /// subscriber whose queue was empty, for [`Subscriber::flush_corked`] (nothing else
-    /// would send it: the writer was not woken).
-    pub fn queue_corked(&self, msg: &Arc<Message>) -> Pushed {
+    /// Queues a room message without waking the writer (only a disconnect wakes it, and
+    /// the reader). Whoever calls this sends the queue: [`Subscriber::push_msg`] by waking
+    /// the writer, corked fan-out by listing the subscriber for the shard's flusher and
+    /// [`Subscriber::flush_queue`] when [`Pushed::made_nonempty`].
+    pub fn queue_only(&self, msg: &Arc<Message>) -> Pushed {
         let p = self.outbox.borrow_mut().push_msg(msg);
         if p == Pushed::Disconnected {
             self.wake();
@@ -239,9 +240,9 @@ impl Subscriber {
         p
     }
 
-    /// Writes a corked queue inline if no writer batch is in flight, then wakes the writer
-    /// for whatever is left (all of it without a write-through hook).
-    pub fn flush_corked(&self, window: Duration, now: Instant) {
+    /// Writes the queue inline if no writer batch is in flight, then wakes the writer for
+    /// whatever is left (all of it without a write-through hook).
+    pub fn flush_queue(&self, window: Duration, now: Instant) {
         if !self.writing.get() {
             if let Some(write) = &*self.direct.borrow() {
                 self.flush_inline(write, window, now);
@@ -250,11 +251,6 @@ impl Subscriber {
         if !self.outbox.borrow().is_empty() {
             self.wake();
         }
-    }
-
-    /// Wakes the writer task (a corked queue with no flusher to write it).
-    pub(crate) fn wake_writer(&self) {
-        self.wake();
     }
 
     /// Writes what the outbox holds (up to [`FLUSH_FRAMES`] frames) in one call, now; what
@@ -282,24 +278,16 @@ impl Subscriber {
     /// writer if it was idle.
     #[inline]
     pub fn push_msg(&self, msg: &Arc<Message>) -> Pushed {
-        let p = self.outbox.borrow_mut().push_msg(msg);
-        if matches!(
-            p,
-            Pushed::Queued { was_empty: true }
-                | Pushed::Conflated { was_empty: true, .. }
-                | Pushed::Disconnected
-        ) {
+        let p = self.queue_only(msg);
+        if p.made_nonempty() {
             self.wake();
-        }
-        if p == Pushed::Disconnected {
-            self.wake_reader();
         }
         p
     }
 
     /// Queues a frame for this connection alone (replies, pongs, errors).
     pub fn push_ctrl(&self, frame: Bytes) {
-        if let Pushed::Queued { was_empty: true } = self.outbox.borrow_mut().push_ctrl(frame) {
+        if self.outbox.borrow_mut().push_ctrl(frame).made_nonempty() {
             self.wake();
         }
     }
@@ -311,7 +299,7 @@ impl Subscriber {
         self.wake_reader();
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
@@ -482,16 +470,16 @@ mod tests {
     fn corked_frames_wait_for_the_flush_then_leave_in_one_write() {
         let (sub, wire) = with_socket(Some(usize::MAX));
         let (m1, m2) = (msg(1), msg(2));
-        assert_eq!(sub.queue_corked(&m1), Pushed::Queued { was_empty: true });
-        assert_eq!(sub.queue_corked(&m2), Pushed::Queued { was_empty: false });
+        assert_eq!(sub.queue_only(&m1), Pushed::Queued { was_empty: true });
+        assert_eq!(sub.queue_only(&m2), Pushed::Queued { was_empty: false });
         assert!(wire.borrow().is_empty(), "nothing written under the cork");
-        sub.flush_corked(Duration::ZERO, Instant::now());
+        sub.flush_queue(Duration::ZERO, Instant::now());
         assert_eq!(*wire.borrow(), [m1.frame.as_ref(), m2.frame.as_ref()].concat());
         assert_eq!(sub.queued_bytes(), 0);
         // A socket that takes nothing: the frames stay queued for the writer task.
         let (refusing, _) = with_socket(None);
-        refusing.queue_corked(&m1);
-        refusing.flush_corked(Duration::ZERO, Instant::now());
+        refusing.queue_only(&m1);
+        refusing.flush_queue(Duration::ZERO, Instant::now());
         assert_eq!(take(&refusing).len(), 1);
     }
 

@@ -97,7 +97,7 @@ impl Shard {
         }
         if !self.flusher_alive.get() {
             let corked = std::mem::take(&mut *self.corked.borrow_mut());
-            corked.iter().for_each(|s| s.wake_writer());
+            corked.iter().for_each(|s| s.wake());
         } else if let Some(w) = self.flusher.borrow_mut().take() {
             w.wake();
         }
@@ -123,7 +123,7 @@ impl Shard {
             std::mem::swap(&mut batch, &mut *self.corked.borrow_mut());
             let (window, now) = (self.coalesce.get(), Instant::now());
             for s in batch.drain(..) {
-                s.flush_corked(window, now);
+                s.flush_queue(window, now);
             }
             glommio::yield_if_needed().await;
         }

@@ -159,9 +159,8 @@ impl Shard {
             // Corked: queue only, and list who got a first frame for the flusher.
             let mut corked = self.corked.borrow_mut();
             self.count_pushes(followers.iter().map(|s| {
-                let p = s.queue_corked(msg);
-                if matches!(p, Pushed::Queued { was_empty: true } | Pushed::Conflated { was_empty: true, .. })
-                {
+                let p = s.queue_only(msg);
+                if p.made_nonempty() {
                     corked.push(s.clone());
                 }
                 p
