@@ -2,7 +2,7 @@
 //!
 //! Why: on a busy shard a writer that wrote less than the coalescing window ago waits for
 //! the window before its next write, so a burst leaves in one `sendmsg` (see
-//! [`shardcast_engine::Subscriber::write_delay`]). At fan-out scale nearly every write
+//! [`shardcast_engine::Subscriber::write_due`]). At fan-out scale nearly every write
 //! waits (counted at `fanout-1k`: 97% of writer turns), and a glommio timer per wait is a
 //! heap-allocated timer, an insert and a removal in the reactor's timer map and a wake-up
 //! through it — per subscriber per message. Here waits due in the same slot of

@@ -20,7 +20,7 @@
 //! * [`metrics`] — per-shard [`metrics::Counters`] and the Prometheus text [`metrics::render`].
 //! * [`demo`] — simulated publishers for the five tracking apps (vehicles, flights, traffic,
 //!   orders, IoT) that feed their rooms out of the box.
-//! * [`page`] — the self-contained live map served at `GET /`.
+//! * [`pages`] — the web pages: an index at `/`, one app per demo, the canvas map at `/map`.
 //!
 //! The I/O layer wires these into one glommio executor per shard:
 //!

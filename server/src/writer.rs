@@ -172,7 +172,8 @@ pub fn direct(fd: i32) -> shardcast_engine::subscriber::DirectWrite {
             // SAFETY: `b` is a live slice; the session clears this hook before closing `fd`.
             unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
         } else {
-            // `IoSlice` is ABI-compatible with `iovec` on Unix; the slices outlive the call.
+            // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, and the slices outlive
+            // the call.
             let iov = unsafe { std::slice::from_raw_parts(bufs.as_ptr().cast::<libc::iovec>(), bufs.len()) };
             match send_vectored(fd, iov) {
                 Ok(n) => n as isize,
