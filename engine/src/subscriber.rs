@@ -113,6 +113,11 @@ impl Subscriber {
         self.outbox.borrow().queued_bytes()
     }
 
+    /// True while frames wait in the queue (none taken by the writer yet).
+    pub fn has_queued(&self) -> bool {
+        !self.outbox.borrow().is_empty()
+    }
+
     /// Bytes this connection holds for its client: queued plus the batch being written.
     pub fn held_bytes(&self) -> usize {
         self.outbox.borrow().queued_bytes() + self.in_flight.get()
@@ -161,6 +166,14 @@ impl Subscriber {
     /// may already have passed; no clock is read here.
     pub fn write_due(&self, window: Duration) -> Option<Instant> {
         (!window.is_zero() && self.deferred.get()).then(|| self.last_write.get() + window)
+    }
+
+    /// For the writer, back from waiting until `waited` (an instant [`Self::write_due`]
+    /// gave): a later instant if a fan-out wrote the queue inline meanwhile, since the
+    /// window then runs from that write and what was queued after it waits for it too.
+    /// Without this the writer would send such a frame alone the moment it was queued.
+    pub fn write_due_after(&self, window: Duration, waited: Instant) -> Option<Instant> {
+        self.write_due(window).filter(|&next| next > waited)
     }
 
     /// Records an arrival; true once at least two consecutive gaps were shorter than
@@ -406,6 +419,30 @@ mod tests {
         assert!(wire.borrow().is_empty());
         assert!(sub.write_due(minute).unwrap() > Instant::now() + Duration::from_secs(59));
         assert_eq!(sub.write_due(Duration::ZERO), None);
+    }
+
+    #[test]
+    fn a_write_during_the_writers_wait_restarts_its_window() {
+        let (sub, wire) = with_socket(Some(usize::MAX));
+        let w = Duration::from_millis(5);
+        let ms = |tenths: u64| Duration::from_micros(tenths * 100);
+        let t0 = Instant::now() + Duration::from_secs(1); // long after the last arrival
+                                                          // Two close arrivals are written through; the third (a streak) is deferred, and
+                                                          // the writer is told to wait until 5 ms after the last write.
+        assert_eq!(sub.deliver(&msg(1), true, w, t0 + ms(10)), Pushed::Written);
+        assert_eq!(sub.deliver(&msg(2), true, w, t0 + ms(20)), Pushed::Written);
+        assert!(matches!(sub.deliver(&msg(3), true, w, t0 + ms(30)), Pushed::Queued { .. }));
+        let at = sub.write_due(w).unwrap();
+        assert_eq!(at, t0 + ms(70));
+        // Before the writer runs, a frame arriving after the window takes the queue with it.
+        assert!(matches!(sub.deliver(&msg(4), true, w, t0 + ms(71)), Pushed::Queued { .. }));
+        assert_eq!(wire.borrow().len(), msg(1).frame.len() * 4);
+        // The next frame is within the window of that write: queued, and the writer, back
+        // from its wait, waits again instead of sending it alone.
+        assert!(matches!(sub.deliver(&msg(5), true, w, t0 + ms(75)), Pushed::Queued { .. }));
+        assert_eq!(sub.write_due_after(w, at), Some(t0 + ms(121)));
+        assert_eq!(sub.write_due_after(w, t0 + ms(121)), None);
+        assert_eq!(wire.borrow().len(), msg(1).frame.len() * 4);
     }
 
     #[test]

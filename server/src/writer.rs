@@ -77,8 +77,14 @@ pub fn run<'a>(
             if !poll_fn(|cx| sub.poll_ready(cx)).await {
                 return Ok(());
             }
-            if let Some(at) = sub.write_due(shard.coalesce_window()) {
+            let mut due = sub.write_due(shard.coalesce_window());
+            while let Some(at) = due {
                 deferrals.until(at).await;
+                due = sub.write_due_after(shard.coalesce_window(), at);
+            }
+            if !sub.has_queued() {
+                // A fan-out wrote the whole queue inline while this writer waited.
+                continue;
             }
             let (mut batch, mut iov) = (scratch.batch.take(), scratch.iov.take());
             if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
