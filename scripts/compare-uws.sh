@@ -1,22 +1,26 @@
 #!/usr/bin/env bash
 # uWebSockets.js (npm `uwebsockets`, Node) against shardcast (1 shard): the same scenarios over
-# the same room-per-URL protocol (/ws/<room>/), both servers pinned to SERVER_CPU, the loadgen
+# the same protocol — room-per-URL (/ws/<room>/) and/or the multiplexed /ws, whose benchmark
+# subset scripts/uws/server.js also speaks — both servers pinned to SERVER_CPU, the loadgen
 # to LOADGEN_CPU. One `run --compare` per scenario (A = uWS, B = shardcast), rounds interleaved
 # A B A B on the same two server processes, each side's server CPU, CPU µs per delivery and
 # RSS measured through --server-pids; one record per scenario in RECORD (results/).
 #
 #   scripts/compare-uws.sh
 #   ROUNDS=2 DURATION=3s SCENARIOS=rooms-500 RECORD=/tmp/smoke scripts/compare-uws.sh
+#   PROTOCOLS="per-room ws" SCENARIOS=rooms-500 scripts/compare-uws.sh
 #
 # Environment (defaults):
 #   SCENARIOS  "rooms-500 fanout-1k fanout-5k hot-100" (names; fanout-1k runs at --rate 100,
 #              fanout-5k at --rate 20, others at their preset rates)
+#   PROTOCOLS "per-room" (space-separated: per-room = /ws/<room>/, ws = multiplexed /ws)
 #   ROUNDS 5   DURATION 10s   WARMUP 2s   (per run; each round runs A then B)
 #   SERVER_CPU 0   LOADGEN_CPU 1   RECORD results (empty: no record)
 #   UWS_DIR /tmp/shardcast-uws (scratch folder for the npm package)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCENARIOS="${SCENARIOS:-rooms-500 fanout-1k fanout-5k hot-100}"
+PROTOCOLS="${PROTOCOLS:-per-room}"
 ROUNDS="${ROUNDS:-5}"
 DURATION="${DURATION:-10s}"
 WARMUP="${WARMUP:-2s}"
@@ -62,22 +66,29 @@ start() {
 }
 
 start uws node "$UWS_DIR/server.js" 0
-UWS_PID=$STARTED_PID; A="ws://$STARTED_ADDR/ws/{room}/"
+UWS_PID=$STARTED_PID; UWS_ADDR=$STARTED_ADDR
 start shardcast "$TARGET/release/shardcast" --shards 1 --no-demo --listen 127.0.0.1:0
-SC_PID=$STARTED_PID; B="ws://$STARTED_ADDR/ws/{room}/"
+SC_PID=$STARTED_PID; SC_ADDR=$STARTED_ADDR
 
 record=(); [[ -n "$RECORD" ]] && record=(--record "$RECORD")
 notes=(--note "A = uWebSockets.js (npm uwebsockets@$UWS_VERSION, node $(node --version)), scripts/uws/server.js, taskset -c $SERVER_CPU"
        --note "B = shardcast --shards 1 --no-demo, taskset -c $SERVER_CPU; loadgen taskset -c $LOADGEN_CPU"
        --note "scripts/compare-uws.sh: SCENARIOS='$SCENARIOS' ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP")
-for sc in $SCENARIOS; do
-  case "$sc" in
-    fanout-1k) extra=(--rate 100) ;;
-    fanout-5k) extra=(--rate 20) ;;
-    *) extra=() ;;
+for proto in $PROTOCOLS; do
+  case "$proto" in
+    per-room) A="ws://$UWS_ADDR/ws/{room}/"; B="ws://$SC_ADDR/ws/{room}/"; urls=(--compare "$A" "$B") ;;
+    ws) A="ws://$UWS_ADDR/ws"; B="ws://$SC_ADDR/ws"; urls=(--compare "$A" "$B") ;;
+    *) echo "unknown protocol '$proto' (per-room or ws)" >&2; exit 2 ;;
   esac
-  echo "== $sc ${extra[*]}" >&2
-  taskset -c "$LOADGEN_CPU" "$LG" run --compare "$A" "$B" --server-pids "$UWS_PID,$SC_PID" \
-    --scenario "$sc" "${extra[@]}" --rounds "$ROUNDS" --warmup "$WARMUP" --duration "$DURATION" \
-    --cpus 1 --quiet "${notes[@]}" "${record[@]}"
+  for sc in $SCENARIOS; do
+    case "$sc" in
+      fanout-1k) extra=(--rate 100) ;;
+      fanout-5k) extra=(--rate 20) ;;
+      *) extra=() ;;
+    esac
+    echo "== $sc ($proto) ${extra[*]}" >&2
+    taskset -c "$LOADGEN_CPU" "$LG" run "${urls[@]}" --server-pids "$UWS_PID,$SC_PID" \
+      --scenario "$sc" "${extra[@]}" --rounds "$ROUNDS" --warmup "$WARMUP" --duration "$DURATION" \
+      --cpus 1 --quiet "${notes[@]}" --note "protocol: $proto ($A vs $B)" "${record[@]}"
+  done
 done
