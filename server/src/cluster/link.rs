@@ -279,7 +279,7 @@ impl Link {
     }
 
     /// The epoch stored for `room`, if any.
-    async fn stored_epoch(&self, room: &str) -> Result<Option<Epoch>, ClusterError> {
+    pub(super) async fn stored_epoch(&self, room: &str) -> Result<Option<Epoch>, ClusterError> {
         let h = self.handles().await?;
         match h.epochs.direct_get_last_for_subject(names::epoch_subject(room)).await {
             Ok(m) => {

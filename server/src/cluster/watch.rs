@@ -78,7 +78,7 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>, keyed: bool) {
                     return;
                 }
                 // Reconnected: what the room got meanwhile is in the stream, not in flight.
-                if let Err(e) = fill(&link, &room, owner, &mut last, u64::MAX).await {
+                if let Err(e) = catch_up(&link, &room, owner, &mut last).await {
                     tracing::warn!(room = &*room, "cannot catch up after reconnecting: {e}");
                 }
                 continue;
@@ -97,6 +97,13 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>, keyed: bool) {
         if head.seq > last.seq + 1 && head.epoch == last.epoch {
             if let Err(e) = fill(&link, &room, owner, &mut last, head.seq).await {
                 tracing::warn!(room = &*room, "cannot fill seqs {}..{}: {e}", last.seq + 1, head.seq - 1);
+            }
+        } else if head.epoch != last.epoch && head.seq > 1 {
+            // A new epoch whose first messages went by unseen (the broker lost its store
+            // while this node was away): those come first, from the stream.
+            let mut from = Head { stream_seq: 0, seq: 0, epoch: head.epoch };
+            if let Err(e) = fill(&link, &room, owner, &mut from, head.seq).await {
+                tracing::warn!(room = &*room, "cannot fill seqs 1..{} of a new epoch: {e}", head.seq - 1);
             }
         }
         if !forward(&link, &room, owner, head, m.payload, Duration::ZERO).await {
@@ -259,6 +266,39 @@ async fn fill(
         *last = Head { stream_seq: m.sequence, ..head };
     }
     Ok(())
+}
+
+/// After a reconnect, forwards what the room got meanwhile from the stream. If the broker
+/// lost its store meanwhile, the room lives on under a new epoch in a stream that started
+/// over, whose sequences no longer follow `last`: then the room's retained messages of the
+/// new epoch are forwarded from the first, and that first one makes the owner shard reset
+/// the room's subscribers, as a live message of a new epoch does. Without this, a node
+/// that reconnected after another had already published into the new store never
+/// delivered those messages nor the reset.
+async fn catch_up(link: &Link, room: &Arc<str>, owner: usize, last: &mut Head) -> Result<(), ClusterError> {
+    // The client subscribed again when it reconnected: once the broker has that, whatever
+    // the stream does not hold yet arrives live.
+    link.client.flush().await.map_err(broker)?;
+    match link.stored_epoch(room).await? {
+        Some(epoch) if epoch != last.epoch => {
+            let h = link.handles().await?;
+            let retained =
+                consume(&h.stream, names::in_subject(room), DeliverPolicy::All, link.cfg.history).await?;
+            for m in retained {
+                let Ok(head) = parse(&m.headers, m.stream_seq) else { continue };
+                if head.epoch != epoch || (head.epoch == last.epoch && head.seq <= last.seq) {
+                    continue;
+                }
+                link.stats.filled.fetch_add(1, Relaxed);
+                if !forward(link, room, owner, head, m.payload, m.age).await {
+                    return Err(broker("shard stopped"));
+                }
+                *last = head;
+            }
+            Ok(())
+        }
+        _ => fill(link, room, owner, last, u64::MAX).await,
+    }
 }
 
 /// Hands one message to the owner shard (waiting while its queue is full).

@@ -22,9 +22,13 @@ fn ip(args: &[&str]) {
 }
 
 impl Host {
-    /// Creates the namespace and both links (subnets chosen from the test's PID).
+    /// Creates the namespace and both links (names and subnets chosen from the test's PID
+    /// and a count of the hosts this process made, so that tests running at once in one
+    /// process do not share them).
     pub fn new() -> Host {
-        let id = std::process::id() % 100_000;
+        static MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 10;
+        let id = std::process::id() % 10_000 * 10 + n;
         let x = id % 250;
         let ns = format!("scns{id}");
         let h = Host {
