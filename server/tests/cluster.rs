@@ -66,6 +66,28 @@ fn wait_subscribers(s: &Server, room: &str, n: u64) {
 }
 
 /// Waits until `/health` answers `status`.
+/// A node inside `host`'s network namespace, so the test can cut it off from the broker.
+fn node_in_netns(host: &common::netns::Host, broker: &Broker, id: &str) -> Server {
+    let (listen, url) = (format!("{}:0", host.node_ip), broker.url());
+    let args = ["--listen", &listen, "--allow-anonymous", "--no-demo", "--shards", "2", "--nats", &url];
+    Server::start_in_netns(&host.ns, &[&args[..], &["--node-id", id]].concat())
+}
+
+/// Publishes `"again"` to `room` through `s` until the broker, back with an empty store,
+/// accepts it; returns its seq and epoch.
+fn publish_again(s: &Server, room: &str) -> (u64, String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = s.publish(&format!(r#"{{"room":"{room}","data":"again"}}"#), &[]);
+        if r.status == 200 {
+            let v: Value = serde_json::from_slice(&r.body).unwrap();
+            return (v["seq"].as_u64().unwrap(), v["epoch"].as_str().unwrap().to_owned());
+        }
+        assert!(Instant::now() < deadline, "no publish after the broker came back empty");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn wait_health(s: &Server, status: u16) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while s.get("/health").status != status {
@@ -333,23 +355,7 @@ fn a_node_cut_off_from_the_broker_catches_up_with_no_gap_and_no_duplicate() {
     let host = common::netns::Host::new();
     let broker = Broker::start_on(&host.broker_ip);
     let a = node(&broker, "a");
-    let listen = format!("{}:0", host.node_ip);
-    let url = broker.url();
-    let b = Server::start_in_netns(
-        &host.ns,
-        &[
-            "--listen",
-            &listen,
-            "--allow-anonymous",
-            "--no-demo",
-            "--shards",
-            "2",
-            "--nats",
-            &url,
-            "--node-id",
-            "b",
-        ],
-    );
+    let b = node_in_netns(&host, &broker, "b");
     let room = unique("partition:");
     let mut sub = b.ws();
     sub.sub(&room, 1);
@@ -367,11 +373,7 @@ fn a_node_cut_off_from_the_broker_catches_up_with_no_gap_and_no_duplicate() {
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     // Long enough for b's client to notice (pings every 2 s) and reconnect after healing:
     // b then catches up from the stream.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while b.get("/health").status != 503 {
-        assert!(Instant::now() < deadline, "b never noticed the partition");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_health(&b, 503); // b noticed the partition
     host.heal();
     // After healing b delivers everything it missed, in order, each once (collect checks
     // contiguity), then live messages.
@@ -441,16 +443,7 @@ fn when_the_broker_loses_its_store_subscribers_get_a_reset_not_a_silent_restart(
     collect(&mut sub, 3);
     collect(&mut paced, 3);
     broker.restart_empty();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (seq, epoch) = loop {
-        let r = a.publish(&format!(r#"{{"room":"{room}","data":"again"}}"#), &[]);
-        if r.status == 200 {
-            let v: Value = serde_json::from_slice(&r.body).unwrap();
-            break (v["seq"].as_u64().unwrap(), v["epoch"].as_str().unwrap().to_owned());
-        }
-        assert!(Instant::now() < deadline, "no publish after the broker came back empty");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (seq, epoch) = publish_again(&a, &room);
     assert_eq!(seq, 1, "the room's sequence could not continue: it restarts...");
     assert_ne!(epoch, old_epoch, "...under a new epoch");
     for s in [&mut sub, &mut paced] {
@@ -470,22 +463,7 @@ fn a_node_away_while_the_broker_lost_its_store_still_resets_its_subscribers() {
     let host = common::netns::Host::new();
     let mut broker = Broker::start_on(&host.broker_ip);
     let a = node(&broker, "a");
-    let (listen, url) = (format!("{}:0", host.node_ip), broker.url());
-    let b = Server::start_in_netns(
-        &host.ns,
-        &[
-            "--listen",
-            &listen,
-            "--allow-anonymous",
-            "--no-demo",
-            "--shards",
-            "2",
-            "--nats",
-            &url,
-            "--node-id",
-            "b",
-        ],
-    );
+    let b = node_in_netns(&host, &broker, "b");
     let room = unique("away:");
     let mut sub = b.ws();
     let (_, old_epoch) = sub.sub_epoch(&room, 1);
@@ -494,22 +472,9 @@ fn a_node_away_while_the_broker_lost_its_store_still_resets_its_subscribers() {
     }
     collect(&mut sub, 3);
     host.cut();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while b.get("/health").status != 503 {
-        assert!(Instant::now() < deadline, "b never noticed the partition");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_health(&b, 503); // b noticed the partition
     broker.restart_empty();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let (seq, epoch) = loop {
-        let r = a.publish(&format!(r#"{{"room":"{room}","data":"again"}}"#), &[]);
-        if r.status == 200 {
-            let v: Value = serde_json::from_slice(&r.body).unwrap();
-            break (v["seq"].as_u64().unwrap(), v["epoch"].as_str().unwrap().to_owned());
-        }
-        assert!(Instant::now() < deadline, "no publish after the broker came back empty");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let (seq, epoch) = publish_again(&a, &room);
     assert_eq!(seq, 1);
     assert_ne!(epoch, old_epoch);
     host.heal();
