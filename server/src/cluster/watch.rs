@@ -101,8 +101,7 @@ pub(super) async fn run(link: Rc<Link>, room: Arc<str>, keyed: bool) {
         } else if head.epoch != last.epoch && head.seq > 1 {
             // A new epoch whose first messages went by unseen (the broker lost its store
             // while this node was away): those come first, from the stream.
-            let mut from = Head { stream_seq: 0, seq: 0, epoch: head.epoch };
-            if let Err(e) = fill(&link, &room, owner, &mut from, head.seq).await {
+            if let Err(e) = forward_retained(&link, &room, owner, &mut last, head.epoch, head.seq).await {
                 tracing::warn!(room = &*room, "cannot fill seqs 1..{} of a new epoch: {e}", head.seq - 1);
             }
         }
@@ -120,21 +119,16 @@ async fn start(
     owner: usize,
     keyed: bool,
 ) -> Result<(async_nats::Subscriber, Head), ClusterError> {
-    let h = link.handles().await?;
+    // Fails at once while the link is down, before anything is subscribed.
+    link.handles().await?;
     let sub = link.client.subscribe(names::out_subject(room)).await.map_err(broker)?;
     link.client.flush().await.map_err(broker)?;
     let epoch = link.epoch_of(room).await?;
-    // The retained history in one ordered consumer (one request, then the messages stream
-    // in): a node taking interest in hundreds of rooms at once must not pay a round trip
-    // per retained message.
     let mut msgs = Vec::new();
     let mut last = Head { stream_seq: 0, seq: 0, epoch };
-    for m in consume(&h.stream, names::in_subject(room), DeliverPolicy::All, link.cfg.history).await? {
-        let Ok(head) = parse(&m.headers, m.stream_seq) else { continue };
-        if head.epoch == epoch {
-            msgs.push(Stored { seq: head.seq, data: m.payload, key: None, age: m.age });
-            last = head;
-        }
+    for (head, m) in retained(link, room, epoch).await? {
+        msgs.push(Stored { seq: head.seq, data: m.payload, key: None, age: m.age });
+        last = head;
     }
     let oldest = msgs.first().map_or(last.seq + 1, |m| m.seq);
     let snapshot = if keyed { load_keys(link, room, epoch, oldest).await? } else { Vec::new() };
@@ -281,24 +275,43 @@ async fn catch_up(link: &Link, room: &Arc<str>, owner: usize, last: &mut Head) -
     link.client.flush().await.map_err(broker)?;
     match link.stored_epoch(room).await? {
         Some(epoch) if epoch != last.epoch => {
-            let h = link.handles().await?;
-            let retained =
-                consume(&h.stream, names::in_subject(room), DeliverPolicy::All, link.cfg.history).await?;
-            for m in retained {
-                let Ok(head) = parse(&m.headers, m.stream_seq) else { continue };
-                if head.epoch != epoch || (head.epoch == last.epoch && head.seq <= last.seq) {
-                    continue;
-                }
-                link.stats.filled.fetch_add(1, Relaxed);
-                if !forward(link, room, owner, head, m.payload, m.age).await {
-                    return Err(broker("shard stopped"));
-                }
-                *last = head;
-            }
-            Ok(())
+            forward_retained(link, room, owner, last, epoch, u64::MAX).await
         }
         _ => fill(link, room, owner, last, u64::MAX).await,
     }
+}
+
+/// Forwards the room's retained messages of `epoch` below seq `until` that `last` does not
+/// cover yet (all of them while `last` is of another epoch), in order.
+async fn forward_retained(
+    link: &Link,
+    room: &Arc<str>,
+    owner: usize,
+    last: &mut Head,
+    epoch: Epoch,
+    until: u64,
+) -> Result<(), ClusterError> {
+    for (head, m) in retained(link, room, epoch).await? {
+        if head.seq >= until || (head.epoch == last.epoch && head.seq <= last.seq) {
+            continue;
+        }
+        link.stats.filled.fetch_add(1, Relaxed);
+        if !forward(link, room, owner, head, m.payload, m.age).await {
+            return Err(broker("shard stopped"));
+        }
+        *last = head;
+    }
+    Ok(())
+}
+
+/// The room's retained messages of `epoch`, oldest first, in one ordered consumer (one
+/// request, then the messages stream in): a node taking interest in hundreds of rooms at
+/// once must not pay a round trip per retained message.
+async fn retained(link: &Link, room: &str, epoch: Epoch) -> Result<Vec<(Head, Loaded)>, ClusterError> {
+    let h = link.handles().await?;
+    let all = consume(&h.stream, names::in_subject(room), DeliverPolicy::All, link.cfg.history).await?;
+    let heads = all.into_iter().filter_map(|m| Some((parse(&m.headers, m.stream_seq).ok()?, m)));
+    Ok(heads.filter(|(head, _)| head.epoch == epoch).collect())
 }
 
 /// Hands one message to the owner shard (waiting while its queue is full).
