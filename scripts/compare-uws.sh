@@ -76,10 +76,11 @@ notes=(--note "A = uWebSockets.js (npm uwebsockets@$UWS_VERSION, node $(node --v
        --note "scripts/compare-uws.sh: SCENARIOS='$SCENARIOS' ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP")
 for proto in $PROTOCOLS; do
   case "$proto" in
-    per-room) A="ws://$UWS_ADDR/ws/{room}/"; B="ws://$SC_ADDR/ws/{room}/"; urls=(--compare "$A" "$B") ;;
-    ws) A="ws://$UWS_ADDR/ws"; B="ws://$SC_ADDR/ws"; urls=(--compare "$A" "$B") ;;
+    per-room) path="/ws/{room}/" ;;
+    ws) path="/ws" ;;
     *) echo "unknown protocol '$proto' (per-room or ws)" >&2; exit 2 ;;
   esac
+  A="ws://$UWS_ADDR$path"; B="ws://$SC_ADDR$path"
   for sc in $SCENARIOS; do
     case "$sc" in
       fanout-1k) extra=(--rate 100) ;;
@@ -87,7 +88,7 @@ for proto in $PROTOCOLS; do
       *) extra=() ;;
     esac
     echo "== $sc ($proto) ${extra[*]}" >&2
-    taskset -c "$LOADGEN_CPU" "$LG" run "${urls[@]}" --server-pids "$UWS_PID,$SC_PID" \
+    taskset -c "$LOADGEN_CPU" "$LG" run --compare "$A" "$B" --server-pids "$UWS_PID,$SC_PID" \
       --scenario "$sc" "${extra[@]}" --rounds "$ROUNDS" --warmup "$WARMUP" --duration "$DURATION" \
       --cpus 1 --quiet "${notes[@]}" --note "protocol: $proto ($A vs $B)" "${record[@]}"
   done

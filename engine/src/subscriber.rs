@@ -261,7 +261,7 @@ impl Subscriber {
                 self.flush_inline(write, window, now);
             }
         }
-        if !self.outbox.borrow().is_empty() {
+        if self.has_queued() {
             self.wake();
         }
     }
@@ -426,9 +426,10 @@ mod tests {
         let (sub, wire) = with_socket(Some(usize::MAX));
         let w = Duration::from_millis(5);
         let ms = |tenths: u64| Duration::from_micros(tenths * 100);
-        let t0 = Instant::now() + Duration::from_secs(1); // long after the last arrival
-                                                          // Two close arrivals are written through; the third (a streak) is deferred, and
-                                                          // the writer is told to wait until 5 ms after the last write.
+        // Long after the last arrival: two close arrivals are written through; the third
+        // (a streak) is deferred, and the writer is told to wait until 5 ms after the last
+        // write.
+        let t0 = Instant::now() + Duration::from_secs(1);
         assert_eq!(sub.deliver(&msg(1), true, w, t0 + ms(10)), Pushed::Written);
         assert_eq!(sub.deliver(&msg(2), true, w, t0 + ms(20)), Pushed::Written);
         assert!(matches!(sub.deliver(&msg(3), true, w, t0 + ms(30)), Pushed::Queued { .. }));

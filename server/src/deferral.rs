@@ -156,11 +156,17 @@ mod tests {
         glommio::LocalExecutorBuilder::default().spawn(f).expect("executor").join().expect("join");
     }
 
+    /// Deferrals with their driver running on this executor.
+    fn driven() -> Rc<Deferrals> {
+        let d = Deferrals::new();
+        glommio::spawn_local(d.clone().run()).detach();
+        d
+    }
+
     #[test]
     fn waiters_wake_at_or_after_their_instant_in_order_of_slots() {
         run(|| async {
-            let d = Deferrals::new();
-            glommio::spawn_local(d.clone().run()).detach();
+            let d = driven();
             let woke = Rc::new(RefCell::new(Vec::new()));
             let t0 = Instant::now();
             // Registered latest first: each earlier slot must re-arm the sleeping driver.
@@ -190,8 +196,7 @@ mod tests {
     #[test]
     fn a_past_instant_is_ready_at_once_and_repolls_register_once() {
         run(|| async {
-            let d = Deferrals::new();
-            glommio::spawn_local(d.clone().run()).detach();
+            let d = driven();
             d.until(Instant::now()).await;
             assert_eq!(d.pending(), 0, "nothing registered for a past instant");
             let at = Instant::now() + Duration::from_millis(5);
@@ -209,8 +214,7 @@ mod tests {
     #[test]
     fn a_dropped_waiter_is_cleared_when_its_slot_fires() {
         run(|| async {
-            let d = Deferrals::new();
-            glommio::spawn_local(d.clone().run()).detach();
+            let d = driven();
             let mut fut = Box::pin(d.until(Instant::now() + Duration::from_millis(2)));
             assert!(futures_lite::future::poll_once(fut.as_mut()).await.is_none());
             drop(fut);
