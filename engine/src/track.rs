@@ -3,8 +3,8 @@
 //!
 //! Why at publish, once: every subscriber filter (a viewport, a dead-band, "always deliver a
 //! status change") needs the same two facts about a message, so the room's owner reads them
-//! once when it sequences the message and stores them in the shared [`Message`](crate::message::Message)
-//! (`crate::message::Message`); fan-out then compares numbers, never JSON. The read is one scan
+//! once when it sequences the message and stores them in the shared
+//! [`Message`](crate::message::Message); fan-out then compares numbers, never JSON. The read is one scan
 //! of the payload's top-level members ([`crate::json::Fields`]), only in namespaces that
 //! configure `geo` or have a `key` (status matters only per key).
 //!
