@@ -5,10 +5,10 @@
 //! waits, and that poll's `Source` is a ~490-byte heap object per connection, besides the
 //! stream's own 128 bytes — a fifth of an idle session's memory (issue 8). Here a session
 //! owns a plain non-blocking fd ([`Socket`]) registered once, edge-triggered, with its
-//! shard's epoll instance. The shard waits on that one epoll fd through glommio (one poll
-//! armed for all its connections) and, when it is readable, harvests the events and wakes
-//! the sessions they name ([`Readiness::run`]). Per connection that leaves a [`Slot`] here
-//! (40 bytes) and the kernel's epoll item.
+//! shard's epoll instance, and the shard's executor sleeps in that instance
+//! ([`Readiness::park_executor`]): glommio adds its rings' fds to it and hands every other
+//! event to [`Readiness::dispatch`], which wakes the sessions they name. Per connection that
+//! leaves a [`Slot`] here (40 bytes) and the kernel's epoll item.
 //!
 //! Edge-triggered events say "something changed", never "still ready". So each slot keeps a
 //! `readable` and a `writable` flag: events set them, and the session clears one when a write
@@ -19,23 +19,19 @@
 //! kernel will report the next arrival (or room) with a new event.
 //!
 //! Slots are reused; a token carries the slot's generation so that an event for a slot's
-//! previous owner wakes nobody.
+//! previous owner wakes nobody. No token equals glommio's ring token (`u64::MAX`): slot
+//! indexes stop below `u32::MAX`.
 
-use futures_lite::future::{or, poll_fn};
-use futures_lite::AsyncRead;
+use futures_lite::future::poll_fn;
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-/// Most events harvested by one `epoll_wait` (more are taken in further calls).
-const EVENTS: usize = 256;
-
-/// The longest the readiness loop waits on its armed poll before it harvests and re-arms
-/// anyway (see [`Readiness::run`]); an idle shard's keepalive already ticks as often.
-const SAFETY_NET: std::time::Duration = std::time::Duration::from_millis(100);
+/// How often a shard too busy to sleep still harvests its epoll instance: the most a
+/// socket event waits for its harvest while every turn finds work.
+const BUSY_HARVEST: std::time::Duration = std::time::Duration::from_micros(200);
 
 /// One registered socket's readiness.
 #[derive(Default)]
@@ -77,7 +73,10 @@ impl Readiness {
             None => {
                 let mut slots = self.slots.borrow_mut();
                 slots.push(Slot::default());
-                u32::try_from(slots.len() - 1).map_err(|_| io::Error::other("too many sockets"))?
+                u32::try_from(slots.len() - 1)
+                    .ok()
+                    .filter(|&i| i != u32::MAX)
+                    .ok_or_else(|| io::Error::other("too many sockets"))?
             }
         };
         let token = {
@@ -141,50 +140,26 @@ impl Readiness {
         self.len() == 0
     }
 
-    /// The shard's readiness loop: waits until the epoll fd is readable, then hands every
-    /// event to its slot. Runs until the executor drops it (the shard ends).
-    pub async fn run(self: Rc<Self>) {
-        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
-        let mut failing = false;
-        loop {
-            // The wait needs one spare fd; at the process's fd limit it fails until one is
-            // freed. Events wait in the epoll instance meanwhile; poll it every 10 ms and say
-            // so once per streak.
-            //
-            // The wait is also bounded by [`SAFETY_NET`]: every session of the shard depends
-            // on this one armed poll, so a completion that never came (during compares on a
-            // heavily loaded host a shard once stopped reading for seconds, cause not found)
-            // must cost at most that long: the poll is then dropped (cancelled) and re-armed
-            // after a harvest.
-            let waited = or(self.wait(), async {
-                glommio::timer::sleep(SAFETY_NET).await;
-                Ok(())
-            });
-            match waited.await {
-                Ok(()) => failing = false,
-                Err(e) => {
-                    if !failing {
-                        tracing::warn!("waiting on the shard's epoll instance failed: {e}; polling it");
-                    }
-                    failing = true;
-                    glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
+    /// Makes this instance the one the shard's executor sleeps in (glommio's
+    /// `park_in_epoll`, a patch of ours: `vendor/glommio/PATCHES.md`), with
+    /// [`Readiness::dispatch`] as the handler of its events. Call once, on the shard's
+    /// thread, before any session waits.
+    ///
+    /// Why: before, the shard waited for this instance through a poll armed on glommio's
+    /// ring, re-armed after every harvest (a `fcntl`, a probing `recv` and a `close` per
+    /// wake-up), and glommio's own sleep cost about eight `io_uring_enter` calls and a
+    /// `membarrier` per wake-up. Parked here, a light-loaded shard's turn is one
+    /// `epoll_wait`, the reads and the sends — what an epoll server does (issue 8,
+    /// `results/2026-11-29-issue8-epoll-park/`).
+    pub fn park_executor(self: &Rc<Self>) -> io::Result<()> {
+        let me = Rc::downgrade(self);
+        glommio::executor().park_in_epoll(self.epfd.as_raw_fd(), BUSY_HARVEST, move |events| {
+            if let Some(me) = me.upgrade() {
+                for ev in events {
+                    me.dispatch(ev.u64, ev.events);
                 }
             }
-            loop {
-                // SAFETY: `events` has room for EVENTS entries; a zero timeout never blocks.
-                let n =
-                    unsafe { libc::epoll_wait(self.epfd.as_raw_fd(), events.as_mut_ptr(), EVENTS as i32, 0) };
-                if n <= 0 {
-                    break;
-                }
-                for ev in &events[..n as usize] {
-                    self.dispatch(ev.u64, ev.events);
-                }
-                if (n as usize) < EVENTS {
-                    break;
-                }
-            }
-        }
+        })
     }
 
     /// Records one event and wakes who waits for it.
@@ -209,26 +184,6 @@ impl Readiness {
         };
         // Woken outside the borrow: a waker may run code that registers or releases.
         r.into_iter().chain(w).for_each(Waker::wake);
-    }
-
-    /// Completes once the epoll fd is readable.
-    ///
-    /// glommio has no public "wait until this fd is readable" for an arbitrary fd, but a
-    /// glommio `TcpStream` arms exactly that (a `POLLIN` poll on its ring) when it is
-    /// created, and its `poll_read` stays pending until that poll completes. So a stream is
-    /// made over a duplicate of the epoll fd and read once: pending until the poll fires,
-    /// then ready — with `ENOTSOCK`, since it is no socket, which is the signal, not a
-    /// failure. Dropping the stream closes only the duplicate.
-    async fn wait(&self) -> io::Result<()> {
-        // SAFETY: duplicating an fd we own; the duplicate is owned by the stream below.
-        let dup = unsafe { libc::fcntl(self.epfd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
-        if dup < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `dup` is a fresh fd nobody else owns.
-        let mut stream = unsafe { glommio::net::TcpStream::from_raw_fd(dup) };
-        let _ = poll_fn(|cx| Pin::new(&mut stream).poll_read(cx, &mut [])).await;
-        Ok(())
     }
 }
 
@@ -369,6 +324,8 @@ mod tests {
     use std::future::Future;
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
+    use std::sync::atomic::Ordering;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     fn run<F: std::future::Future<Output = ()> + 'static>(f: impl FnOnce() -> F + Send + 'static) {
@@ -385,7 +342,7 @@ mod tests {
     fn a_read_waits_for_data_and_sees_every_later_arrival() {
         run(|| async {
             let r = Readiness::new().unwrap();
-            glommio::spawn_local(r.clone().run()).detach();
+            r.park_executor().unwrap();
             let (sock, mut peer) = pair(&r);
             let mut buf = [0u8; 64];
             // Nothing yet: the first read finds the socket empty and waits.
@@ -412,7 +369,7 @@ mod tests {
     fn an_arrival_right_after_a_short_read_is_not_missed() {
         run(|| async {
             let r = Readiness::new().unwrap();
-            glommio::spawn_local(r.clone().run()).detach();
+            r.park_executor().unwrap();
             let (sock, mut peer) = pair(&r);
             let mut buf = [0u8; 64];
             for round in 0..50u8 {
@@ -438,7 +395,7 @@ mod tests {
     fn an_event_with_nobody_waiting_is_kept() {
         run(|| async {
             let r = Readiness::new().unwrap();
-            glommio::spawn_local(r.clone().run()).detach();
+            r.park_executor().unwrap();
             let (sock, mut peer) = pair(&r);
             let mut buf = [0u8; 64];
             assert!(poll_fn(|cx| Poll::Ready(sock.poll_read(cx, &mut buf))).await.is_pending());
@@ -454,7 +411,7 @@ mod tests {
     fn a_full_socket_waits_until_the_peer_reads() {
         run(|| async {
             let r = Readiness::new().unwrap();
-            glommio::spawn_local(r.clone().run()).detach();
+            r.park_executor().unwrap();
             let (sock, mut peer) = pair(&r);
             let chunk = vec![7u8; 64 << 10];
             let mut sent = 0;
@@ -498,6 +455,93 @@ mod tests {
             assert!(!r.with_slot(b.token, |s| s.readable), "stale token ignored");
             r.dispatch(b.token, libc::EPOLLIN as u32);
             assert!(r.with_slot(b.token, |s| s.readable));
+        });
+    }
+
+    /// The executor's one blocking point is the epoll instance: it must still wake for
+    /// its own timers, for a wake from another thread (glommio's eventfd, read on its
+    /// latency ring, whose fd sits in the instance), and for a socket.
+    #[test]
+    fn a_parked_executor_wakes_for_timers_other_threads_and_sockets() {
+        run(|| async {
+            let r = Readiness::new().unwrap();
+            r.park_executor().unwrap();
+            assert_eq!(
+                r.park_executor().unwrap_err().kind(),
+                io::ErrorKind::AlreadyExists,
+                "one instance per executor"
+            );
+            // A timer, with nothing else to do: the wait is bounded by it.
+            let t0 = std::time::Instant::now();
+            glommio::timer::sleep(Duration::from_millis(30)).await;
+            assert!(t0.elapsed() >= Duration::from_millis(30));
+            // A wake from another thread while asleep.
+            let slot: Arc<Mutex<Option<Waker>>> = Arc::default();
+            let woke = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (s2, w2) = (slot.clone(), woke.clone());
+            let waker_thread = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                w2.store(true, Ordering::SeqCst);
+                let w = s2.lock().unwrap().take();
+                w.expect("the task parked its waker").wake();
+            });
+            poll_fn(|cx| {
+                if woke.load(Ordering::SeqCst) {
+                    return Poll::Ready(());
+                }
+                *slot.lock().unwrap() = Some(cx.waker().clone());
+                if woke.load(Ordering::SeqCst) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            waker_thread.join().unwrap();
+            // A socket written from another thread while asleep.
+            let (sock, mut peer) = pair(&r);
+            let mut buf = [0u8; 8];
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(30));
+                peer.write_all(b"late").unwrap();
+                peer
+            });
+            let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
+            assert_eq!(&buf[..n], b"late");
+            drop(writer.join());
+        });
+    }
+
+    /// An executor that always has a task to run never sleeps, so it never blocks in the
+    /// instance: it must still harvest it (every `BUSY_HARVEST`), or its sockets starve.
+    #[test]
+    fn a_busy_executor_still_hears_its_sockets() {
+        run(|| async {
+            let r = Readiness::new().unwrap();
+            r.park_executor().unwrap();
+            let (sock, mut peer) = pair(&r);
+            let done = Rc::new(std::cell::Cell::new(false));
+            let d2 = done.clone();
+            // Always runnable until the read below completes.
+            let spinner = glommio::spawn_local(async move {
+                let mut turns = 0u64;
+                while !d2.get() {
+                    futures_lite::future::yield_now().await;
+                    turns += 1;
+                }
+                turns
+            });
+            let writer = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                peer.write_all(b"busy").unwrap();
+                peer
+            });
+            let mut buf = [0u8; 8];
+            let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
+            assert_eq!(&buf[..n], b"busy");
+            done.set(true);
+            assert!(spinner.await > 0, "the spinner kept the executor busy");
+            drop(writer.join());
         });
     }
 }

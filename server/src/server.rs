@@ -77,7 +77,7 @@ pub fn run(config: Config, stop: StopFlag, on_bound: impl FnOnce(SocketAddr)) ->
         async move {
             match (l, ctx) {
                 (Some(l), Ok(ctx)) => shard_main(ctx, l, ready).await,
-                (_, Err(e)) => tracing::error!(shard = id, "cannot create the shard's epoll instance: {e}"),
+                (_, Err(e)) => tracing::error!(shard = id, "cannot set up the shard's epoll instance: {e}"),
                 (None, Ok(_)) => {}
             }
         }
@@ -129,10 +129,6 @@ async fn shard_main(
                 c.presence_local(room, member, joined);
             }
         });
-    }
-    // In the input queue, like the sessions they wake.
-    if let Ok(t) = glommio::spawn_local_into(ctx.readiness.clone().run(), shard.input_queue()) {
-        t.detach();
     }
     if let Ok(t) = glommio::spawn_local_into(ctx.deferrals.clone().run(), shard.input_queue()) {
         t.detach();

@@ -211,17 +211,20 @@ pub struct ShardCtx {
     pub read_buf: RefCell<Box<[u8]>>,
     /// The buffers the shard's writers borrow for one write each.
     pub write_scratch: crate::writer::Scratch,
-    /// The shard's writers' coalescing waits, on one timer (its driver runs beside the
-    /// readiness loop).
+    /// The shard's writers' coalescing waits, on one timer (its driver runs in the input
+    /// queue, like the sessions).
     pub deferrals: Rc<crate::deferral::Deferrals>,
-    /// Readiness of the shard's WebSocket sockets (one epoll instance, one loop).
+    /// Readiness of the shard's WebSocket sockets (one epoll instance, which the shard's
+    /// executor sleeps in).
     pub readiness: Rc<Readiness>,
 }
 
 impl ShardCtx {
-    /// Fails only if the shard's epoll instance cannot be created.
+    /// Fails only if the shard's epoll instance cannot be created, or the shard's executor
+    /// cannot park in it. Call on the shard's thread.
     pub fn new(shared: Arc<Shared>, shard: Rc<Shard>) -> std::io::Result<Rc<Self>> {
         let readiness = Readiness::new()?;
+        readiness.park_executor()?;
         let c = &shared.config;
         let http_limits = KeyedLimiter::new(c.http_publish_rate, c.http_publish_burst, HTTP_LIMITER_CLIENTS);
         Ok(Rc::new(ShardCtx {
