@@ -157,6 +157,11 @@ impl EpollPark {
         unsafe { libc::epoll_wait(self.epfd, buf.as_mut_ptr(), max, ms) }
     }
 
+    /// Whether application events wait for [`EpollPark::deliver`].
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.borrow().is_empty()
+    }
+
     /// Hands the harvested application events to the handler. Call with no reactor state
     /// borrowed: the handler may do anything a task may.
     pub(crate) fn deliver(&self) {

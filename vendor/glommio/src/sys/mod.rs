@@ -308,6 +308,11 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // PATCH (shardcast): the notifier's half of the Dekker handshake with a sleeper
+        // that fences instead of calling `membarrier` (`Reactor::wait_parked`): whatever
+        // the caller queued before this is visible to the sleeper's look after its fence,
+        // or this read sees its flag. Harmless next to a sleeper that uses `membarrier`.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

@@ -2013,15 +2013,39 @@ impl Reactor {
 
         if should_sleep {
             // The notifier's protocol as in `wait`: say "sleeping", fence, look once more.
+            // A `SeqCst` fence here, not `membarrier`: every notifier issues one before it
+            // reads the flag (`SleepNotifier::notify`), which makes the pair a Dekker
+            // handshake without a system call (and without the IPIs `membarrier` sends to
+            // the other shards' cores).
             self.notifier.prepare_to_sleep();
-            membarrier::heavy();
-            let events = process_remote_channels() + self.flush_syscall_thread();
-            let timeout = if events == 0 && self.eventfd_src.is_installed().unwrap() {
-                user_timer
-            } else {
-                Some(Duration::ZERO)
-            };
-            let slept = park.harvest(timeout);
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+            let deadline = user_timer.map(|d| now + d);
+            let mut slept = Ok(());
+            loop {
+                let events = process_remote_channels() + self.flush_syscall_thread();
+                if events > 0 || !self.eventfd_src.is_installed().unwrap() {
+                    break;
+                }
+                let now = Instant::now();
+                let timeout = deadline.map(|d| d.saturating_duration_since(now));
+                if timeout == Some(Duration::ZERO) {
+                    break;
+                }
+                slept = park.harvest(timeout);
+                if slept.is_err() || park.has_ready() {
+                    break;
+                }
+                // Woken by the rings only. A wake that made no work (the kept latency
+                // preemption timer firing, mostly) sleeps again here instead of costing a
+                // turn; anything else ends the sleep.
+                let mut woken = 0;
+                consume_rings!(into &mut woken; lat_ring, poll_ring, main_ring);
+                if woken > 0
+                    || !(poll_ring.can_sleep() && main_ring.can_sleep() && lat_ring.can_sleep())
+                {
+                    break;
+                }
+            }
             self.notifier.wake_up();
             slept?;
         } else if park.busy_due(now) {
