@@ -333,6 +333,27 @@ mod tests {
     }
 
     /// A registered socket and the test's end of the pair.
+    /// A new instance this test's executor sleeps in.
+    fn parked() -> Rc<Readiness> {
+        let r = Readiness::new().unwrap();
+        r.park_executor().unwrap();
+        r
+    }
+
+    /// Writes `bytes` to `peer` from another thread after `ms`, while the executor sleeps
+    /// or spins; joining gives `peer` back.
+    fn write_later(
+        mut peer: UnixStream,
+        ms: u64,
+        bytes: &'static [u8],
+    ) -> std::thread::JoinHandle<UnixStream> {
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(ms));
+            peer.write_all(bytes).unwrap();
+            peer
+        })
+    }
+
     fn pair(r: &Rc<Readiness>) -> (Socket, UnixStream) {
         let (a, b) = UnixStream::pair().expect("socketpair");
         (r.register(OwnedFd::from(a)).expect("register"), b)
@@ -341,8 +362,7 @@ mod tests {
     #[test]
     fn a_read_waits_for_data_and_sees_every_later_arrival() {
         run(|| async {
-            let r = Readiness::new().unwrap();
-            r.park_executor().unwrap();
+            let r = parked();
             let (sock, mut peer) = pair(&r);
             let mut buf = [0u8; 64];
             // Nothing yet: the first read finds the socket empty and waits.
@@ -368,8 +388,7 @@ mod tests {
     #[test]
     fn an_arrival_right_after_a_short_read_is_not_missed() {
         run(|| async {
-            let r = Readiness::new().unwrap();
-            r.park_executor().unwrap();
+            let r = parked();
             let (sock, mut peer) = pair(&r);
             let mut buf = [0u8; 64];
             for round in 0..50u8 {
@@ -394,8 +413,7 @@ mod tests {
     #[test]
     fn an_event_with_nobody_waiting_is_kept() {
         run(|| async {
-            let r = Readiness::new().unwrap();
-            r.park_executor().unwrap();
+            let r = parked();
             let (sock, mut peer) = pair(&r);
             let mut buf = [0u8; 64];
             assert!(poll_fn(|cx| Poll::Ready(sock.poll_read(cx, &mut buf))).await.is_pending());
@@ -410,8 +428,7 @@ mod tests {
     #[test]
     fn a_full_socket_waits_until_the_peer_reads() {
         run(|| async {
-            let r = Readiness::new().unwrap();
-            r.park_executor().unwrap();
+            let r = parked();
             let (sock, mut peer) = pair(&r);
             let chunk = vec![7u8; 64 << 10];
             let mut sent = 0;
@@ -464,8 +481,7 @@ mod tests {
     #[test]
     fn a_parked_executor_wakes_for_timers_other_threads_and_sockets() {
         run(|| async {
-            let r = Readiness::new().unwrap();
-            r.park_executor().unwrap();
+            let r = parked();
             assert_eq!(
                 r.park_executor().unwrap_err().kind(),
                 io::ErrorKind::AlreadyExists,
@@ -499,13 +515,9 @@ mod tests {
             .await;
             waker_thread.join().unwrap();
             // A socket written from another thread while asleep.
-            let (sock, mut peer) = pair(&r);
+            let (sock, peer) = pair(&r);
             let mut buf = [0u8; 8];
-            let writer = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(30));
-                peer.write_all(b"late").unwrap();
-                peer
-            });
+            let writer = write_later(peer, 30, b"late");
             let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
             assert_eq!(&buf[..n], b"late");
             drop(writer.join());
@@ -517,9 +529,8 @@ mod tests {
     #[test]
     fn a_busy_executor_still_hears_its_sockets() {
         run(|| async {
-            let r = Readiness::new().unwrap();
-            r.park_executor().unwrap();
-            let (sock, mut peer) = pair(&r);
+            let r = parked();
+            let (sock, peer) = pair(&r);
             let done = Rc::new(std::cell::Cell::new(false));
             let d2 = done.clone();
             // Always runnable until the read below completes.
@@ -531,11 +542,7 @@ mod tests {
                 }
                 turns
             });
-            let writer = std::thread::spawn(move || {
-                std::thread::sleep(Duration::from_millis(20));
-                peer.write_all(b"busy").unwrap();
-                peer
-            });
+            let writer = write_later(peer, 20, b"busy");
             let mut buf = [0u8; 8];
             let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
             assert_eq!(&buf[..n], b"busy");
