@@ -551,4 +551,19 @@ mod tests {
             drop(writer.join());
         });
     }
+
+    /// The executor sleeps on its own duplicate of the instance: dropping the `Readiness`
+    /// (closing its fd) while the executor goes on must not leave it sleeping on a closed,
+    /// perhaps reused, fd number.
+    #[test]
+    fn an_executor_outlives_the_instance_it_parked_in() {
+        run(|| async {
+            drop(parked());
+            // A file opened now may take the closed fd's number.
+            let f = std::fs::File::open("/dev/null").unwrap();
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+            glommio::timer::sleep(Duration::from_millis(20)).await;
+            drop(f);
+        });
+    }
 }

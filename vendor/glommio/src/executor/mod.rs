@@ -2205,7 +2205,8 @@ impl ExecutorProxy {
     }
 
     /// PATCH (shardcast, not in glommio 0.9.0): parks this executor in the epoll
-    /// instance `epfd`, which the application owns and keeps open for the executor's life.
+    /// instance `epfd` (glommio keeps a duplicate of the fd, so the application may close
+    /// its own whenever it likes).
     ///
     /// From then on the executor's sleep is `epoll_wait` on `epfd`, to which this call adds
     /// the executor's two io_uring fds under the token [`EPOLL_PARK_RING_TOKEN`] (which the

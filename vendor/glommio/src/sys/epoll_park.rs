@@ -61,13 +61,31 @@ pub(crate) struct EpollPark {
 }
 
 impl EpollPark {
-    /// Registers `ring_fds` in `epfd` and makes the parked instance.
+    /// Registers `ring_fds` in `epfd` and makes the parked instance, which keeps a duplicate
+    /// of `epfd` (closed when the park is dropped).
     pub(crate) fn new(
         epfd: RawFd,
         ring_fds: &[RawFd],
         busy_interval: Duration,
         handler: Handler,
     ) -> io::Result<EpollPark> {
+        // Our own duplicate: the instance then lives as long as this executor's park, even
+        // if the application closes its fd first (a closed, reused fd number must never be
+        // what the executor sleeps on).
+        // SAFETY: plain syscall; the duplicate is owned by the returned value.
+        let epfd = unsafe { libc::fcntl(epfd, libc::F_DUPFD_CLOEXEC, 0) };
+        if epfd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let park = EpollPark {
+            epfd,
+            busy_interval,
+            last_harvest: Cell::new(Instant::now()),
+            no_pwait2: Cell::new(false),
+            buf: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
+            ready: RefCell::new(Vec::new()),
+            handler: RefCell::new(Some(handler)),
+        };
         for &fd in ring_fds {
             let mut ev = libc::epoll_event {
                 events: libc::EPOLLIN as u32,
@@ -78,15 +96,7 @@ impl EpollPark {
                 return Err(io::Error::last_os_error());
             }
         }
-        Ok(EpollPark {
-            epfd,
-            busy_interval,
-            last_harvest: Cell::new(Instant::now()),
-            no_pwait2: Cell::new(false),
-            buf: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
-            ready: RefCell::new(Vec::new()),
-            handler: RefCell::new(Some(handler)),
-        })
+        Ok(park)
     }
 
     /// Whether a busy executor is due to look at the instance.
@@ -185,5 +195,12 @@ impl EpollPark {
             events.clear();
             *ready = events;
         }
+    }
+}
+
+impl Drop for EpollPark {
+    fn drop(&mut self) {
+        // SAFETY: our own duplicate, closed once.
+        unsafe { libc::close(self.epfd) };
     }
 }
