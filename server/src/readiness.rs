@@ -219,10 +219,10 @@ impl Socket {
                 // that empty read is one system call per message). No arrival is missed: the
                 // kernel queues an edge on every arrival (each `sk_data_ready` re-adds the
                 // item to the epoll ready list, not only the first after empty), and the
-                // readiness loop runs on this thread, so an arrival after this `recv` sets
-                // the flag again when it is harvested. An arrival before it was read by it;
-                // its event, harvested later, costs at most one empty read. A zero-byte read
-                // is the peer's close and ends the session either way.
+                // harvest runs on this thread (between task runs), so an arrival after this
+                // `recv` sets the flag again when it is harvested. An arrival before it was
+                // read by it; its event, harvested later, costs at most one empty read. A
+                // zero-byte read is the peer's close and ends the session either way.
                 if r > 0 && (r as usize) < buf.len() {
                     self.readiness.with_slot(self.token, |s| s.readable = false);
                 }

@@ -5,7 +5,7 @@
 //! The frames are the engine's shared buffers: the iovecs point straight into them, so
 //! nothing is copied in user space. The fast path is a non-blocking `sendmsg`
 //! (`MSG_DONTWAIT`); only when the socket buffer is full does the writer wait for
-//! writability, from the shard's readiness loop ([`crate::readiness`]).
+//! writability, from the shard's epoll instance ([`crate::readiness`]).
 //!
 //! Every wait for writability has a deadline: a socket that accepts no byte for the write
 //! timeout (a client that stopped reading, a half-open peer) ends the connection with

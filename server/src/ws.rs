@@ -55,9 +55,9 @@ pub struct Session {
     bucket: RefCell<Option<Box<TokenBucket>>>,
 }
 
-/// A session's start: the socket that was answered 101 (registered with the shard's
-/// readiness loop), the bytes that arrived with the handshake, the endpoint and the
-/// client's rights.
+/// A session's start: the socket that was answered 101 (registered with the shard's epoll
+/// instance, `crate::readiness`), the bytes that arrived with the handshake, the endpoint
+/// and the client's rights.
 pub struct Start {
     pub socket: Socket,
     pub early: Box<[u8]>,
