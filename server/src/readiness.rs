@@ -332,7 +332,6 @@ mod tests {
         glommio::LocalExecutorBuilder::default().spawn(f).expect("executor").join().expect("join");
     }
 
-    /// A registered socket and the test's end of the pair.
     /// A new instance this test's executor sleeps in.
     fn parked() -> Rc<Readiness> {
         let r = Readiness::new().unwrap();
@@ -354,6 +353,7 @@ mod tests {
         })
     }
 
+    /// A registered socket and the test's end of the pair.
     fn pair(r: &Rc<Readiness>) -> (Socket, UnixStream) {
         let (a, b) = UnixStream::pair().expect("socketpair");
         (r.register(OwnedFd::from(a)).expect("register"), b)

@@ -16,7 +16,8 @@
 //! Invariants:
 //! - Before blocking, every queued submission is in the kernel (the caller flushed the
 //!   rings and found nothing to do), the eventfd read is armed, and the sleep notifier says
-//!   "sleeping" (glommio's usual order: flag, `membarrier`, one more look at the channels).
+//!   "sleeping" (glommio's order: flag, fence, one more look at the channels; the fence is
+//!   a `SeqCst` one, matched by the one every notifier issues, not `membarrier`).
 //! - The block is bounded by the next user timer (to the nanosecond with `epoll_pwait2`;
 //!   on kernels without it, rounded up to whole milliseconds).
 //! - Application events are collected here and handed to the application's handler only
@@ -57,7 +58,7 @@ pub(crate) struct EpollPark {
     buf: RefCell<Vec<libc::epoll_event>>,
     /// Application events harvested and not yet handed over.
     ready: RefCell<Vec<libc::epoll_event>>,
-    handler: RefCell<Option<Handler>>,
+    handler: RefCell<Handler>,
 }
 
 impl EpollPark {
@@ -84,7 +85,7 @@ impl EpollPark {
             no_pwait2: Cell::new(false),
             buf: RefCell::new(vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS]),
             ready: RefCell::new(Vec::new()),
-            handler: RefCell::new(Some(handler)),
+            handler: RefCell::new(handler),
         };
         for &fd in ring_fds {
             let mut ev = libc::epoll_event {
@@ -173,28 +174,17 @@ impl EpollPark {
     }
 
     /// Hands the harvested application events to the handler. Call with no reactor state
-    /// borrowed: the handler may do anything a task may.
+    /// borrowed: the handler may do anything a task may, except park the executor again.
     pub(crate) fn deliver(&self) {
-        let events = std::mem::take(&mut *self.ready.borrow_mut());
-        if events.is_empty() {
+        if !self.has_ready() {
             return;
         }
-        // Taken out while it runs, so that it may itself harvest or be replaced.
-        let handler = self.handler.borrow_mut().take();
-        if let Some(mut h) = handler {
-            h(&events);
-            let mut slot = self.handler.borrow_mut();
-            if slot.is_none() {
-                *slot = Some(h);
-            }
-        }
-        // Keep the allocation for the next harvest.
-        let mut ready = self.ready.borrow_mut();
-        if ready.is_empty() {
-            let mut events = events;
-            events.clear();
-            *ready = events;
-        }
+        let mut events = std::mem::take(&mut *self.ready.borrow_mut());
+        (self.handler.borrow_mut())(&events);
+        // Nothing harvests while the handler runs: give the buffer back, emptied, so that
+        // a harvest does not allocate.
+        events.clear();
+        *self.ready.borrow_mut() = events;
     }
 }
 
