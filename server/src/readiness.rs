@@ -552,6 +552,42 @@ mod tests {
         });
     }
 
+    /// A parked executor arms no preemption timer: the slice of a latency-sensitive task
+    /// queue is a clock deadline. A task that never awaits must still see `need_preempt`
+    /// turn true about one slice after its turn began, and false again in its next turn.
+    #[test]
+    fn a_parked_executor_still_ends_time_slices() {
+        run(|| async {
+            let _r = parked();
+            let slice = Duration::from_millis(2);
+            let tq = glommio::executor().create_task_queue(
+                glommio::Shares::default(),
+                glommio::Latency::Matters(slice),
+                "slices",
+            );
+            let spins = glommio::spawn_local_into(
+                async move {
+                    let mut spins = Vec::new();
+                    for _ in 0..3 {
+                        let start = std::time::Instant::now();
+                        let guard = Duration::from_secs(5);
+                        while !glommio::executor().need_preempt() && start.elapsed() < guard {}
+                        spins.push(start.elapsed());
+                        glommio::executor().yield_task_queue_now().await;
+                    }
+                    spins
+                },
+                tq,
+            )
+            .unwrap()
+            .await;
+            for spun in spins {
+                assert!(spun < Duration::from_secs(5), "need_preempt never turned true");
+                assert!(spun > Duration::from_micros(500), "a new turn began preempted: {spun:?}");
+            }
+        });
+    }
+
     /// The executor sleeps on its own duplicate of the instance: dropping the `Readiness`
     /// (closing its fd) while the executor goes on must not leave it sleeping on a closed,
     /// perhaps reused, fd number.

@@ -206,7 +206,11 @@ impl Reactor {
 
     #[inline(always)]
     pub(crate) fn need_preempt(&self) -> bool {
-        unsafe { *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire) }
+        // PATCH (shardcast): a parked executor's slice is a clock deadline (`preempt_due`).
+        let ring = unsafe {
+            *self.preempt_ptr_head != (*self.preempt_ptr_tail).load(Ordering::Acquire)
+        };
+        ring || self.sys.preempt_due()
     }
 
     pub(crate) fn id(&self) -> usize {

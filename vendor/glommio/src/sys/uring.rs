@@ -1242,8 +1242,11 @@ pub(crate) struct Reactor {
     // PATCH (shardcast): set when the application parks this executor in its epoll
     // instance; `wait` then sleeps in `epoll_wait` instead of linking the rings.
     park: RefCell<Option<sys::epoll_park::EpollPark>>,
-    // PATCH (shardcast): when the latency preemption timer armed in park mode fires.
-    latency_preemption_deadline: Cell<Option<Instant>>,
+    // PATCH (shardcast): in park mode the task queues' time slice is a deadline read
+    // from the clock (`preempt_due`), not a timer armed in the latency ring: re-arming
+    // that timer cost an `io_uring_enter` per slice, and when it fired while the
+    // executor slept it woke the epoll instance for nothing. `None` while no slice runs.
+    preempt_deadline: Cell<Option<Instant>>,
 }
 
 pub(crate) fn common_flags() -> PollFlags {
@@ -1367,7 +1370,7 @@ impl Reactor {
             source_map,
             rings_depth: ring_depth,
             park: RefCell::new(None),
-            latency_preemption_deadline: Cell::new(None),
+            preempt_deadline: Cell::new(None),
         })
     }
 
@@ -1949,11 +1952,10 @@ impl Reactor {
     /// Differs from `wait` in five ways, to spare system calls on a turn that finds one
     /// event: the sleep is `epoll_wait` on the application's instance (which holds both
     /// rings' fds) instead of a poll linking the rings; the throughput preemption timer is
-    /// re-armed only after it fired, not on every turn; a latency preemption timer still
-    /// armed is kept, as long as it fires no later than the slice the turn asks for (a kept
-    /// timer may end a later slice early, which preemption allows); a wake that made no
-    /// work sleeps again at once (the kept timer firing, mostly); and the sleep handshake
-    /// fences instead of calling `membarrier`.
+    /// re-armed only after it fired, not on every turn; the task queues' time slice is a
+    /// clock deadline (`preempt_due`) instead of a timer armed in the latency ring; a wake
+    /// that made no work sleeps again at once; and the sleep handshake fences instead of
+    /// calling `membarrier`.
     fn wait_parked<Preempt, F>(
         &self,
         park: &sys::epoll_park::EpollPark,
@@ -1986,22 +1988,10 @@ impl Reactor {
                 ),
             ));
         }
+        // The slice starts now, as glommio's own timer does when `wait` re-arms it.
         let now = Instant::now();
         let preempt = preempt_timer();
-        if let Some(slice) = preempt {
-            let keep = pending(&self.latency_preemption_timeout_src)
-                && self
-                    .latency_preemption_deadline
-                    .get()
-                    .map(|d| d <= now + slice)
-                    .unwrap_or(false);
-            if !keep {
-                drop(self.latency_preemption_timeout_src.take());
-                self.latency_preemption_timeout_src
-                    .set(Some(lat_ring.prepare_latency_preemption_timer(slice)));
-                self.latency_preemption_deadline.set(Some(now + slice));
-            }
-        }
+        self.preempt_deadline.set(preempt.map(|slice| now + slice));
 
         flush_cancellations!(into &mut woke; lat_ring, poll_ring, main_ring);
         flush_rings!(lat_ring, poll_ring, main_ring)?;
@@ -2037,9 +2027,9 @@ impl Reactor {
                 if slept.is_err() || park.has_ready() {
                     break;
                 }
-                // Woken by the rings only. A wake that made no work (the kept latency
-                // preemption timer firing, mostly) sleeps again here instead of costing a
-                // turn; anything else ends the sleep.
+                // Woken by the rings only. A wake that made no work (a completion nobody
+                // waits for, such as a cancelled request's) sleeps again here instead of
+                // costing a turn; anything else ends the sleep.
                 let mut woken = 0;
                 consume_rings!(into &mut woken; lat_ring, poll_ring, main_ring);
                 if woken > 0
@@ -2054,6 +2044,18 @@ impl Reactor {
             park.harvest(Some(Duration::ZERO))?;
         }
         Ok(should_sleep)
+    }
+
+    /// PATCH (shardcast): whether the time slice of a parked executor's task queues has
+    /// run out. Always false for an executor that is not parked: its slice is the
+    /// latency ring's timer. `need_preempt` asks this after the ring; it costs a clock
+    /// read (vDSO) only while a slice runs, a few per task-queue turn.
+    #[inline(always)]
+    pub(crate) fn preempt_due(&self) -> bool {
+        match self.preempt_deadline.get() {
+            Some(deadline) => Instant::now() >= deadline,
+            None => false,
+        }
     }
 
     pub(crate) fn flush_syscall_thread(&self) -> usize {
