@@ -105,8 +105,7 @@ fn authorized(ctx: &ShardCtx, req: &Request, room: &str) -> Result<(), (u16, &'s
 
 async fn publish(ctx: &ShardCtx, req: &Request, body: &[u8], conn: Conn) -> Vec<u8> {
     let bad = |code: &str, msg: &str| http::error_json(400, code, msg, conn);
-    let mut copy = body.to_vec();
-    if let Err(e) = simd_json::to_borrowed_value(&mut copy) {
+    if let Err(e) = crate::json::validate(body) {
         ctx.reject(RejectReason::BadRequest);
         let why = protocol::describe_json_error(&e, body.len());
         return bad("bad_json", &format!("body is not valid JSON: {why}"));

@@ -44,6 +44,7 @@ pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod json;
 pub mod keepalive;
 pub mod listener;
 pub mod logfilter;

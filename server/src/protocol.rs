@@ -240,7 +240,7 @@ pub fn parse_client_op(text: &mut [u8]) -> Result<ClientOp, ProtocolError> {
 
     // Pass 2 — full validation and typed access.
     let len = text.len();
-    let value = simd_json::to_borrowed_value(text).map_err(|e| bad_json(describe_json_error(&e, len)))?;
+    let value = crate::json::parse(text).map_err(|e| bad_json(describe_json_error(&e, len)))?;
     if let Some(e) = scan_err {
         return Err(bad_json(e));
     }

@@ -404,8 +404,7 @@ impl Session {
     }
 
     async fn handle_room_text(&self, room: &str, data: Bytes) {
-        let mut copy = data.to_vec();
-        if let Err(e) = simd_json::to_borrowed_value(&mut copy) {
+        if let Err(e) = crate::json::validate(&data) {
             self.ctx.reject(RejectReason::BadRequest);
             let why = protocol::describe_json_error(&e, data.len());
             return self.error(None, "bad_json", &format!("frame is not valid JSON: {why}"));
