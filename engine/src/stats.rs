@@ -12,24 +12,37 @@ macro_rules! counters {
         /// Counters of one shard.
         #[derive(Debug, Default)]
         pub struct ShardStats { $($(#[$doc])* pub $name: AtomicU64,)* /// Bytes queued in outboxes now.
-            pub queued_bytes: AtomicI64 }
+            pub queued_bytes: AtomicI64,
+            /// The coalescing window in force, in µs, as of the last 100 ms sample.
+            pub coalesce_window_us: AtomicU64 }
 
         /// A plain copy of the counters (of one shard, or summed over all).
         #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
         pub struct Stats { $($(#[$doc])* pub $name: u64,)* /// Bytes queued in outboxes now.
-            pub queued_bytes: u64 }
+            pub queued_bytes: u64,
+            /// The coalescing window in force, in µs; over several shards, the widest (a sum of
+            /// windows would mean nothing).
+            pub coalesce_window_us: u64 }
 
         impl ShardStats {
             /// Reads the counters.
             pub fn snapshot(&self) -> Stats {
-                Stats { $($name: self.$name.load(Relaxed),)* queued_bytes: self.queued_bytes.load(Relaxed).max(0) as u64 }
+                Stats {
+                    $($name: self.$name.load(Relaxed),)*
+                    queued_bytes: self.queued_bytes.load(Relaxed).max(0) as u64,
+                    coalesce_window_us: self.coalesce_window_us.load(Relaxed),
+                }
             }
         }
 
         impl std::ops::Add for Stats {
             type Output = Stats;
             fn add(self, o: Stats) -> Stats {
-                Stats { $($name: self.$name + o.$name,)* queued_bytes: self.queued_bytes + o.queued_bytes }
+                Stats {
+                    $($name: self.$name + o.$name,)*
+                    queued_bytes: self.queued_bytes + o.queued_bytes,
+                    coalesce_window_us: self.coalesce_window_us.max(o.coalesce_window_us),
+                }
             }
         }
     };

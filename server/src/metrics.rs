@@ -109,6 +109,9 @@ pub struct Counters {
     pub view_leaves_total: u64,
     /// Tracking: presence diffs and offline notices emitted (one per room event).
     pub notices_total: u64,
+    /// The coalescing window in force, in µs (DESIGN §2, "Write batching"); summed over
+    /// shards, the widest.
+    pub coalesce_window_us: u64,
     /// Indexed like [`RejectReason::ALL`].
     pub rejected_total: [u64; RejectReason::ALL.len()],
 }
@@ -142,6 +145,7 @@ impl AddAssign<&Counters> for Counters {
         self.paced_overflow_total += o.paced_overflow_total;
         self.view_leaves_total += o.view_leaves_total;
         self.notices_total += o.notices_total;
+        self.coalesce_window_us = self.coalesce_window_us.max(o.coalesce_window_us);
         for (a, b) in self.rejected_total.iter_mut().zip(o.rejected_total) {
             *a += b;
         }
@@ -166,7 +170,7 @@ impl MetricsSnapshot {
 
 /// (name, type, help, accessor) of every unlabelled series.
 type Series = (&'static str, &'static str, &'static str, fn(&Counters) -> u64);
-const SERIES: [Series; 19] = [
+const SERIES: [Series; 20] = [
     ("connections_current", "gauge", "Open WebSocket connections.", |c| c.connections_current),
     ("http_connections", "gauge", "Connections in the plain-HTTP phase (API calls, handshakes).", |c| {
         c.http_connections
@@ -210,6 +214,12 @@ const SERIES: [Series; 19] = [
     ),
     ("view_leaves_total", "counter", "Leave notices sent to viewports.", |c| c.view_leaves_total),
     ("notices_total", "counter", "Presence diffs and offline notices emitted.", |c| c.notices_total),
+    (
+        "coalesce_window_microseconds",
+        "gauge",
+        "Coalescing window in force: 0 while a shard is quiet, --coalesce and up to 4x that while busy (total: the widest shard's).",
+        |c| c.coalesce_window_us,
+    ),
 ];
 
 /// Counter families with one label: (name, help, label, values by label value).
@@ -328,6 +338,7 @@ mod tests {
             connections_current: 3,
             published_total: 10,
             dropped_drop_total: 2,
+            coalesce_window_us: 5000,
             ..Default::default()
         };
         a.reject(RejectReason::Auth);
@@ -335,6 +346,7 @@ mod tests {
             connections_current: 4,
             published_total: 5,
             dropped_conflate_total: 7,
+            coalesce_window_us: 20000,
             ..Default::default()
         };
         MetricsSnapshot::from_shards(vec![a, b])
@@ -412,6 +424,9 @@ mod tests {
             "# TYPE shardcast_rooms_evicted_total counter\n",
             "shardcast_rooms_refused_total 0\n",
             "shardcast_shard_retained_bytes{shard=\"1\"} 0\n",
+            "# TYPE shardcast_coalesce_window_microseconds gauge\n",
+            "shardcast_coalesce_window_microseconds 20000\n",
+            "shardcast_shard_coalesce_window_microseconds{shard=\"0\"} 5000\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?}");
         }

@@ -172,6 +172,7 @@ impl Shared {
                     paced_overflow_total: e.paced_overflow,
                     view_leaves_total: e.view_leaves,
                     notices_total: e.notices,
+                    coalesce_window_us: e.coalesce_window_us,
                     ..Counters::default()
                 };
                 for (i, r) in s.rejected.iter().enumerate() {

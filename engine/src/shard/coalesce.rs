@@ -70,7 +70,10 @@ impl Shard {
             let wall = now.saturating_duration_since(t0).as_secs_f64();
             if wall > 0.0 {
                 let busy = cpu.saturating_sub(c0).as_secs_f64() / wall;
-                self.coalesce.set(next_window(self.coalesce.get(), self.coalesce_max, busy));
+                let window = next_window(self.coalesce.get(), self.coalesce_max, busy);
+                self.coalesce.set(window);
+                let us = u64::try_from(window.as_micros()).unwrap_or(u64::MAX);
+                self.stats.coalesce_window_us.store(us, std::sync::atomic::Ordering::Relaxed);
             }
         }
     }
