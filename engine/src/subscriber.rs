@@ -164,8 +164,19 @@ impl Subscriber {
     /// that writes to this socket are at least `window` apart. Within the window frames
     /// queue and leave together: the kernel charges per call, not per frame. The instant
     /// may already have passed; no clock is read here.
+    /// A queue at half its byte budget or more is written at once, window or not.
     pub fn write_due(&self, window: Duration) -> Option<Instant> {
-        (!window.is_zero() && self.deferred.get()).then(|| self.last_write.get() + window)
+        (!window.is_zero() && self.deferred.get() && !self.half_full())
+            .then(|| self.last_write.get() + window)
+    }
+
+    /// Whether the outbox holds half its byte budget or more. The coalescing window exists
+    /// to batch small frames; past this point the batch is big enough, and holding it
+    /// longer could overflow the budget of a subscriber that reads at full speed (large
+    /// frames at a high rate under a 20 ms window) and apply the slow-consumer policy to it.
+    fn half_full(&self) -> bool {
+        let ob = self.outbox.borrow();
+        ob.queued_bytes() >= ob.budget() / 2
     }
 
     /// For the writer, back from waiting until `waited` (an instant [`Self::write_due`]
@@ -198,7 +209,7 @@ impl Subscriber {
     pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool, window: Duration, now: Instant) -> Pushed {
         let idle = direct_ok && !self.writing.get();
         let hot = !window.is_zero() && self.hot(now, window);
-        if idle && hot && now.saturating_duration_since(self.last_write.get()) < window {
+        if idle && hot && now.saturating_duration_since(self.last_write.get()) < window && !self.half_full() {
             self.deferred.set(true);
         } else if idle {
             if let Some(write) = &*self.direct.borrow() {
@@ -444,6 +455,42 @@ mod tests {
         assert_eq!(sub.write_due_after(w, at), Some(t0 + ms(121)));
         assert_eq!(sub.write_due_after(w, t0 + ms(121)), None);
         assert_eq!(wire.borrow().len(), msg(1).frame.len() * 4);
+    }
+
+    #[test]
+    fn a_queue_at_half_its_budget_is_not_held_by_the_window() {
+        let (sub, wire) = with_socket(Some(usize::MAX));
+        let minute = Duration::from_secs(60);
+        // Long after the subscriber was made (its last write, as far as the window knows).
+        let t0 = Instant::now() + 2 * minute;
+        let (mut seq, mut sent) = (0, 0);
+        let mut deliver = |sub: &Subscriber| {
+            seq += 1;
+            let m = msg(seq);
+            sent += m.frame.len();
+            sub.deliver(&m, true, minute, t0)
+        };
+        // A streak: from the third message on, frames are deferred for the window...
+        assert_eq!(deliver(&sub), Pushed::Written);
+        assert_eq!(deliver(&sub), Pushed::Written);
+        let written = wire.borrow().len();
+        while !sub.half_full() {
+            assert!(matches!(deliver(&sub), Pushed::Queued { .. }));
+            assert_eq!(wire.borrow().len(), written);
+            assert_eq!(sub.write_due(minute).is_some(), !sub.half_full());
+        }
+        // ...until the queue holds half the budget: then the writer must not wait, and the
+        // next delivery joins the queue and writes its head at once, in one call.
+        assert_eq!(sub.write_due(minute), None);
+        let before = sub.outbox.borrow().len();
+        assert!(matches!(deliver(&sub), Pushed::Queued { .. }));
+        assert_eq!(sub.outbox.borrow().len(), before + 1 - FLUSH_FRAMES);
+        assert!(wire.borrow().len() > written);
+        let mut rest = 0;
+        while sub.has_queued() {
+            rest += take(&sub).iter().map(|e| e.bytes(sub.mode).len()).sum::<usize>();
+        }
+        assert_eq!(wire.borrow().len() + rest, sent, "the writer takes the rest, in order");
     }
 
     #[test]

@@ -6,6 +6,8 @@ mod common;
 
 use std::net::TcpStream;
 use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,6 +20,12 @@ const MSG_BYTES: usize = 16 * 1024;
 const MESSAGES: u64 = 1200;
 /// Publishes in flight at once (4 × 16 KiB, a quarter of the outbox budget).
 const BATCH: u64 = 4;
+/// How far the healthy subscriber may fall behind the publisher, in messages: with a batch
+/// in flight, 12 × 16 KiB = 192 KiB, under its 256 KiB outbox wherever they sit. Without
+/// this pacing "healthy" meant "faster than the publisher", which a CI core that
+/// deschedules the reader thread for a while does not guarantee: the reader was then
+/// closed as a slow consumer, correctly.
+const LAG: u64 = 8;
 
 /// A TCP connection with a tiny receive buffer, so a client that stops reading pushes back
 /// on the server quickly.
@@ -60,12 +68,15 @@ fn payload(i: u64) -> String {
     format!(r#"{{"i":{i},"pad":"{}"}}"#, "x".repeat(MSG_BYTES))
 }
 
-/// A healthy subscriber reading everything in a thread; returns the seqs it saw.
-fn healthy_reader(server: &Server, room: &str, until: u64) -> thread::JoinHandle<Vec<u64>> {
+/// A healthy subscriber reading everything in a thread; returns the seqs it saw, and
+/// publishes the last one it saw for the publisher's pacing.
+fn healthy_reader(server: &Server, room: &str, until: u64) -> (thread::JoinHandle<Vec<u64>>, Arc<AtomicU64>) {
     let mut ws = server.ws();
     assert_eq!(ws.sub(room, 1), 0);
     let room = room.to_owned();
-    thread::spawn(move || {
+    let seen = Arc::new(AtomicU64::new(0));
+    let progress = seen.clone();
+    let handle = thread::spawn(move || {
         let mut seqs = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         while seqs.last().copied() != Some(until) {
@@ -76,17 +87,29 @@ fn healthy_reader(server: &Server, room: &str, until: u64) -> thread::JoinHandle
             let seq = v["seq"].as_u64().unwrap();
             assert_eq!(text, envelope(&room, seq, &payload(seq)));
             seqs.push(seq);
+            progress.store(seq, Ordering::Release);
         }
         seqs
-    })
+    });
+    (handle, seen)
 }
 
 /// Publishes `from..=to` in small pipelined batches (the publisher reads its `ok`s, so it is
-/// never a slow consumer itself). A batch stays well under the outbox budget: a burst larger
-/// than the budget, fanned out before the writer runs, overflows even a fast reader's outbox.
-fn publish_range(publisher: &mut Ws, room: &str, from: u64, to: u64) {
+/// never a slow consumer itself), each once the healthy subscriber has seen all but [`LAG`]
+/// of what came before. A batch stays well under the outbox budget: a burst larger than the
+/// budget, fanned out before the writer runs, overflows even a fast reader's outbox.
+fn publish_range(publisher: &mut Ws, room: &str, from: u64, to: u64, healthy: &AtomicU64) {
     let mut i = from;
     while i <= to {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while healthy.load(Ordering::Acquire) + LAG + 1 < i {
+            assert!(
+                Instant::now() < deadline,
+                "healthy subscriber stuck at {}",
+                healthy.load(Ordering::Acquire)
+            );
+            thread::sleep(Duration::from_micros(200));
+        }
         let end = (i + BATCH - 1).min(to);
         for k in i..=end {
             publisher.send_text(&format!(r#"{{"op":"pub","room":"{room}","data":{},"id":{k}}}"#, payload(k)));
@@ -128,9 +151,9 @@ fn disconnect_policy_closes_a_stalled_subscriber_with_1008() {
     let server = start("disconnect");
     let room = "slow:disconnect";
     let mut slow = slow_client(&server, room);
-    let healthy = healthy_reader(&server, room, MESSAGES);
+    let (healthy, seen) = healthy_reader(&server, room, MESSAGES);
     let mut publisher = server.ws();
-    publish_range(&mut publisher, room, 1, MESSAGES);
+    publish_range(&mut publisher, room, 1, MESSAGES, &seen);
     assert_eq!(healthy.join().expect("healthy subscriber"), (1..=MESSAGES).collect::<Vec<_>>());
 
     // The stalled client now reads: whatever was already in flight, then the close.
@@ -165,9 +188,9 @@ fn drop_policy_skips_and_announces_a_gap() {
     let room = "slow:drop";
     let final_seq = MESSAGES + 3;
     let mut slow = slow_client(&server, room);
-    let healthy = healthy_reader(&server, room, final_seq);
+    let (healthy, seen) = healthy_reader(&server, room, final_seq);
     let mut publisher = server.ws();
-    publish_range(&mut publisher, room, 1, MESSAGES);
+    publish_range(&mut publisher, room, 1, MESSAGES, &seen);
 
     // The stalled client resumes reading; a few more messages are published meanwhile so any
     // pending gap notice has a reason to be flushed.
@@ -194,7 +217,7 @@ fn drop_policy_skips_and_announces_a_gap() {
         (events, gaps)
     });
     thread::sleep(Duration::from_millis(300));
-    publish_range(&mut publisher, room, MESSAGES + 1, final_seq);
+    publish_range(&mut publisher, room, MESSAGES + 1, final_seq, &seen);
     let (events, gaps) = reader.join().expect("slow client");
     assert_eq!(healthy.join().expect("healthy subscriber"), (1..=final_seq).collect::<Vec<_>>());
 
