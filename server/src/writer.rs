@@ -173,21 +173,24 @@ pub fn reset_on_close(fd: i32) {
 /// `sendmsg` for several), taking what the socket buffer accepts. Never waits; `None` when
 /// nothing went out.
 pub fn direct(fd: i32) -> shardcast_engine::subscriber::DirectWrite {
-    Box::new(move |bufs: &[std::io::IoSlice<'_>]| {
-        let r = if let [b] = bufs {
-            // SAFETY: `b` is a live slice; the session clears this hook before closing `fd`.
-            unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
-        } else {
-            // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, and the slices outlive
-            // the call.
-            let iov = unsafe { std::slice::from_raw_parts(bufs.as_ptr().cast::<libc::iovec>(), bufs.len()) };
-            match send_vectored(fd, iov) {
-                Ok(n) => n as isize,
-                Err(_) => -1,
-            }
-        };
-        (r > 0).then_some(r as usize)
-    })
+    shardcast_engine::subscriber::DirectWrite { write: send_now, fd }
+}
+
+/// Writes `bufs` to `fd` without waiting, for [`direct`].
+fn send_now(fd: i32, bufs: &[std::io::IoSlice<'_>]) -> Option<usize> {
+    let r = if let [b] = bufs {
+        // SAFETY: `b` is a live slice; the session clears this hook before closing `fd`.
+        unsafe { libc::send(fd, b.as_ptr().cast(), b.len(), libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL) }
+    } else {
+        // SAFETY: `IoSlice` is ABI-compatible with `iovec` on Unix, and the slices outlive
+        // the call.
+        let iov = unsafe { std::slice::from_raw_parts(bufs.as_ptr().cast::<libc::iovec>(), bufs.len()) };
+        match send_vectored(fd, iov) {
+            Ok(n) => n as isize,
+            Err(_) => -1,
+        }
+    };
+    (r > 0).then_some(r as usize)
 }
 
 /// Moves the (frame, offset) cursor forward by `n` written bytes.

@@ -53,6 +53,11 @@ pub struct Session {
     /// The publish rate limit, made at the first publish: most clients never publish, and
     /// a bucket made then is in the state one made at the upgrade would be (full).
     bucket: RefCell<Option<Box<TokenBucket>>>,
+    /// The bytes that arrived with the handshake, until the reader takes them. Here, and
+    /// boxed twice (one thin pointer, which fits the session's allocation as it was), rather
+    /// than moved from the session future into its reader and on into the read loop: each
+    /// of those three futures kept 16 bytes of storage for it for the connection's life.
+    early: Cell<Option<Box<Box<[u8]>>>>,
 }
 
 /// A session's start: the socket that was answered 101 (registered with the shard's epoll
@@ -86,14 +91,15 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
         sub,
         last_rx: Cell::new(Instant::now()),
         bucket: RefCell::new(None),
+        early: Cell::new((!early.is_empty()).then(|| Box::new(early))),
         ctx: ctx.clone(),
         endpoint,
         rights,
     });
     ctx.live.borrow_mut().insert(s.sub.id(), Rc::downgrade(&s));
     // Everything below that is kept across an await is held by every idle session: the
-    // block captures the session, its socket, its slot and the handshake's leftover bytes
-    // (moved on into the reader), and derives the rest when needed.
+    // block captures the session, its socket and its slot, and derives the rest when
+    // needed.
     async move {
         let ctx = &s.ctx;
         let sub = &s.sub;
@@ -132,7 +138,7 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
             }
         };
         let reader = async {
-            s.read_loop(&socket, early).await;
+            s.read_loop(&socket).await;
             pending::<()>().await
         };
         // Shutdown and idle timeouts end a session through its outbox (a close frame), so
@@ -175,12 +181,15 @@ impl Session {
     /// messages are handled in a boxed future that owns them; and no local that lives
     /// across an await is ever borrowed (the compiler keeps a borrowed local's storage
     /// until its scope ends, even once it has been moved out).
-    fn read_loop<'a>(&'a self, socket: &'a Socket, early: Box<[u8]>) -> impl Future<Output = ()> + 'a {
+    fn read_loop<'a>(&'a self, socket: &'a Socket) -> impl Future<Output = ()> + 'a {
         let mut ws = Decoder::new(self.ctx.shared.config.max_frame);
         async move {
-            // Boxed at once: only the box (one pointer) is held while it runs.
-            let first = self.decode(&mut ws, &early).map(|i| Box::pin(self.take(i)));
-            drop(early); // an idle session keeps no buffer of its own
+            // Boxed at once: only the box (one pointer) is held while it runs. The early
+            // bytes are dropped within the block: an idle session keeps no buffer of its own.
+            let first = {
+                let early = self.early.take();
+                early.and_then(|e| self.decode(&mut ws, &e)).map(|i| Box::pin(self.take(i)))
+            };
             if let Some(handled) = first {
                 if !handled.await {
                     return;

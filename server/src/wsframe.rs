@@ -70,14 +70,15 @@ struct Current {
     mask: [u8; 4],
     /// Payload bytes still to come.
     left: u64,
-    /// Payload bytes seen so far (the mask's phase).
-    seen: u64,
+    /// Payload bytes seen so far, mod 4: the mask's phase.
+    phase: u8,
 }
 
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Decoder {
-    max: usize,
+    /// The limit, in 32 bits (a decoder per connection): larger limits are clamped to 4 GiB.
+    max: u32,
     head: [u8; 14],
     head_len: u8,
     cur: Option<Current>,
@@ -88,15 +89,16 @@ pub struct Decoder {
     /// The control frame being read (control frames may arrive between fragments).
     control: Vec<u8>,
     /// How many bytes of `data` (a fragmented text message) are known to be valid UTF-8.
-    valid: usize,
+    valid: u32,
     done: bool,
 }
 
 impl Decoder {
-    /// A decoder accepting frames and messages of at most `max` payload bytes.
+    /// A decoder accepting frames and messages of at most `max` payload bytes (at most
+    /// 4 GiB − 1).
     pub fn new(max: usize) -> Self {
         Decoder {
-            max,
+            max: u32::try_from(max).unwrap_or(u32::MAX),
             head: [0; 14],
             head_len: 0,
             cur: None,
@@ -213,8 +215,8 @@ impl Decoder {
                 _ => {}
             }
             let total = self.data.len() as u64 + len;
-            if len > self.max as u64 || total > self.max as u64 {
-                return Err(WsError::TooLarge { size: total, max: self.max });
+            if len > u64::from(self.max) || total > u64::from(self.max) {
+                return Err(WsError::TooLarge { size: total, max: self.max as usize });
             }
             if opcode != OP_CONT {
                 self.message = Some(opcode);
@@ -224,7 +226,7 @@ impl Decoder {
         } else {
             self.control.reserve(len as usize);
         }
-        self.cur = Some(Current { opcode, fin, mask, left: len, seen: 0 });
+        self.cur = Some(Current { opcode, fin, mask, left: len, phase: 0 });
         Ok(())
     }
 
@@ -236,12 +238,12 @@ impl Decoder {
         let buf = if c.opcode >= OP_CLOSE { &mut self.control } else { &mut self.data };
         let start = buf.len();
         buf.extend_from_slice(chunk);
-        let phase = (c.seen % 4) as usize;
+        let phase = c.phase as usize;
         let mask: [u8; 4] = std::array::from_fn(|i| c.mask[(phase + i) % 4]);
         for (i, b) in buf[start..].iter_mut().enumerate() {
             *b ^= mask[i & 3];
         }
-        c.seen += n as u64;
+        c.phase = ((phase + n) % 4) as u8;
         c.left -= n as u64;
         self.cur = Some(c);
         if c.opcode == OP_CONT || c.opcode == OP_TEXT {
@@ -260,9 +262,10 @@ impl Decoder {
         if self.message != Some(OP_TEXT) {
             return Ok(());
         }
-        match std::str::from_utf8(&self.data[self.valid..]) {
-            Ok(_) => self.valid = self.data.len(),
-            Err(e) if e.error_len().is_none() && !last => self.valid += e.valid_up_to(),
+        // `valid` ≤ the data's length ≤ `max`, which fits 32 bits.
+        match std::str::from_utf8(&self.data[self.valid as usize..]) {
+            Ok(_) => self.valid = self.data.len() as u32,
+            Err(e) if e.error_len().is_none() && !last => self.valid += e.valid_up_to() as u32,
             Err(_) => return Err(WsError::Utf8),
         }
         Ok(())
