@@ -43,6 +43,33 @@ impl DirectWrite {
     }
 }
 
+/// An instant in 8 bytes instead of `Instant`'s 16: nanoseconds since the process's first
+/// stamp (centuries of range). Each subscriber keeps two, and a connection's memory is the
+/// server's scale.
+#[derive(Debug, Clone, Copy)]
+struct Stamp(u64);
+
+impl Stamp {
+    /// The process's first stamp; instants before it read as it.
+    fn epoch() -> Instant {
+        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+        *EPOCH.get_or_init(Instant::now)
+    }
+
+    fn of(t: Instant) -> Self {
+        Stamp(u64::try_from(t.saturating_duration_since(Self::epoch()).as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn instant(self) -> Instant {
+        Self::epoch() + Duration::from_nanos(self.0)
+    }
+
+    /// How long before `now` this was (zero if not before).
+    fn age(self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.instant())
+    }
+}
+
 /// Most frames one inline flush writes (see [`Subscriber::deliver`]); the rest stays queued
 /// for the writer task.
 const FLUSH_FRAMES: usize = 64;
@@ -58,14 +85,14 @@ pub struct Subscriber {
     writing: Cell<bool>,
     direct: Cell<Option<DirectWrite>>,
     /// When this socket was last written, for the shard's coalescing window.
-    last_write: Cell<Instant>,
+    last_write: Cell<Stamp>,
     /// Frames are queued because the window refused a direct write: the writer waits for
     /// the window. Frames queued by a cork leave at once (the cork already batched them).
     deferred: Cell<bool>,
     /// When the previous message arrived, and how many arrivals in a row came within the
     /// window of each other: only a sustained rate (a streak) defers, not one close pair —
     /// jitter on a 100 Hz room must not push a thousand subscribers onto the slow path.
-    last_arrival: Cell<Instant>,
+    last_arrival: Cell<Stamp>,
     streak: Cell<u8>,
     /// Bytes of the batch the writer has taken and not finished writing: they still occupy
     /// memory, so the read gate counts them with the queue.
@@ -96,9 +123,9 @@ impl Subscriber {
             waker: Cell::new(None),
             writing: Cell::new(false),
             direct: Cell::new(None),
-            last_write: Cell::new(Instant::now()),
+            last_write: Cell::new(Stamp::of(Instant::now())),
             deferred: Cell::new(false),
-            last_arrival: Cell::new(Instant::now()),
+            last_arrival: Cell::new(Stamp::of(Instant::now())),
             streak: Cell::new(0),
             in_flight: Cell::new(0),
             read_waker: Cell::new(None),
@@ -181,11 +208,11 @@ impl Subscriber {
     /// For the writer: when the next write may go, if it must wait (`None`: write now), so
     /// that writes to this socket are at least `window` apart. Within the window frames
     /// queue and leave together: the kernel charges per call, not per frame. The instant
-    /// may already have passed; no clock is read here.
-    /// A queue at half its byte budget or more is written at once, window or not.
+    /// may already have passed; no clock is read here. A queue at half its byte budget or
+    /// more is written at once, window or not.
     pub fn write_due(&self, window: Duration) -> Option<Instant> {
         (!window.is_zero() && self.deferred.get() && !self.half_full())
-            .then(|| self.last_write.get() + window)
+            .then(|| self.last_write.get().instant() + window)
     }
 
     /// Whether the outbox holds half its byte budget or more. The coalescing window exists
@@ -208,8 +235,8 @@ impl Subscriber {
     /// Records an arrival; true once at least two consecutive gaps were shorter than
     /// `window` (three messages in quick succession).
     fn hot(&self, now: Instant, window: Duration) -> bool {
-        let close = now.saturating_duration_since(self.last_arrival.get()) < window;
-        self.last_arrival.set(now);
+        let close = self.last_arrival.get().age(now) < window;
+        self.last_arrival.set(Stamp::of(now));
         let streak = if close { self.streak.get().saturating_add(1) } else { 0 };
         self.streak.set(streak);
         streak >= 2
@@ -227,7 +254,7 @@ impl Subscriber {
     pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool, window: Duration, now: Instant) -> Pushed {
         let idle = direct_ok && !self.writing.get();
         let hot = !window.is_zero() && self.hot(now, window);
-        if idle && hot && now.saturating_duration_since(self.last_write.get()) < window && !self.half_full() {
+        if idle && hot && self.last_write.get().age(now) < window && !self.half_full() {
             self.deferred.set(true);
         } else if idle {
             if let Some(write) = self.direct.get() {
@@ -249,7 +276,7 @@ impl Subscriber {
                     let frame = msg.frame_for(self.mode);
                     let written = write.call(&[IoSlice::new(frame)]);
                     if written.is_some() && !window.is_zero() {
-                        self.last_write.set(now);
+                        self.last_write.set(Stamp::of(now));
                     }
                     match written {
                         Some(n) if n == frame.len() => return Pushed::Written,
@@ -311,7 +338,7 @@ impl Subscriber {
         if let Some(n) = written {
             ob.consume(n);
             if !window.is_zero() {
-                self.last_write.set(now);
+                self.last_write.set(Stamp::of(now));
             }
         }
     }
@@ -384,7 +411,7 @@ impl Subscriber {
     pub fn batch_written(&self) {
         self.writing.set(false);
         self.in_flight.set(0);
-        self.last_write.set(Instant::now());
+        self.last_write.set(Stamp::of(Instant::now()));
         self.wake_reader();
     }
 }
