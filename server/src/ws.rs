@@ -123,27 +123,19 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
         }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
         sub.set_direct(writer::direct(fd));
-        let writer = async {
-            let write_timeout = ctx.shared.config.write_timeout;
-            if let Err(e) =
-                writer::run(&socket, sub, &ctx.shard, &ctx.write_scratch, &ctx.deferrals, write_timeout).await
-            {
-                if e.kind() == io::ErrorKind::TimedOut {
-                    ctx.reject(RejectReason::WriteTimeout);
-                    tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
-                    writer::reset_on_close(std::os::fd::AsRawFd::as_raw_fd(&socket));
-                } else {
-                    tracing::debug!(conn = sub.id(), "write failed: {e}");
-                }
-            }
-        };
-        let reader = async {
-            s.read_loop(&socket).await;
-            pending::<()>().await
-        };
         // Shutdown and idle timeouts end a session through its outbox (a close frame), so
-        // the session itself waits on nothing but its socket and its outbox.
-        or(writer, reader).await;
+        // the session itself waits on nothing but its socket and its outbox. Both futures go
+        // in bare, the writer's error handled here: a block around either would keep
+        // references of its own for the session's life.
+        if let Err(e) = or(writer::run(&socket, sub, ctx), s.read_loop(&socket)).await {
+            if e.kind() == io::ErrorKind::TimedOut {
+                ctx.reject(RejectReason::WriteTimeout);
+                tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
+                writer::reset_on_close(std::os::fd::AsRawFd::as_raw_fd(&socket));
+            } else {
+                tracing::debug!(conn = sub.id(), "write failed: {e}");
+            }
+        }
         // Before the socket closes: its fd number may soon belong to another connection.
         sub.clear_direct();
         ctx.live.borrow_mut().remove(&sub.id());
@@ -172,64 +164,69 @@ struct Input {
 }
 
 impl Session {
-    /// Reads until the client goes away, breaks the protocol, or the server stops. Before
-    /// returning it has closed the outbox (so the writer finishes), except on shutdown,
-    /// where the server closes every session after draining the engine.
+    /// Reads until the client goes away, breaks the protocol, or the server stops, and then
+    /// never resolves: it has closed the outbox, and the writer it runs beside finishes the
+    /// session (on shutdown the server closes every session after draining the engine).
+    /// Never resolving is how it joins the writer under `or` with no block around it, which
+    /// would keep references of its own for the session's life.
     ///
     /// Every idle session holds this future, so what it keeps across a read is only the
     /// decoder: it is no `async fn` (which would keep its arguments twice); each read's
     /// messages are handled in a boxed future that owns them; and no local that lives
     /// across an await is ever borrowed (the compiler keeps a borrowed local's storage
     /// until its scope ends, even once it has been moved out).
-    fn read_loop<'a>(&'a self, socket: &'a Socket) -> impl Future<Output = ()> + 'a {
+    fn read_loop<'a, T: 'a>(&'a self, socket: &'a Socket) -> impl Future<Output = T> + 'a {
         let mut ws = Decoder::new(self.ctx.shared.config.max_frame);
         async move {
-            // Boxed at once: only the box (one pointer) is held while it runs. The early
-            // bytes are dropped within the block: an idle session keeps no buffer of its own.
-            let first = {
-                let early = self.early.take();
-                early.and_then(|e| self.decode(&mut ws, &e)).map(|i| Box::pin(self.take(i)))
-            };
-            if let Some(handled) = first {
-                if !handled.await {
-                    return;
-                }
-            }
-            loop {
-                if self.sub.is_closed() {
-                    return;
-                }
-                // The read gate: a client that does not read its replies is not read either.
-                if !self.sub.may_read() {
-                    self.ctx.reject(RejectReason::ReadPaused);
-                    poll_fn(|cx| self.sub.poll_room_to_read(cx)).await;
-                    if self.sub.is_closed() {
-                        return;
-                    }
-                }
-                let read = poll_fn(|cx| {
-                    let mut buf = self.ctx.read_buf.borrow_mut();
-                    match socket.poll_read(cx, &mut buf) {
-                        Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(None),
-                        Poll::Ready(Ok(n)) => Poll::Ready(Some(self.decode(&mut ws, &buf[..n]))),
-                        Poll::Pending => Poll::Pending,
-                    }
-                });
-                let Some(input) = read.await else {
-                    // Peer closed the socket or it failed: nothing more can be sent.
-                    self.sub.close(1000, "", true);
-                    return;
-                };
-                if self.ctx.shard.is_stopping() {
-                    // Shutting down: accept no more input; the shard closes us after draining.
-                    return;
-                }
-                if let Some(handled) = input.map(|i| Box::pin(self.take(i))) {
+            'read: {
+                // Boxed at once: only the box (one pointer) is held while it runs, and only in
+                // this statement's scope (a `let` would keep its slot for the loop's life). The
+                // early bytes are dropped within the block: an idle session keeps no buffer.
+                if let Some(handled) = {
+                    let early = self.early.take();
+                    early.and_then(|e| self.decode(&mut ws, &e)).map(|i| Box::pin(self.take(i)))
+                } {
                     if !handled.await {
-                        return;
+                        break 'read;
+                    }
+                }
+                loop {
+                    if self.sub.is_closed() {
+                        break 'read;
+                    }
+                    // The read gate: a client that does not read its replies is not read either.
+                    if !self.sub.may_read() {
+                        self.ctx.reject(RejectReason::ReadPaused);
+                        poll_fn(|cx| self.sub.poll_room_to_read(cx)).await;
+                        if self.sub.is_closed() {
+                            break 'read;
+                        }
+                    }
+                    let read = poll_fn(|cx| {
+                        let mut buf = self.ctx.read_buf.borrow_mut();
+                        match socket.poll_read(cx, &mut buf) {
+                            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(None),
+                            Poll::Ready(Ok(n)) => Poll::Ready(Some(self.decode(&mut ws, &buf[..n]))),
+                            Poll::Pending => Poll::Pending,
+                        }
+                    });
+                    let Some(input) = read.await else {
+                        // Peer closed the socket or it failed: nothing more can be sent.
+                        self.sub.close(1000, "", true);
+                        break 'read;
+                    };
+                    if self.ctx.shard.is_stopping() {
+                        // Shutting down: accept no more input; the shard closes us after draining.
+                        break 'read;
+                    }
+                    if let Some(handled) = input.map(|i| Box::pin(self.take(i))) {
+                        if !handled.await {
+                            break 'read;
+                        }
                     }
                 }
             }
+            pending().await
         }
     }
 
