@@ -64,9 +64,10 @@ impl Stamp {
         Self::epoch() + Duration::from_nanos(self.0)
     }
 
-    /// How long before `now` this was (zero if not before).
-    fn age(self, now: Instant) -> Duration {
-        now.saturating_duration_since(self.instant())
+    /// How long after `earlier` this is (zero if not after): plain integer arithmetic, so
+    /// fan-out converts its clock reading once per delivery, not once per comparison.
+    fn since(self, earlier: Stamp) -> Duration {
+        Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 }
 
@@ -234,9 +235,9 @@ impl Subscriber {
 
     /// Records an arrival; true once at least two consecutive gaps were shorter than
     /// `window` (three messages in quick succession).
-    fn hot(&self, now: Instant, window: Duration) -> bool {
-        let close = self.last_arrival.get().age(now) < window;
-        self.last_arrival.set(Stamp::of(now));
+    fn hot(&self, now: Stamp, window: Duration) -> bool {
+        let close = now.since(self.last_arrival.get()) < window;
+        self.last_arrival.set(now);
         let streak = if close { self.streak.get().saturating_add(1) } else { 0 };
         self.streak.set(streak);
         streak >= 2
@@ -253,8 +254,10 @@ impl Subscriber {
     #[inline]
     pub fn deliver(&self, msg: &Arc<Message>, direct_ok: bool, window: Duration, now: Instant) -> Pushed {
         let idle = direct_ok && !self.writing.get();
-        let hot = !window.is_zero() && self.hot(now, window);
-        if idle && hot && self.last_write.get().age(now) < window && !self.half_full() {
+        // The clock reading as a stamp, taken only while a window is open (it alone needs it).
+        let at = (!window.is_zero()).then(|| Stamp::of(now));
+        let hot = at.is_some_and(|at| self.hot(at, window));
+        if idle && hot && at.is_some_and(|at| at.since(self.last_write.get()) < window) && !self.half_full() {
             self.deferred.set(true);
         } else if idle {
             if let Some(write) = self.direct.get() {
@@ -275,8 +278,8 @@ impl Subscriber {
                 if !ob.is_closed() {
                     let frame = msg.frame_for(self.mode);
                     let written = write.call(&[IoSlice::new(frame)]);
-                    if written.is_some() && !window.is_zero() {
-                        self.last_write.set(Stamp::of(now));
+                    if let (Some(_), Some(at)) = (written, at) {
+                        self.last_write.set(at);
                     }
                     match written {
                         Some(n) if n == frame.len() => return Pushed::Written,
