@@ -52,6 +52,7 @@ pub mod snapshot;
 pub mod stats;
 pub mod stop;
 pub mod subscriber;
+pub mod ticks;
 pub mod track;
 mod wakeup;
 

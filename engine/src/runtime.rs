@@ -44,7 +44,7 @@ impl Engine {
         let stats: Arc<[Arc<ShardStats>]> = (0..n).map(|_| Arc::new(ShardStats::default())).collect();
         let main = Arc::new(main);
         let mut threads = Vec::with_capacity(n);
-        let slots: Vec<crate::wakeup::Slot> = (0..n).map(|_| Default::default()).collect();
+        let slots: Vec<Arc<crate::wakeup::Slot>> = (0..n).map(|_| Default::default()).collect();
         let req_ends = matrix::<Request>(n, config.channel_capacity);
         let ev_ends = matrix::<Event>(n, config.channel_capacity);
         for (id, (req, ev)) in req_ends.into_iter().zip(ev_ends).enumerate() {
@@ -91,7 +91,7 @@ impl Engine {
                         glommio::spawn_local_into(event_loop(shard.clone(), rx), tq).unwrap().detach();
                     }
                     glommio::spawn_local_into(shard.clone().flush_loop(), tq).unwrap().detach();
-                    glommio::spawn_local(housekeeping(shard.clone(), stop)).detach();
+                    glommio::spawn_local(housekeeping(shard.clone(), stop, slot.clone())).detach();
                     glommio::spawn_local(crate::wakeup::park(slot)).detach();
                     main(shard).await;
                 })
@@ -185,10 +185,13 @@ async fn event_loop(shard: Rc<Shard>, rx: ConnectedReceiver<Event>) {
     }
 }
 
-async fn housekeeping(shard: Rc<Shard>, stop: StopFlag) {
+/// Runs every [`HOUSEKEEPING`] on the process's tick grid ([`crate::ticks`]), so the
+/// server's own periodic tasks on that grid wake the shard at the same instants.
+async fn housekeeping(shard: Rc<Shard>, stop: StopFlag, slot: Arc<crate::wakeup::Slot>) {
     let mut ticks = 0u32;
     loop {
-        glommio::timer::sleep(HOUSEKEEPING).await;
+        crate::ticks::sleep_to_next(HOUSEKEEPING).await;
+        slot.beat();
         if stop.is_set() && !shard.stop.fired() {
             shard.stop.fire();
         }
