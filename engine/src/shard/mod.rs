@@ -144,6 +144,8 @@ pub struct Shard {
     /// The coalescing window in force: `coalesce_max` while this shard is busy, else zero
     /// (see [`Shard::adapt_coalescing`]).
     coalesce: Cell<Duration>,
+    /// Samples in a row that found the shard quiet while the window was open.
+    coalesce_quiet: Cell<u8>,
     coalesce_max: Duration,
     /// The task queue for everything that handles client input (see
     /// [`EngineConfig::preempt`](crate::EngineConfig::preempt)).
@@ -198,6 +200,7 @@ impl Shard {
             flusher: RefCell::default(),
             flusher_alive: Cell::new(false),
             coalesce: Cell::new(Duration::ZERO),
+            coalesce_quiet: Cell::new(0),
             coalesce_max,
             input_queue: glommio::executor().create_task_queue(
                 glommio::Shares::default(),
