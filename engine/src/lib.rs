@@ -24,7 +24,9 @@
 //! - [`geo`]: viewport subscriptions — positions, boxes and the grid index of boxes (pure,
 //!   no I/O).
 //! - [`stats`]: per-shard counters, summed on demand; [`stop`]: shutdown signal; `wakeup`:
-//!   a thread that wakes every shard each 20 ms (glommio can sleep past its own timers).
+//!   a thread that wakes a shard whose housekeeping stopped ticking (glommio can sleep past
+//!   its own timers); [`ticks`]: the one grid periodic tasks sleep to, so they wake a shard
+//!   together.
 
 pub mod affinity;
 pub mod config;
