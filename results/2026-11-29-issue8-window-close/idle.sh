@@ -1,15 +1,4 @@
 #!/usr/bin/env bash
-set -u
-name=$1; shift
-LG=/work/main/target/release/shardcast-loadgen
-cd /tmp/prof
-taskset -c 0 "$@" > $name.srv.log 2>&1 & pid=$!
-for i in $(seq 100); do grep -q 'listening on' $name.srv.log && break; sleep 0.05; done
-ADDR=$(sed -n 's/.*listening on \([0-9.]*:[0-9]*\).*/\1/p' $name.srv.log | head -1)
-taskset -c 1 "$LG" run --scenario rooms-500 --rate 0.01 --url-template "ws://$ADDR/ws/{room}/" --duration 10s --warmup 2s --cpus 1 --server-pid $pid --quiet > $name.lg.log 2>&1 & lg=$!
-sleep 5
-snap() { for t in /proc/$pid/task/*; do echo "$(cat $t/comm) $(awk '/^voluntary/{v=$2}/^nonvoluntary/{n=$2}END{print v, n}' $t/status) $(awk '{print $14, $15}' $t/stat)"; done; }
-snap > $name.cs0; if [ -n "${PERF:-}" ]; then perf record -F 8000 -g -o $name.perf.data -p $pid -- sleep 5 2>/dev/null >/dev/null; else sleep 5; fi; snap > $name.cs1
-wait $lg; kill $pid; wait $pid 2>/dev/null
-echo "== $name $(grep -E 'server CPU' $name.lg.log)"
-paste $name.cs0 $name.cs1 | awk '{dv=$7-$2; dn=$8-$3; du=$9-$4; ds=$10-$5; if (dv+dn+du+ds>0) print $1, "vol/s", dv/5, "invol/s", dn/5, "utime", du, "stime", ds}'
+# usage: [PERF=1] idle.sh NAME CMD... : cs.sh with rooms-500's 2,500 connections nearly idle
+# (0.01 Hz per publisher).
+RATE=0.01 exec "$(dirname "$0")/cs.sh" "$@"
