@@ -100,11 +100,12 @@ pub struct Args {
     /// Default slow-consumer policy of namespaces without their own. Default: drop.
     #[arg(long, env = "SHARDCAST_POLICY", value_enum)]
     pub policy: Option<Policy>,
-    /// Coalescing window used while a shard is busy (≥50% of its core): writes to one
-    /// connection are then at least this far apart, so a client receiving many messages gets
-    /// them in one write (the kernel charges ~6 µs per write, far less per frame). A quiet
-    /// shard writes every frame at once. Trades up to this much latency on busy servers for
-    /// CPU; "0ms" turns it off. Default: 5ms.
+    /// Coalescing window used while a shard is busy (opened at ≥50% of its core, closed
+    /// after a second under 25%): writes to one connection that receives messages faster
+    /// than this are then at least this far apart, so it gets them in one write (the kernel
+    /// charges ~6 µs per write, far less per frame). A quiet shard writes every frame at
+    /// once. Trades up to this much latency on busy servers for CPU; "0ms" turns it off.
+    /// Default: 5ms.
     #[arg(long, env = "SHARDCAST_COALESCE", value_name = "DURATION", value_parser = parse_duration)]
     pub coalesce: Option<Duration>,
     /// Close a connection whose socket accepted no byte for this long while frames were
