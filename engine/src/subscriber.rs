@@ -43,17 +43,16 @@ impl DirectWrite {
     }
 }
 
-/// An instant in 8 bytes instead of `Instant`'s 16: nanoseconds since the process's first
-/// stamp (centuries of range). Each subscriber keeps two, and a connection's memory is the
-/// server's scale.
+/// An instant in 8 bytes instead of `Instant`'s 16: nanoseconds since the process's
+/// origin ([`crate::ticks::origin`]; centuries of range). Each subscriber keeps two, and a
+/// connection's memory is the server's scale.
 #[derive(Debug, Clone, Copy)]
 struct Stamp(u64);
 
 impl Stamp {
-    /// The process's first stamp; instants before it read as it.
+    /// The process's origin; instants before it read as it.
     fn epoch() -> Instant {
-        static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-        *EPOCH.get_or_init(Instant::now)
+        crate::ticks::origin()
     }
 
     fn of(t: Instant) -> Self {

@@ -36,15 +36,9 @@ pub(crate) struct Window {
 /// of milliseconds. Only subscribers that received three messages within the window are
 /// ever held by it, so an open window costs a light room nothing.
 pub(crate) fn next_window(cur: Window, base: Duration, busy: f64) -> Window {
-    if base.is_zero() || (cur.len.is_zero() && busy < 0.5) {
+    let quiet = if busy < 0.25 { cur.quiet.saturating_add(1) } else { 0 };
+    if base.is_zero() || (cur.len.is_zero() && busy < 0.5) || quiet >= CLOSE_AFTER {
         return Window::default();
-    }
-    if busy < 0.25 {
-        let quiet = cur.quiet.saturating_add(1);
-        if quiet >= CLOSE_AFTER {
-            return Window::default();
-        }
-        return Window { len: (cur.len / 2).max(base), quiet };
     }
     let len = if busy >= 0.9 {
         (cur.len.max(base) * 2).min(base * 4)
@@ -53,7 +47,7 @@ pub(crate) fn next_window(cur: Window, base: Duration, busy: f64) -> Window {
     } else {
         (cur.len / 2).max(base)
     };
-    Window { len, quiet: 0 }
+    Window { len, quiet }
 }
 
 /// CPU time consumed by the calling thread (user + system).
@@ -207,7 +201,7 @@ mod tests {
     fn a_window_that_keeps_the_shard_quiet_stays_open() {
         // hot-100 as measured: < 25% busy with the window open, > 50% without.
         let base = Duration::from_millis(5);
-        let mut g = w(z());
+        let mut g = w(Duration::ZERO);
         let mut open = 0;
         for _ in 0..100 {
             let busy = if g.len.is_zero() { 0.55 } else { 0.2 };
@@ -215,9 +209,5 @@ mod tests {
             open += usize::from(!g.len.is_zero());
         }
         assert!(open >= 90, "open in {open} of 100 samples");
-    }
-
-    fn z() -> Duration {
-        Duration::ZERO
     }
 }
