@@ -67,40 +67,71 @@ pub struct Resume<'a> {
 }
 
 /// Subscriber counts per shard, only for shards that have any: most rooms are followed
-/// from one or two shards, so this stays a few bytes however many shards there are (a
-/// dense `Vec` of counts cost 4 bytes × shards per room).
-#[derive(Debug, Default)]
-struct Interest(Vec<(u32, u32)>);
+/// from one shard, so that case is held inline (no allocation, which with a room per
+/// vehicle would be one more heap block per connection), and a room followed from several
+/// shards keeps a short list, never a dense `Vec` of 4 bytes × shards.
+///
+/// Invariants: `One { n: 0, .. }` means followed from no shard; `Many` holds two or more
+/// shards, each with a count above zero.
+#[derive(Debug)]
+enum Interest {
+    One { shard: u32, n: u32 },
+    Many(Vec<(u32, u32)>),
+}
+
+impl Default for Interest {
+    fn default() -> Self {
+        Interest::One { shard: 0, n: 0 }
+    }
+}
 
 impl Interest {
     fn add(&mut self, shard: usize) {
-        match self.0.iter_mut().find(|(s, _)| *s as usize == shard) {
-            Some((_, n)) => *n += 1,
-            None => {
-                self.0.reserve_exact(1); // most rooms are followed from one shard
-                self.0.push((shard as u32, 1));
+        let shard = shard as u32;
+        match self {
+            Interest::One { shard: s, n } if *n == 0 || *s == shard => {
+                *s = shard;
+                *n += 1;
             }
+            Interest::One { shard: s, n } => *self = Interest::Many(vec![(*s, *n), (shard, 1)]),
+            Interest::Many(v) => match v.iter_mut().find(|(s, _)| *s == shard) {
+                Some((_, n)) => *n += 1,
+                None => v.push((shard, 1)),
+            },
         }
     }
 
     fn remove(&mut self, shard: usize) {
-        if let Some(i) = self.0.iter().position(|(s, _)| *s as usize == shard) {
-            self.0[i].1 -= 1;
-            if self.0[i].1 == 0 {
-                self.0.swap_remove(i);
-                if self.0.is_empty() {
-                    self.0 = Vec::new(); // give the allocation back: idle rooms are many
+        let shard = shard as u32;
+        match self {
+            Interest::One { shard: s, n } if *s == shard && *n > 0 => *n -= 1,
+            Interest::One { .. } => {}
+            Interest::Many(v) => {
+                let Some(i) = v.iter().position(|(s, _)| *s == shard) else { return };
+                v[i].1 -= 1;
+                if v[i].1 == 0 {
+                    v.swap_remove(i);
+                }
+                if let [(s, n)] = v[..] {
+                    *self = Interest::One { shard: s, n }; // gives the list back
                 }
             }
         }
     }
 
     fn total(&self) -> u64 {
-        self.0.iter().map(|&(_, n)| n as u64).sum()
+        match self {
+            Interest::One { n, .. } => *n as u64,
+            Interest::Many(v) => v.iter().map(|&(_, n)| n as u64).sum(),
+        }
     }
 
     fn shards(&self) -> impl Iterator<Item = usize> + '_ {
-        self.0.iter().map(|&(s, _)| s as usize)
+        let (one, many) = match self {
+            Interest::One { shard, n } => ((*n > 0).then_some(*shard as usize), &[][..]),
+            Interest::Many(v) => (None, &v[..]),
+        };
+        one.into_iter().chain(many.iter().map(|&(s, _)| s as usize))
     }
 }
 
@@ -463,6 +494,34 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let snap = r.snapshot.iter().flat_map(|s| s.between(0, u64::MAX));
         r.history.iter().chain(snap).filter(|m| seen.insert(m.seq)).map(|m| cost(m)).sum()
+    }
+
+    #[test]
+    fn interest_counts_per_shard_and_goes_back_inline() {
+        let mut i = Interest::default();
+        let shards = |i: &Interest| {
+            let mut v: Vec<usize> = i.shards().collect();
+            v.sort_unstable();
+            v
+        };
+        assert_eq!((i.total(), shards(&i)), (0, vec![]));
+        i.add(3);
+        i.add(3);
+        assert!(matches!(i, Interest::One { shard: 3, n: 2 }));
+        i.add(1);
+        i.add(5);
+        assert_eq!((i.total(), shards(&i)), (4, vec![1, 3, 5]));
+        i.remove(7); // not following from there: nothing changes
+        i.remove(1);
+        i.remove(3);
+        assert_eq!((i.total(), shards(&i)), (2, vec![3, 5]));
+        i.remove(3);
+        assert!(matches!(i, Interest::One { shard: 5, n: 1 }), "one shard left: inline again");
+        i.remove(5);
+        i.remove(5);
+        assert_eq!((i.total(), shards(&i)), (0, vec![]));
+        i.add(2); // an empty inline slot takes any shard
+        assert_eq!((i.total(), shards(&i)), (1, vec![2]));
     }
 
     #[test]

@@ -19,14 +19,13 @@
 //! ("idle") are also on intrusive LRU lists there, one per distinct `room_ttl`, so touching,
 //! expiring and evicting a room is O(1) (eviction O(distinct TTLs)).
 //!
-//! Invariants: every room is in `index` and in exactly one occupied slot; a room is idle in
+//! Invariants: every room is in exactly one occupied slot, found by its name; a room is idle in
 //! the slab iff it has no subscribers; `retained` is the sum of the rooms' `retained()`;
 //! `len() <= limits.max_rooms`; a room with no subscribers and no message does not exist
 //! (it is forgotten when its last subscriber leaves), so subscribe/unsubscribe churn over
 //! invented names leaves nothing behind.
 
 use bytes::Bytes;
-use rustc_hash::FxHashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Instant;
@@ -100,7 +99,6 @@ pub struct Published {
 pub struct Registry {
     namespaces: Namespaces,
     limits: RoomLimits,
-    index: FxHashMap<Arc<str>, u32>,
     slab: Slab,
     retained: usize,
     base: Instant,
@@ -117,7 +115,6 @@ impl Registry {
         Registry {
             namespaces,
             limits,
-            index: FxHashMap::default(),
             slab: Slab::new(),
             retained: 0,
             base: Instant::now(),
@@ -129,12 +126,12 @@ impl Registry {
 
     /// Rooms held.
     pub fn len(&self) -> usize {
-        self.index.len()
+        self.slab.len()
     }
 
     /// No rooms held.
     pub fn is_empty(&self) -> bool {
-        self.index.is_empty()
+        self.slab.len() == 0
     }
 
     /// Bytes retained by all rooms (see [`crate::room::cost`]).
@@ -149,7 +146,7 @@ impl Registry {
 
     /// The room, if it exists (an expired one that was not swept yet still shows).
     pub fn get(&self, name: &str) -> Option<&Room> {
-        self.index.get(name).map(|&i| self.slab.room(i))
+        self.slab.find(name).map(|i| self.slab.room(i))
     }
 
     /// Sequences `data` into `name`, creating the room if needed, then enforces the
@@ -221,7 +218,7 @@ impl Registry {
     /// One subscriber of `origin` left `name`. A room left without subscribers becomes
     /// idle (LRU and TTL apply from now) — or, if it never had a message, is forgotten.
     pub fn unsubscribe(&mut self, name: &str, origin: usize, now: Instant) {
-        let Some(&i) = self.index.get(name) else { return };
+        let Some(i) = self.slab.find(name) else { return };
         if self.slab.is_idle(i) {
             return; // not subscribed (a stale unsubscribe); nothing to undo
         }
@@ -240,8 +237,8 @@ impl Registry {
     /// Facts about `name` for `GET /api/rooms/<room>`; creates nothing. A room past its
     /// TTL shows as absent even before the sweep reaches it (its next use re-creates it).
     pub fn info(&self, name: &str, now: Instant) -> RoomInfo {
-        let live = self.index.get(name).filter(|&&i| !self.slab.expired(i, self.ms(now)));
-        match live.map(|&i| self.slab.room(i)) {
+        let live = self.slab.find(name).filter(|&i| !self.slab.expired(i, self.ms(now)));
+        match live.map(|i| self.slab.room(i)) {
             Some(r) => RoomInfo {
                 seq: r.last_seq(),
                 subscribers: r.subscribers(),
@@ -251,7 +248,7 @@ impl Registry {
             },
             // An expired room still holds its place until re-created in it.
             None => RoomInfo {
-                admits: self.index.contains_key(name) || self.len() < self.limits.max_rooms,
+                admits: self.slab.find(name).is_some() || self.len() < self.limits.max_rooms,
                 ..RoomInfo::default()
             },
         }
@@ -286,7 +283,7 @@ impl Registry {
         epoch: Option<Epoch>,
         now: Instant,
     ) -> Result<u32, TooManyRooms> {
-        if let Some(&i) = self.index.get(name) {
+        if let Some(i) = self.slab.find(name) {
             if !self.slab.expired(i, self.ms(now)) {
                 return Ok(i);
             }
@@ -300,8 +297,7 @@ impl Registry {
         let settings = self.namespaces.for_room(name).clone();
         let name: Arc<str> = Arc::from(name);
         let epoch = epoch.unwrap_or_else(|| self.rng.epoch());
-        let i = self.slab.insert(Room::new(name.clone(), settings, epoch));
-        self.index.insert(name, i);
+        let i = self.slab.insert(Room::new(name, settings, epoch));
         ShardStats::add(&self.stats.rooms, 1);
         self.slab.touch(i, self.ms(now));
         Ok(i)
@@ -310,7 +306,6 @@ impl Registry {
     /// Drops the room in slot `i` (its messages are freed with it).
     fn remove(&mut self, i: u32) {
         let room = self.slab.remove(i);
-        self.index.remove(&**room.name());
         self.account(room.retained(), 0);
         ShardStats::sub(&self.stats.rooms, 1);
     }
@@ -362,10 +357,10 @@ mod tests {
 
     /// Recomputes the invariants from scratch.
     fn check(r: &Registry) {
-        let sum: usize = r.index.keys().map(|k| r.get(k).unwrap().retained()).sum();
+        let sum: usize = r.slab.names().iter().map(|k| r.get(k).unwrap().retained()).sum();
         assert_eq!(sum, r.retained, "retained is the sum over rooms");
         let on_lists = r.slab.check();
-        let idle = r.index.keys().filter(|k| r.get(k).unwrap().subscribers() == 0).count();
+        let idle = r.slab.names().iter().filter(|k| r.get(k).unwrap().subscribers() == 0).count();
         assert_eq!(on_lists, idle, "idle iff no subscribers");
         assert_eq!(r.stats.rooms.load(Relaxed) as usize, r.len());
         assert_eq!(r.stats.retained_bytes.load(Relaxed) as usize, r.retained);

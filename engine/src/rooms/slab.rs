@@ -9,10 +9,20 @@
 //! expired rooms are found at the heads. Classes are as many as distinct configured TTLs —
 //! a handful set by the operator, not by clients.
 //!
+//! The slab is also the rooms' index by name: a hash table of slot numbers (4 bytes a
+//! bucket) whose keys are the names the rooms already hold, instead of a map that keeps a
+//! second reference to each name beside the slot (24 bytes a bucket). With a room per
+//! vehicle, rooms are as many as connections, and this is ~45 bytes less per room.
+//!
 //! Invariants: a room is on its class list iff it is marked idle; lists are ordered by
-//! `last_use` (non-decreasing from head to tail); vacant slots form the free list.
+//! `last_use` (non-decreasing from head to tail); vacant slots form the free list; `by_name`
+//! holds exactly the occupied slots, each under the hash of its room's name.
 
+use std::hash::BuildHasher;
 use std::time::Duration;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use crate::room::Room;
 
@@ -51,18 +61,43 @@ pub(super) struct Slab {
     slots: Vec<Slot>,
     free: u32,
     classes: Vec<Class>,
+    by_name: HashTable<u32>,
+}
+
+fn hash(name: &str) -> u64 {
+    FxBuildHasher.hash_one(name)
+}
+
+fn occupied(slots: &[Slot], i: u32) -> &Entry {
+    match &slots[i as usize] {
+        Slot::Occupied(e) => e,
+        Slot::Vacant { .. } => unreachable!("index points at a vacant slot"),
+    }
 }
 
 impl Slab {
     pub(super) fn new() -> Self {
-        Slab { slots: Vec::new(), free: NIL, classes: Vec::new() }
+        Slab { slots: Vec::new(), free: NIL, classes: Vec::new(), by_name: HashTable::new() }
+    }
+
+    /// Rooms held.
+    pub(super) fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// The slot of the room called `name`, if there is one.
+    pub(super) fn find(&self, name: &str) -> Option<u32> {
+        self.by_name.find(hash(name), |&i| &**occupied(&self.slots, i).room.name() == name).copied()
+    }
+
+    /// The names of the rooms held, in no order (tests).
+    #[cfg(test)]
+    pub(super) fn names(&self) -> Vec<std::sync::Arc<str>> {
+        self.by_name.iter().map(|&i| self.room(i).name().clone()).collect()
     }
 
     fn entry(&self, i: u32) -> &Entry {
-        match &self.slots[i as usize] {
-            Slot::Occupied(e) => e,
-            Slot::Vacant { .. } => unreachable!("index points at a vacant slot"),
-        }
+        occupied(&self.slots, i)
     }
 
     fn entry_mut(&mut self, i: u32) -> &mut Entry {
@@ -82,8 +117,17 @@ impl Slab {
         &mut self.entry_mut(i).room
     }
 
-    /// Stores a room (not idle) and returns its slot.
+    /// Stores a room (not idle) and returns its slot. No room of that name may be held.
     pub(super) fn insert(&mut self, room: Room) -> u32 {
+        debug_assert!(self.find(room.name()).is_none(), "one room per name");
+        let h = hash(room.name());
+        let i = self.place(room);
+        let slots = &self.slots;
+        self.by_name.insert_unique(h, i, |&j| hash(occupied(slots, j).room.name()));
+        i
+    }
+
+    fn place(&mut self, room: Room) -> u32 {
         let class = self.class_of(room.settings().room_ttl);
         let entry = Entry { room, prev: NIL, next: NIL, last_use: 0, class, idle: false };
         if self.free != NIL {
@@ -103,9 +147,14 @@ impl Slab {
         (self.slots.len() - 1) as u32
     }
 
-    /// Takes the room out of slot `i` (off its list if idle) and frees the slot.
+    /// Takes the room out of slot `i` (off its list if idle, out of the index) and frees
+    /// the slot.
     pub(super) fn remove(&mut self, i: u32) -> Room {
         self.busy(i);
+        match self.by_name.find_entry(hash(self.room(i).name()), |&j| j == i) {
+            Ok(e) => drop(e.remove()),
+            Err(_) => unreachable!("an occupied slot is indexed"),
+        }
         let slot = std::mem::replace(&mut self.slots[i as usize], Slot::Vacant { next_free: self.free });
         self.free = i;
         match slot {
@@ -207,6 +256,11 @@ impl Slab {
         }
         let idle = self.slots.iter().filter(|s| matches!(s, Slot::Occupied(e) if e.idle)).count();
         assert_eq!(on_lists, idle, "a room is on its list iff idle");
+        let occupied = self.slots.iter().filter(|s| matches!(s, Slot::Occupied(_))).count();
+        assert_eq!(self.by_name.len(), occupied, "the index holds the occupied slots");
+        for &i in self.by_name.iter() {
+            assert_eq!(self.find(self.room(i).name()), Some(i), "each room is found by its name");
+        }
         on_lists
     }
 }

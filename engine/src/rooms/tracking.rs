@@ -110,7 +110,7 @@ impl Registry {
     /// member limit) and schedules the room's next diff — and, with other nodes' states
     /// held, its next check for silent nodes.
     fn presence_change(&mut self, name: &str, now: Instant, change: impl FnOnce(&mut RoomTrack)) {
-        let Some(&i) = self.index.get(name) else { return };
+        let Some(i) = self.slab.find(name) else { return };
         let room = self.slab.room_mut(i);
         let settings = room.settings().clone();
         if !settings.presence {
@@ -173,7 +173,7 @@ impl Registry {
                 return;
             }
             let Some(Reverse((at, name))) = self.due.pop() else { return };
-            let Some(&i) = self.index.get(&name) else { continue };
+            let Some(i) = self.slab.find(&name) else { continue };
             let room = self.slab.room_mut(i);
             if room.track().is_none_or(|t| t.scheduled != Some(at)) {
                 continue; // superseded by an earlier entry, or the room was re-created

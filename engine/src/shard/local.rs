@@ -35,10 +35,14 @@ const INDEX_FROM: usize = 16;
 /// One room's followers on this shard: a dense vector for fan-out, plus (for big rooms) an
 /// index so that a connection leaving costs O(1) instead of a scan of everyone (the old
 /// `Vec::retain` made each unsubscribe O(followers), which a crowd of clients controls).
+///
+/// Sized for the many-small-rooms case (a room per vehicle: as many rooms as connections):
+/// the index is boxed (8 bytes, not 32, in every room's map bucket), and the first follower
+/// gets a vector of one, not of four.
 #[derive(Default)]
 pub(super) struct Followers {
     subs: Vec<Rc<Subscriber>>,
-    pos: Option<FxHashMap<u64, u32>>,
+    pos: Option<Box<FxHashMap<u64, u32>>>,
     /// Followers with a filter (viewport and/or pacing), made at the first one.
     pub(super) views: Option<Box<RefCell<Views>>>,
 }
@@ -48,9 +52,13 @@ impl Followers {
         if let Some(pos) = &mut self.pos {
             pos.insert(s.id(), self.subs.len() as u32);
         }
+        if self.subs.capacity() == 0 {
+            self.subs.reserve_exact(1);
+        }
         self.subs.push(s);
         if self.pos.is_none() && self.subs.len() > INDEX_FROM {
-            self.pos = Some(self.subs.iter().enumerate().map(|(i, s)| (s.id(), i as u32)).collect());
+            self.pos =
+                Some(Box::new(self.subs.iter().enumerate().map(|(i, s)| (s.id(), i as u32)).collect()));
         }
     }
 
