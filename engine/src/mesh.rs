@@ -63,7 +63,8 @@ pub(crate) enum Request {
         reply: Reply,
     },
     Subscribe {
-        room: Box<str>,
+        /// The name the subscribing shard files the room under, shared with the owner.
+        room: Arc<str>,
         origin: usize,
         token: u64,
         since: Option<u64>,

@@ -74,11 +74,11 @@ impl Registry {
     /// The slot of `name` in the cluster's `epoch`, created if needed (see [`Registry::apply`]
     /// for a room that holds another epoch).
     fn mirror_slot(&mut self, name: &str, epoch: Epoch, now: Instant) -> Result<u32, TooManyRooms> {
-        let mut i = self.find_or_create(name, Some(epoch), now)?;
+        let mut i = self.find_or_create(name, None, Some(epoch), now)?;
         if self.slab.room(i).epoch() != epoch {
             if self.slab.room(i).subscribers() == 0 {
                 self.remove(i);
-                i = self.find_or_create(name, Some(epoch), now)?;
+                i = self.find_or_create(name, None, Some(epoch), now)?;
             } else {
                 tracing::warn!(room = name, "the cluster changed the epoch of a followed room");
                 let before = self.slab.room(i).retained();
@@ -160,7 +160,7 @@ mod tests {
         let mut r = registry();
         let e = Epoch::from_u64(1234);
         let from = Resume { since: None, epoch: None, snapshot: false };
-        let replay = r.subscribe_as("b", 0, from, Some(e), Instant::now()).unwrap();
+        let replay = r.subscribe_as(&"b".into(), 0, from, Some(e), Instant::now()).unwrap();
         assert_eq!((replay.epoch, replay.last_seq), (e, 0));
     }
 

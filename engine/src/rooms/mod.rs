@@ -158,7 +158,7 @@ impl Registry {
         key: Option<Box<str>>,
         now: Instant,
     ) -> Result<Published, TooManyRooms> {
-        let i = self.find_or_create(name, None, now)?;
+        let i = self.find_or_create(name, None, None, now)?;
         let room = self.slab.room_mut(i);
         let before = room.retained();
         let msg = room.publish(data, key, now);
@@ -192,20 +192,22 @@ impl Registry {
         from: Resume<'_>,
         now: Instant,
     ) -> Result<Replay, TooManyRooms> {
-        self.subscribe_as(name, origin, from, None, now)
+        self.subscribe_as(&Arc::from(name), origin, from, None, now)
     }
 
     /// [`Registry::subscribe`], giving the room `epoch` if this creates it (cluster mode:
-    /// the epoch every node agreed on; `None`: a new one from this shard's generator).
+    /// the epoch every node agreed on; `None`: a new one from this shard's generator). A
+    /// room this creates keeps `name` itself (a reference, not a copy: the subscribing
+    /// shard files its followers under the same allocation).
     pub fn subscribe_as(
         &mut self,
-        name: &str,
+        name: &Arc<str>,
         origin: usize,
         from: Resume<'_>,
         epoch: Option<Epoch>,
         now: Instant,
     ) -> Result<Replay, TooManyRooms> {
-        let i = self.find_or_create(name, epoch, now)?;
+        let i = self.find_or_create(name, Some(name), epoch, now)?;
         self.slab.busy(i);
         let room = self.slab.room_mut(i);
         let before = room.retained();
@@ -280,6 +282,7 @@ impl Registry {
     fn find_or_create(
         &mut self,
         name: &str,
+        shared: Option<&Arc<str>>,
         epoch: Option<Epoch>,
         now: Instant,
     ) -> Result<u32, TooManyRooms> {
@@ -295,7 +298,7 @@ impl Registry {
             return Err(TooManyRooms { limit: self.limits.max_rooms });
         }
         let settings = self.namespaces.for_room(name).clone();
-        let name: Arc<str> = Arc::from(name);
+        let name: Arc<str> = shared.cloned().unwrap_or_else(|| Arc::from(name));
         let epoch = epoch.unwrap_or_else(|| self.rng.epoch());
         let i = self.slab.insert(Room::new(name, settings, epoch));
         ShardStats::add(&self.stats.rooms, 1);

@@ -332,7 +332,7 @@ impl Shard {
         let member = self.member_for(sub.id(), room, opts.member.as_deref());
         let pending = PendingSub {
             sub: Rc::downgrade(sub),
-            room: name,
+            room: name.clone(),
             ack,
             cancelled: false,
             member: member.clone(),
@@ -342,14 +342,14 @@ impl Shard {
         let owner = owner_of(room, self.n);
         if owner == self.id {
             let now = Instant::now();
-            let result = self.registry().subscribe_as(room, self.id, opts.resume(), opts.room_epoch, now);
+            let result = self.registry().subscribe_as(&name, self.id, opts.resume(), opts.room_epoch, now);
             if result.is_ok() {
                 self.owner_joined(room, member.as_deref());
             }
             self.on_sub_ready(token, result);
         } else {
             let SubOptions { since, epoch, snapshot, room_epoch, .. } = opts;
-            let (room, origin) = (room.into(), self.id);
+            let (room, origin) = (name, self.id);
             let req = Request::Subscribe { room, origin, token, since, epoch, snapshot, room_epoch, member };
             self.send_req(owner, req).await;
         }
