@@ -19,6 +19,7 @@ use shardcast_engine::{DeliveryMode, Subscriber};
 use std::cell::Cell;
 use std::io;
 use std::os::fd::AsRawFd;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::readiness::Socket;
@@ -63,7 +64,10 @@ impl Scratch {
 /// context, not one each to the parts it uses (the shard, its scratch buffers, its
 /// deferrals, the timeout): each kept reference is 8 bytes in every idle session. The
 /// coalescing wait is the shard's [`Deferrals`](crate::deferral::Deferrals), not a timer
-/// each. No `async fn`: that keeps its arguments twice (160 bytes instead of 136).
+/// each. A batch is written without waiting ([`Batch::send_now`]); only a writer whose
+/// socket is full keeps its batch across a wait, in a boxed future ([`finish_stalled`]),
+/// so the batch's buffers and cursor are not part of every idle writer (136 → 80 bytes).
+/// No `async fn`: that keeps its arguments twice.
 #[allow(clippy::manual_async_fn)]
 pub fn run<'a>(
     socket: &'a Socket,
@@ -82,43 +86,84 @@ pub fn run<'a>(
                 ctx.deferrals.until(at).await;
                 due = sub.write_due_after(ctx.shard.coalesce_window(), at);
             }
-            if !sub.has_queued() {
-                // A fan-out wrote the whole queue inline while this writer waited.
-                continue;
-            }
-            let scratch = &ctx.write_scratch;
-            let (mut batch, mut iov) = (scratch.batch.take(), scratch.iov.take());
-            if !poll_fn(|cx| sub.poll_take(cx, &mut batch, MAX_IOV)).await {
-                return Ok(());
-            }
-            let (mode, fd) = (sub.mode(), socket.as_raw_fd());
-            let (mut idx, mut off) = (0usize, 0usize);
-            while idx < batch.len() {
-                iov.clear();
-                for (i, e) in batch[idx..].iter().enumerate() {
-                    let b = &e.bytes(mode)[if i == 0 { off } else { 0 }..];
-                    iov.push(libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() });
-                }
-                let n = match send_vectored(fd, &iov) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        // Socket buffer full: wait for writability, then send what is left of
-                        // this frame alone.
-                        let chunk = &batch[idx].bytes(mode)[off..];
-                        let timeout = ctx.shared.config.write_timeout;
-                        // Boxed: the stalled path's state would otherwise sit in every writer.
-                        Box::pin(write_within(socket, chunk, sub, timeout)).await?
+            // A block, so that no batch outlives it: what is left of a stalled one moves
+            // into the boxed future awaited below.
+            let stalled = {
+                let scratch = &ctx.write_scratch;
+                let mut b = Batch { frames: scratch.batch.take(), iov: scratch.iov.take(), idx: 0, off: 0 };
+                let mut noop = Context::from_waker(Waker::noop());
+                match sub.poll_take(&mut noop, &mut b.frames, MAX_IOV) {
+                    // Nothing queued: a fan-out wrote the whole queue inline while this
+                    // writer waited.
+                    Poll::Pending => {
+                        scratch.put(b.frames, b.iov);
+                        continue;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                if n == 0 {
-                    return Err(io::ErrorKind::WriteZero.into());
+                    Poll::Ready(false) => return Ok(()),
+                    Poll::Ready(true) => {}
                 }
-                advance(&batch, mode, &mut idx, &mut off, n);
+                if b.send_now(socket.as_raw_fd(), sub.mode())? {
+                    sub.batch_written();
+                    scratch.put(b.frames, b.iov);
+                    None
+                } else {
+                    Some(Box::pin(finish_stalled(socket, sub, ctx, b)))
+                }
+            };
+            if let Some(rest) = stalled {
+                rest.await?;
             }
+        }
+    }
+}
+
+/// Frames taken from the outbox for one write, and how far they have gone out.
+struct Batch {
+    frames: Vec<Entry>,
+    iov: Vec<libc::iovec>,
+    /// The first frame not fully written, and the bytes of it that were.
+    idx: usize,
+    off: usize,
+}
+
+impl Batch {
+    /// Writes what the socket takes now, in vectored `sendmsg`s: Ok(true) when all of the
+    /// batch is out, Ok(false) when the socket buffer is full first.
+    fn send_now(&mut self, fd: i32, mode: DeliveryMode) -> io::Result<bool> {
+        while self.idx < self.frames.len() {
+            self.iov.clear();
+            for (i, e) in self.frames[self.idx..].iter().enumerate() {
+                let b = &e.bytes(mode)[if i == 0 { self.off } else { 0 }..];
+                self.iov.push(libc::iovec { iov_base: b.as_ptr() as *mut _, iov_len: b.len() });
+            }
+            match send_vectored(fd, &self.iov) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => advance(&self.frames, mode, &mut self.idx, &mut self.off, n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// The rest of a batch whose socket filled up: waits for writability and sends what is
+/// left of the current frame alone (within the write timeout), then the rest as the
+/// socket takes it.
+async fn finish_stalled(socket: &Socket, sub: &Subscriber, ctx: &ShardCtx, mut b: Batch) -> io::Result<()> {
+    let (mode, fd) = (sub.mode(), socket.as_raw_fd());
+    loop {
+        let chunk = &b.frames[b.idx].bytes(mode)[b.off..];
+        let n = write_within(socket, chunk, sub, ctx.shared.config.write_timeout).await?;
+        if n == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        advance(&b.frames, mode, &mut b.idx, &mut b.off, n);
+        if b.send_now(fd, mode)? {
             sub.batch_written();
-            ctx.write_scratch.put(batch, iov);
+            ctx.write_scratch.put(b.frames, b.iov);
+            return Ok(());
         }
     }
 }
