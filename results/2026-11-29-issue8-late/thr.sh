@@ -3,7 +3,7 @@
 set -u
 name=$1; scen=$2; shift 2
 LG=/work/main/target/release/shardcast-loadgen
-cd /tmp/ipi
+mkdir -p /tmp/ipi && cd /tmp/ipi || exit 1
 if [ "$1" = uws ]; then taskset -c 0 node /tmp/shardcast-uws/server.js 0 > $name.srv.log 2>&1 & pid=$!
 else taskset -c 0 "$@" > $name.srv.log 2>&1 & pid=$!; fi
 for i in $(seq 100); do grep -q 'listening on' $name.srv.log && break; sleep 0.05; done
