@@ -265,7 +265,7 @@ async fn handshake(ctx: Rc<ShardCtx>, u: Upgrade) -> Option<ws::Start> {
     let endpoint = match req.path.as_str() {
         "/ws" | "/ws/" => Ok(Endpoint::Mux),
         p if p.starts_with("/ws/") => protocol::room_from_path(p)
-            .map(Endpoint::Room)
+            .map(|r| Endpoint::Room(r.into_boxed_str()))
             .map_err(|e| (400, refuse(400, e.code(), &e.to_string()), RejectReason::BadRequest)),
         _ => Err((
             404,

@@ -66,7 +66,7 @@ pub async fn run(ctx: Rc<ShardCtx>) {
             round = PingRound::new(live, now, cfg.ping_interval, tick);
         }
         for l in round.next_slice().iter().filter_map(Weak::upgrade) {
-            let quiet = l.last_rx.get().elapsed();
+            let quiet = l.quiet();
             if l.sub.is_closed() || quiet < cfg.ping_interval {
                 continue;
             }
