@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use crate::message::{DeliveryMode, Message};
 use crate::outbox::{Entry, Outbox, Pushed};
+use crate::ticks::Stamp;
 
 /// Where a subscription of this connection stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,33 +41,6 @@ impl DirectWrite {
     #[inline]
     fn call(self, bufs: &[IoSlice<'_>]) -> Option<usize> {
         (self.write)(self.fd, bufs)
-    }
-}
-
-/// An instant in 8 bytes instead of `Instant`'s 16: nanoseconds since the process's
-/// origin ([`crate::ticks::origin`]; centuries of range). Each subscriber keeps two, and a
-/// connection's memory is the server's scale.
-#[derive(Debug, Clone, Copy)]
-struct Stamp(u64);
-
-impl Stamp {
-    /// The process's origin; instants before it read as it.
-    fn epoch() -> Instant {
-        crate::ticks::origin()
-    }
-
-    fn of(t: Instant) -> Self {
-        Stamp(u64::try_from(t.saturating_duration_since(Self::epoch()).as_nanos()).unwrap_or(u64::MAX))
-    }
-
-    fn instant(self) -> Instant {
-        Self::epoch() + Duration::from_nanos(self.0)
-    }
-
-    /// How long after `earlier` this is (zero if not after): plain integer arithmetic, so
-    /// fan-out converts its clock reading once per delivery, not once per comparison.
-    fn since(self, earlier: Stamp) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }
 }
 
@@ -394,22 +368,30 @@ impl Subscriber {
     /// (with the waker stored) while there is nothing to send. Ready(false) once the outbox
     /// is closed and fully drained: the connection should end.
     pub fn poll_take(&self, cx: &mut Context<'_>, out: &mut Vec<Entry>, max: usize) -> Poll<bool> {
+        match self.take(out, max) {
+            Some(more) => Poll::Ready(more),
+            None => {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        }
+    }
+
+    /// [`Subscriber::poll_take`] without waiting, for a writer that was just woken: None
+    /// when nothing is queued (and the outbox is open), else as `poll_take`.
+    pub fn take(&self, out: &mut Vec<Entry>, max: usize) -> Option<bool> {
         let mut ob = self.outbox.borrow_mut();
         if ob.is_empty() {
-            if ob.is_closed() {
-                return Poll::Ready(false);
-            }
-            self.waker.set(Some(cx.waker().clone()));
-            return Poll::Pending;
+            return ob.is_closed().then_some(false);
         }
         let taken = ob.take(out, max);
         self.in_flight.set(u32::try_from(taken).unwrap_or(u32::MAX));
         self.writing.set(true);
         self.deferred.set(false);
-        Poll::Ready(true)
+        Some(true)
     }
 
-    /// For the writer: the batch from [`Subscriber::poll_take`] is fully written.
+    /// For the writer: the batch from [`Subscriber::take`] is fully written.
     pub fn batch_written(&self) {
         self.writing.set(false);
         self.in_flight.set(0);

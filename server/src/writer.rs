@@ -19,7 +19,6 @@ use shardcast_engine::{DeliveryMode, Subscriber};
 use std::cell::Cell;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::readiness::Socket;
@@ -91,16 +90,15 @@ pub fn run<'a>(
             let stalled = {
                 let scratch = &ctx.write_scratch;
                 let mut b = Batch { frames: scratch.batch.take(), iov: scratch.iov.take(), idx: 0, off: 0 };
-                let mut noop = Context::from_waker(Waker::noop());
-                match sub.poll_take(&mut noop, &mut b.frames, MAX_IOV) {
+                match sub.take(&mut b.frames, MAX_IOV) {
                     // Nothing queued: a fan-out wrote the whole queue inline while this
                     // writer waited.
-                    Poll::Pending => {
+                    None => {
                         scratch.put(b.frames, b.iov);
                         continue;
                     }
-                    Poll::Ready(false) => return Ok(()),
-                    Poll::Ready(true) => {}
+                    Some(false) => return Ok(()),
+                    Some(true) => {}
                 }
                 if b.send_now(socket.as_raw_fd(), sub.mode())? {
                     sub.batch_written();

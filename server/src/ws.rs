@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
 use shardcast_engine::pace::PaceRule;
 use shardcast_engine::shard::{ViewRefused, ViewSpec, MAX_FILTERED, PAN_RATE};
+use shardcast_engine::ticks::Stamp;
 use shardcast_engine::{envelope, Ack, Reply, SubOptions, Subscriber};
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -45,10 +46,8 @@ pub enum Endpoint {
 /// the shard's live map and its sweeps hold it weakly.
 pub struct Session {
     pub sub: Rc<Subscriber>,
-    /// When the client last sent anything (a pong counts), in ns since
-    /// [`ticks::origin`](shardcast_engine::ticks::origin): 8 bytes in every session, not
-    /// an `Instant`'s 16. Read it with [`Session::quiet`].
-    last_rx: Cell<u64>,
+    /// When the client last sent anything (a pong counts); read it with [`Session::quiet`].
+    last_rx: Cell<Stamp>,
     ctx: Rc<ShardCtx>,
     endpoint: Endpoint,
     rights: Rights,
@@ -91,7 +90,7 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
     }
     let s = Rc::new(Session {
         sub,
-        last_rx: Cell::new(since_origin()),
+        last_rx: Cell::new(Stamp::now()),
         bucket: RefCell::new(None),
         early: Cell::new((!early.is_empty()).then(|| Box::new(early))),
         ctx: ctx.clone(),
@@ -150,11 +149,6 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
     }
 }
 
-/// Nanoseconds since the process's tick origin (the session's receive stamp).
-fn since_origin() -> u64 {
-    u64::try_from(shardcast_engine::ticks::origin().elapsed().as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// When a session's token expires (unix seconds), if it has one.
 fn expiry(rights: &Rights) -> Option<u64> {
     match rights {
@@ -173,7 +167,7 @@ struct Input {
 impl Session {
     /// How long since the client last sent anything.
     pub fn quiet(&self) -> std::time::Duration {
-        std::time::Duration::from_nanos(since_origin().saturating_sub(self.last_rx.get()))
+        Stamp::now().since(self.last_rx.get())
     }
 
     /// Reads until the client goes away, breaks the protocol, or the server stops, and then
@@ -281,7 +275,7 @@ impl Session {
     /// frame).
     fn decode(&self, ws: &mut Decoder, input: &[u8]) -> Option<Input> {
         if !input.is_empty() {
-            self.last_rx.set(since_origin());
+            self.last_rx.set(Stamp::now());
         }
         let mut msgs = Vec::new();
         let end = ws.feed(input, &mut msgs).err().map(|e| {
