@@ -164,7 +164,7 @@ pub struct EngineConfig {
     /// Capacity of each cross-shard queue, in messages. A full queue makes the sender wait:
     /// that is the backpressure that reaches a fast publisher. Default 4096.
     pub channel_capacity: usize,
-    /// Per-subscriber outbox budget in bytes. Default 1 MiB.
+    /// Per-subscriber outbox budget in bytes, 1 KiB..=1 GiB. Default 1 MiB.
     pub outbox_bytes: usize,
     /// io_uring buffer memory per executor. Small by default (256 KiB) because the locked
     /// memory limit on many machines is 8 MiB for the whole process.
@@ -238,8 +238,8 @@ impl EngineConfig {
         if self.channel_capacity < 2 {
             return Err(EngineError::Config("channel_capacity must be at least 2".into()));
         }
-        if self.outbox_bytes < 1024 {
-            return Err(EngineError::Config("outbox_bytes must be at least 1024".into()));
+        if !(1024..=1 << 30).contains(&self.outbox_bytes) {
+            return Err(EngineError::Config("outbox_bytes must be within 1 KiB..=1 GiB".into()));
         }
         if !(1..=32768).contains(&self.ring_depth) {
             return Err(EngineError::Config(format!(

@@ -98,9 +98,14 @@ pub struct Outbox {
     /// queued message with it. `None` otherwise (built at the overflow, dropped once drained).
     /// Boxed: every connection has an outbox, few ever overflow (8 bytes instead of 32).
     newest: Option<Box<FxHashMap<u64, u64>>>,
-    holes: usize,
     bytes: usize,
-    budget: usize,
+    /// Holes in `queue`; 32 bits, like `budget`: the two share one word, and with them the
+    /// subscriber's allocation stays in its size class when it also keeps its client's
+    /// receive time. A queue never holds 2³² slots (it is bounded by `budget`).
+    holes: u32,
+    /// At most 1 GiB (the engine's and the server's configuration refuse more; `new`
+    /// saturates).
+    budget: u32,
     mode: DeliveryMode,
     /// Per room, the inclusive range of dropped seqs not yet announced.
     gaps: Gaps,
@@ -129,9 +134,9 @@ impl Outbox {
             queue: VecDeque::new(),
             front: 0,
             newest: None,
-            holes: 0,
             bytes: 0,
-            budget,
+            holes: 0,
+            budget: u32::try_from(budget).unwrap_or(u32::MAX),
             mode,
             gaps: Gaps::default(),
             closed: false,
@@ -140,7 +145,7 @@ impl Outbox {
 
     /// The byte budget the policies enforce.
     pub fn budget(&self) -> usize {
-        self.budget
+        self.budget as usize
     }
 
     /// Bytes queued and not yet taken by the writer.
@@ -150,12 +155,12 @@ impl Outbox {
 
     /// Frames queued.
     pub fn len(&self) -> usize {
-        self.queue.len() - self.holes
+        self.queue.len() - self.holes as usize
     }
 
     /// No frame queued (holes do not count).
     fn nothing_queued(&self) -> bool {
-        self.queue.len() == self.holes
+        self.queue.len() == self.holes as usize
     }
 
     /// Nothing queued and no gap notice pending.
@@ -178,7 +183,7 @@ impl Outbox {
         if self.newest.is_some() && msg.policy == Policy::Conflate {
             removed = self.supersede(msg);
         }
-        if self.bytes + len > self.budget && !self.nothing_queued() {
+        if self.bytes + len > self.budget() && !self.nothing_queued() {
             match msg.policy {
                 Policy::Disconnect => {
                     self.close(1008, "slow consumer", true);
@@ -189,7 +194,7 @@ impl Outbox {
                         self.index_newest();
                         removed = self.supersede(msg);
                     }
-                    if self.bytes + len > self.budget {
+                    if self.bytes + len > self.budget() {
                         self.record_gap(msg);
                         return Pushed::Dropped;
                     }
@@ -389,7 +394,7 @@ impl Outbox {
         let (Some(newest), Some(k)) = (&mut self.newest, &incoming.key) else { return 0 };
         let Some(pos) = newest.remove(&key_hash(&incoming.room, k)) else { return 0 };
         let removed = self.hole_at(pos, incoming);
-        if self.holes > 64 && self.holes * 2 > self.queue.len() {
+        if self.holes > 64 && self.holes as usize * 2 > self.queue.len() {
             self.compact();
         }
         removed

@@ -67,6 +67,10 @@ pub struct Subscriber {
     /// window of each other: only a sustained rate (a streak) defers, not one close pair —
     /// jitter on a 100 Hz room must not push a thousand subscribers onto the slow path.
     last_arrival: Cell<Stamp>,
+    /// When the client last sent anything, for the server's keep-alive sweep (see
+    /// [`Subscriber::heard_from`]). Here rather than in the server's session so that the
+    /// shard's connection map is the only map of connections: the sweep walks it.
+    last_rx: Cell<Stamp>,
     streak: Cell<u8>,
     /// Bytes of the batch the writer has taken and not finished writing: they still occupy
     /// memory, so the read gate counts them with the queue.
@@ -100,6 +104,7 @@ impl Subscriber {
             last_write: Cell::new(Stamp::of(Instant::now())),
             deferred: Cell::new(false),
             last_arrival: Cell::new(Stamp::of(Instant::now())),
+            last_rx: Cell::new(Stamp::of(Instant::now())),
             streak: Cell::new(0),
             in_flight: Cell::new(0),
             read_waker: Cell::new(None),
@@ -153,6 +158,17 @@ impl Subscriber {
         }
         self.read_waker.set(Some(cx.waker().clone()));
         Poll::Pending
+    }
+
+    /// Records that the client sent something (any bytes; a pong counts).
+    pub fn heard_from(&self) {
+        self.last_rx.set(Stamp::now());
+    }
+
+    /// How long since the client last sent anything (since the subscriber was made, if
+    /// never).
+    pub fn quiet(&self) -> Duration {
+        Stamp::now().since(self.last_rx.get())
     }
 
     /// Whether the read gate is open now (see [`Subscriber::poll_room_to_read`]).

@@ -3,8 +3,8 @@
 //!
 //! * Every [`EXPIRY_TICK`] it closes sessions whose token expired (1008 "token expired"),
 //!   O(log n) each from the expiry index.
-//! * Pings are spread over the ping interval: a [`PingRound`] takes the sessions alive at its
-//!   start (weakly: it keeps none alive) and walks them in equal slices, one every
+//! * Pings are spread over the ping interval: a [`PingRound`] takes the shard's connections
+//!   alive at its start (the engine's subscribers, weakly: it keeps none alive) and walks them in equal slices, one every
 //!   [`PING_TICK`]. Pinging every session at
 //!   once woke thousands of writers in one burst (~30 ms of a shard's time at 2,500
 //!   connections, every 20 s) and every delivery queued behind it; that burst was the
@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use crate::metrics::RejectReason;
 use crate::state::ShardCtx;
-use crate::ws::Session;
 
 /// How often the token-expiry index is checked.
 const EXPIRY_TICK: Duration = Duration::from_secs(1);
@@ -62,18 +61,17 @@ pub async fn run(ctx: Rc<ShardCtx>) {
         if round.is_over(now) {
             // Weak: a session that ends during the round frees its subscriber (and any
             // frames still queued for it) at once, not when the round is over.
-            let live: Vec<Weak<Session>> = ctx.live.borrow().values().cloned().collect();
-            round = PingRound::new(live, now, cfg.ping_interval, tick);
+            round = PingRound::new(ctx.shard.subscribers(), now, cfg.ping_interval, tick);
         }
-        for l in round.next_slice().iter().filter_map(Weak::upgrade) {
-            let quiet = l.quiet();
-            if l.sub.is_closed() || quiet < cfg.ping_interval {
+        for sub in round.next_slice().iter().filter_map(Weak::upgrade) {
+            let quiet = sub.quiet();
+            if sub.is_closed() || quiet < cfg.ping_interval {
                 continue;
             }
             if quiet >= cfg.idle_timeout {
-                l.sub.close(1001, "idle timeout", false);
+                sub.close(1001, "idle timeout", false);
             } else {
-                l.sub.push_ctrl(ping.clone());
+                sub.push_ctrl(ping.clone());
             }
         }
     }
@@ -115,10 +113,9 @@ fn close_expired(ctx: &ShardCtx, now: u64) {
         e.first().is_some_and(|&(exp, _)| exp <= now).then(|| e.pop_first()).flatten()
     };
     while let Some((_, id)) = expired(&mut ctx.expiries.borrow_mut()) {
-        let session = ctx.live.borrow().get(&id).and_then(Weak::upgrade);
-        if let Some(l) = session {
+        if let Some(sub) = ctx.shard.subscriber(id) {
             ctx.reject(RejectReason::TokenExpired);
-            l.sub.close(1008, "token expired", false);
+            sub.close(1008, "token expired", false);
         }
     }
 }

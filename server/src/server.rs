@@ -160,9 +160,9 @@ async fn shard_main(
     }
     drop(listener);
     shard.drain().await;
-    let live: Vec<_> = ctx.live.borrow().values().filter_map(std::rc::Weak::upgrade).collect();
-    for l in &live {
-        l.sub.close(1001, "server shutting down", false);
+    let live: Vec<_> = ctx.shard.subscribers().iter().filter_map(std::rc::Weak::upgrade).collect();
+    for sub in &live {
+        sub.close(1001, "server shutting down", false);
     }
     drop(live);
     let closed = or(async { ctx.gate.close().await.is_ok() }, async {

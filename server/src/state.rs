@@ -6,7 +6,7 @@ use rustc_hash::FxHashMap;
 use shardcast_engine::{RoomSettings, Shard, Stats};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
@@ -15,7 +15,6 @@ use crate::config::{Config, Policy};
 use crate::metrics::{Counters, MetricsSnapshot, RejectReason};
 use crate::ratelimit::KeyedLimiter;
 use crate::readiness::Readiness;
-use crate::ws::Session;
 
 /// Size of the one read buffer a shard shares between all its connections: a socket is read
 /// into it and the bytes handed to the frame decoder at once, so an idle connection holds no
@@ -200,10 +199,6 @@ pub struct ShardCtx {
     pub shard: Rc<Shard>,
     /// Every connection task enters this gate; shutdown waits for it to empty.
     pub gate: glommio::sync::Gate,
-    /// Open WebSocket sessions: pinged and idle-checked by one sweep per shard, closed
-    /// with 1001 at shutdown. Weak: each session is owned by its own future, and the map
-    /// keeps no second allocation per session alive.
-    pub live: RefCell<FxHashMap<u64, Weak<Session>>>,
     /// Sessions opened with a token, by (`exp`, connection id): the sweep closes each as its
     /// token expires, in O(log n) per session.
     pub expiries: RefCell<BTreeSet<(u64, u64)>>,
@@ -232,7 +227,6 @@ impl ShardCtx {
             shared,
             shard,
             gate: glommio::sync::Gate::new(),
-            live: RefCell::default(),
             expiries: RefCell::default(),
             http_limits: RefCell::new(http_limits),
             read_buf: RefCell::new(vec![0u8; SHARD_READ_BUF].into_boxed_slice()),

@@ -15,9 +15,8 @@ use bytes::Bytes;
 use futures_lite::future::{or, pending, poll_fn};
 use shardcast_engine::pace::PaceRule;
 use shardcast_engine::shard::{ViewRefused, ViewSpec, MAX_FILTERED, PAN_RATE};
-use shardcast_engine::ticks::Stamp;
 use shardcast_engine::{envelope, Ack, Reply, SubOptions, Subscriber};
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
@@ -42,18 +41,19 @@ pub enum Endpoint {
     Room(Box<str>),
 }
 
-/// A session's state apart from its futures: one allocation, owned by the session's future;
-/// the shard's live map and its sweeps hold it weakly.
+/// A session's state apart from its futures: one allocation, owned by the session's future.
+/// The shard's sweeps reach a session's connection through the engine's map of subscribers,
+/// which also keeps the time its client last sent anything ([`Subscriber::heard_from`]).
 pub struct Session {
     pub sub: Rc<Subscriber>,
-    /// When the client last sent anything (a pong counts); read it with [`Session::quiet`].
-    last_rx: Cell<Stamp>,
     ctx: Rc<ShardCtx>,
     endpoint: Endpoint,
     rights: Rights,
     /// The publish rate limit, made at the first publish: most clients never publish, and
     /// a bucket made then is in the state one made at the upgrade would be (full).
-    bucket: RefCell<Option<Box<TokenBucket>>>,
+    /// A `Cell`, taken and put back around each use: a `RefCell`'s borrow flag would cost
+    /// the session's allocation a size class.
+    bucket: Cell<Option<Box<TokenBucket>>>,
     /// The bytes that arrived with the handshake, until the reader takes them. Here, and
     /// boxed twice (one thin pointer, which fits the session's allocation as it was), rather
     /// than moved from the session future into its reader and on into the read loop: each
@@ -90,60 +90,44 @@ pub fn run(ctx: Rc<ShardCtx>, start: Start) -> impl std::future::Future<Output =
     }
     let s = Rc::new(Session {
         sub,
-        last_rx: Cell::new(Stamp::now()),
-        bucket: RefCell::new(None),
+        bucket: Cell::new(None),
         early: Cell::new((!early.is_empty()).then(|| Box::new(early))),
         ctx: ctx.clone(),
         endpoint,
         rights,
     });
-    ctx.live.borrow_mut().insert(s.sub.id(), Rc::downgrade(&s));
     // Everything below that is kept across an await is held by every idle session: the
     // block captures the session, its socket and its slot, and derives the rest when
     // needed.
     async move {
-        let ctx = &s.ctx;
-        let sub = &s.sub;
+        // `s.ctx` and `s.sub` are spelled out, not bound to locals: a reference kept
+        // across the await below would be 16 bytes more in every idle session's future.
         if let Endpoint::Room(room) = &s.endpoint {
             // Boxed, like the removal below: a future is as large as its largest state,
-            // and these one-off states would otherwise be held by every idle session.
-            let mut opts = SubOptions::default();
-            if let Some(cluster) = &ctx.shared.cluster {
-                let keyed = ctx.shared.rules(room).key.is_some();
-                match Box::pin(cluster.interest(room, keyed)).await {
-                    Ok(epoch) => opts.room_epoch = Some(epoch),
-                    Err(e) => {
-                        tracing::debug!(room, "room-per-URL session refused: {e}");
-                        sub.close(1013, e.code(), false);
-                    }
-                }
-            }
-            if !sub.is_closed() {
-                Box::pin(ctx.shard.subscribe_with(sub, room, opts, Ack::Silent)).await;
-            }
+            // and this one-off state would otherwise be held by every idle session.
+            Box::pin(s.join_url_room(room)).await;
         }
         let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
-        sub.set_direct(writer::direct(fd));
+        s.sub.set_direct(writer::direct(fd));
         // Shutdown and idle timeouts end a session through its outbox (a close frame), so
         // the session itself waits on nothing but its socket and its outbox. Both futures go
         // in bare, the writer's error handled here: a block around either would keep
         // references of its own for the session's life.
-        if let Err(e) = or(writer::run(&socket, sub, ctx), s.read_loop(&socket)).await {
+        if let Err(e) = or(writer::run(&socket, &s.sub, &s.ctx), s.read_loop(&socket)).await {
             if e.kind() == io::ErrorKind::TimedOut {
-                ctx.reject(RejectReason::WriteTimeout);
-                tracing::debug!(conn = sub.id(), "socket accepted nothing in time: resetting it");
+                s.ctx.reject(RejectReason::WriteTimeout);
+                tracing::debug!(conn = s.sub.id(), "socket accepted nothing in time: resetting it");
                 writer::reset_on_close(std::os::fd::AsRawFd::as_raw_fd(&socket));
             } else {
-                tracing::debug!(conn = sub.id(), "write failed: {e}");
+                tracing::debug!(conn = s.sub.id(), "write failed: {e}");
             }
         }
         // Before the socket closes: its fd number may soon belong to another connection.
-        sub.clear_direct();
-        ctx.live.borrow_mut().remove(&sub.id());
+        s.sub.clear_direct();
         if let Some(exp) = expiry(&s.rights) {
-            ctx.expiries.borrow_mut().remove(&(exp, sub.id()));
+            s.ctx.expiries.borrow_mut().remove(&(exp, s.sub.id()));
         }
-        Box::pin(ctx.shard.remove_subscriber(sub)).await;
+        Box::pin(s.ctx.shard.remove_subscriber(&s.sub)).await;
         drop(socket);
         drop(slot);
     }
@@ -165,9 +149,23 @@ struct Input {
 }
 
 impl Session {
-    /// How long since the client last sent anything.
-    pub fn quiet(&self) -> std::time::Duration {
-        Stamp::now().since(self.last_rx.get())
+    /// Joins the room a room-per-URL session names (after asking the cluster for it, when
+    /// there is one); closes the session if the cluster refuses.
+    async fn join_url_room(&self, room: &str) {
+        let mut opts = SubOptions::default();
+        if let Some(cluster) = &self.ctx.shared.cluster {
+            let keyed = self.ctx.shared.rules(room).key.is_some();
+            match cluster.interest(room, keyed).await {
+                Ok(epoch) => opts.room_epoch = Some(epoch),
+                Err(e) => {
+                    tracing::debug!(room, "room-per-URL session refused: {e}");
+                    self.sub.close(1013, e.code(), false);
+                }
+            }
+        }
+        if !self.sub.is_closed() {
+            self.ctx.shard.subscribe_with(&self.sub, room, opts, Ack::Silent).await;
+        }
     }
 
     /// Reads until the client goes away, breaks the protocol, or the server stops, and then
@@ -275,7 +273,7 @@ impl Session {
     /// frame).
     fn decode(&self, ws: &mut Decoder, input: &[u8]) -> Option<Input> {
         if !input.is_empty() {
-            self.last_rx.set(Stamp::now());
+            self.sub.heard_from();
         }
         let mut msgs = Vec::new();
         let end = ws.feed(input, &mut msgs).err().map(|e| {
@@ -481,10 +479,11 @@ impl Session {
             return false;
         }
         let c = &self.ctx.shared.config;
-        let mut bucket = self.bucket.borrow_mut();
-        let bucket =
-            bucket.get_or_insert_with(|| Box::new(TokenBucket::new(c.publish_rate, c.publish_burst)));
-        if !bucket.try_take(Instant::now()) {
+        let mut bucket =
+            self.bucket.take().unwrap_or_else(|| Box::new(TokenBucket::new(c.publish_rate, c.publish_burst)));
+        let allowed = bucket.try_take(Instant::now());
+        self.bucket.set(Some(bucket));
+        if !allowed {
             self.ctx.reject(RejectReason::RateLimited);
             let msg = format!("over the publish rate of {}/s (burst {})", c.publish_rate, c.publish_burst);
             self.error(id, "rate_limited", &msg);

@@ -288,6 +288,19 @@ impl Shard {
         sub
     }
 
+    /// The connection `id`, while it lives.
+    pub fn subscriber(&self, id: u64) -> Option<Rc<Subscriber>> {
+        self.conns.borrow().get(&id).and_then(Weak::upgrade)
+    }
+
+    /// Every connection on this shard, weakly: one that ends while the caller works through
+    /// the list frees its subscriber (and what it had queued) at once, not when the caller
+    /// is done. The server's keep-alive sweep and its shutdown walk this; the shard keeps no
+    /// other list of connections.
+    pub fn subscribers(&self) -> Vec<Weak<Subscriber>> {
+        self.conns.borrow().values().cloned().collect()
+    }
+
     /// Forgets a connection: leaves all its rooms. Call once, when it ends.
     pub async fn remove_subscriber(&self, sub: &Rc<Subscriber>) {
         let rooms: Vec<Arc<str>> = sub.rooms.borrow().names();
