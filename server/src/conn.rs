@@ -5,6 +5,7 @@
 use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
+use glommio::sync::Pass;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -33,10 +34,13 @@ struct Upgrade {
 /// Three boxed stages — plain HTTP, the upgrade handshake, the WebSocket session — each
 /// freed before the next starts. This future lives as long as the connection and is as
 /// large as its largest state, so it holds nothing but the current stage's box: an idle
-/// WebSocket connection keeps only its session's state.
-pub fn serve(ctx: Rc<ShardCtx>, stream: TcpStream) -> impl std::future::Future<Output = ()> {
+/// WebSocket connection keeps only its session's state. `pass` (the shard's gate, which
+/// shutdown waits on) is held until the connection ends.
+pub fn serve(ctx: Rc<ShardCtx>, stream: TcpStream, pass: Pass) -> impl std::future::Future<Output = ()> {
     let http = Box::pin(http_stage(ctx.clone(), stream));
     async move {
+        // Captured (moved in) and never moved out: dropped when this future ends or is dropped.
+        let _ = &pass;
         // Each `match` consumes a stage's result inside its arm, so no result outlives it.
         let handshake = match http.await {
             Some(u) => Box::pin(handshake(ctx.clone(), u)),

@@ -143,8 +143,12 @@ async fn shard_main(
         .await;
         match accepted {
             Some(Ok(stream)) => {
-                let serve = crate::conn::serve(ctx.clone(), stream);
-                if ctx.gate.spawn_into(serve, shard.input_queue()).map(|t| t.detach()).is_err() {
+                // The gate's pass goes into the connection's own future: `Gate::spawn_into`
+                // would wrap that future in one that keeps it twice (once as the wrapper's
+                // capture, once as what it awaits), in every connection's task.
+                let Ok(pass) = ctx.gate.enter() else { break };
+                let serve = crate::conn::serve(ctx.clone(), stream, pass);
+                if glommio::spawn_local_into(serve, shard.input_queue()).map(|t| t.detach()).is_err() {
                     break;
                 }
                 // A connection storm must not starve the sessions already served.
