@@ -8,7 +8,12 @@
 //! shard's epoll instance, and the shard's executor sleeps in that instance
 //! ([`Readiness::park_executor`]): glommio adds its rings' fds to it and hands every other
 //! event to [`Readiness::dispatch`], which wakes the sessions they name. Per connection that
-//! leaves a [`Slot`] here (40 bytes) and the kernel's epoll item.
+//! leaves a [`Slot`] here (24 bytes) and the kernel's epoll item.
+//!
+//! One waker per slot, not one for the reader and one for the writer: a socket's reader and
+//! writer are futures of one task (the session's, which runs them under `or`), and any wake
+//! of that task polls both, so each re-registers what it still waits for. Two flags say who
+//! waits, so that an event nobody waits for wakes nobody.
 //!
 //! Edge-triggered events say "something changed", never "still ready". So each slot keeps a
 //! `readable` and a `writable` flag: events set them, and the session clears one when a write
@@ -40,8 +45,12 @@ struct Slot {
     gen: u32,
     readable: bool,
     writable: bool,
-    reader: Option<Waker>,
-    writer: Option<Waker>,
+    /// A read waits for `readable`.
+    reader_waits: bool,
+    /// A write waits for `writable`.
+    writer_waits: bool,
+    /// The task of the socket's reader and writer (see the module documentation).
+    waker: Option<Waker>,
 }
 
 /// A shard's epoll instance and the slots of the sockets registered with it.
@@ -164,26 +173,36 @@ impl Readiness {
 
     /// Records one event and wakes who waits for it.
     fn dispatch(&self, token: u64, events: u32) {
-        let (r, w) = {
+        let woken = {
             let mut slots = self.slots.borrow_mut();
             let Some(s) = slots.get_mut(token as u32 as usize) else { return };
             if s.gen != (token >> 32) as u32 {
                 return;
             }
             let fail = (libc::EPOLLERR | libc::EPOLLHUP) as u32;
-            let mut woken = (None, None);
+            let mut wake = false;
             if events & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | fail) != 0 {
                 s.readable = true;
-                woken.0 = s.reader.take();
+                wake |= std::mem::take(&mut s.reader_waits);
             }
             if events & (libc::EPOLLOUT as u32 | fail) != 0 {
                 s.writable = true;
-                woken.1 = s.writer.take();
+                wake |= std::mem::take(&mut s.writer_waits);
             }
-            woken
+            // Both flags go with the waker: the task it wakes polls the reader and the
+            // writer, and whichever still waits says so again.
+            if wake {
+                s.reader_waits = false;
+                s.writer_waits = false;
+                s.waker.take()
+            } else {
+                None
+            }
         };
         // Woken outside the borrow: a waker may run code that registers or releases.
-        r.into_iter().chain(w).for_each(Waker::wake);
+        if let Some(w) = woken {
+            w.wake();
+        }
     }
 }
 
@@ -202,7 +221,8 @@ impl Socket {
         loop {
             let ready = self.readiness.with_slot(self.token, |s| {
                 if !s.readable {
-                    park(&mut s.reader, cx);
+                    s.reader_waits = true;
+                    park(&mut s.waker, cx);
                 }
                 s.readable
             });
@@ -243,7 +263,8 @@ impl Socket {
             if s.writable {
                 Poll::Ready(())
             } else {
-                park(&mut s.writer, cx);
+                s.writer_waits = true;
+                park(&mut s.waker, cx);
                 Poll::Pending
             }
         })
@@ -422,6 +443,48 @@ mod tests {
             glommio::timer::sleep(Duration::from_millis(20)).await;
             let n = poll_fn(|cx| sock.poll_read(cx, &mut buf)).await.unwrap();
             assert_eq!(&buf[..n], b"x");
+        });
+    }
+
+    /// Counts the wakes of a waker.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn one_waker_serves_the_reader_and_the_writer_for_what_they_wait_for() {
+        run(|| async {
+            let r = parked();
+            let (sock, _peer) = pair(&r);
+            let wakes = Arc::new(Wakes::default());
+            let waker = Waker::from(wakes.clone());
+            let mut cx = Context::from_waker(&waker);
+            let count = || wakes.0.load(Ordering::Relaxed);
+            let mut buf = [0u8; 8];
+            // The reader waits (no event yet); nobody waits for writability.
+            assert!(sock.poll_read(&mut cx, &mut buf).is_pending());
+            r.dispatch(sock.token, libc::EPOLLOUT as u32);
+            assert_eq!(count(), 0, "an event nobody waits for wakes nobody");
+            r.dispatch(sock.token, libc::EPOLLIN as u32);
+            assert_eq!(count(), 1);
+            // Both wait now: the reader found the socket empty, the writer found it full.
+            r.with_slot(sock.token, |s| s.readable = false);
+            assert!(sock.poll_read(&mut cx, &mut buf).is_pending());
+            sock.full();
+            assert!(sock.poll_writable(&mut cx).is_pending());
+            r.dispatch(sock.token, libc::EPOLLOUT as u32);
+            assert_eq!(count(), 2, "an event either waits for wakes their task");
+            // Until the task has polled them again, nobody is registered: no second wake.
+            r.dispatch(sock.token, libc::EPOLLIN as u32);
+            assert_eq!(count(), 2);
+            // The events were kept in the flags: polled again, neither waits.
+            assert!(sock.poll_writable(&mut cx).is_ready());
+            assert!(r.with_slot(sock.token, |s| s.readable && !s.reader_waits && !s.writer_waits));
         });
     }
 
