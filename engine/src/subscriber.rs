@@ -94,6 +94,7 @@ impl Subscriber {
     /// [`Shard::new_subscriber`](crate::Shard::new_subscriber); this is public for benches
     /// and tests of the fan-out path.
     pub fn new(id: u64, mode: DeliveryMode, budget: usize) -> Self {
+        let now = Stamp::now();
         Subscriber {
             id,
             mode,
@@ -101,10 +102,10 @@ impl Subscriber {
             waker: Cell::new(None),
             writing: Cell::new(false),
             direct: Cell::new(None),
-            last_write: Cell::new(Stamp::of(Instant::now())),
+            last_write: Cell::new(now),
             deferred: Cell::new(false),
-            last_arrival: Cell::new(Stamp::of(Instant::now())),
-            last_rx: Cell::new(Stamp::of(Instant::now())),
+            last_arrival: Cell::new(now),
+            last_rx: Cell::new(now),
             streak: Cell::new(0),
             in_flight: Cell::new(0),
             read_waker: Cell::new(None),
@@ -411,7 +412,7 @@ impl Subscriber {
     pub fn batch_written(&self) {
         self.writing.set(false);
         self.in_flight.set(0);
-        self.last_write.set(Stamp::of(Instant::now()));
+        self.last_write.set(Stamp::now());
         self.wake_reader();
     }
 }

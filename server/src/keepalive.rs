@@ -4,11 +4,11 @@
 //! * Every [`EXPIRY_TICK`] it closes sessions whose token expired (1008 "token expired"),
 //!   O(log n) each from the expiry index.
 //! * Pings are spread over the ping interval: a [`PingRound`] takes the shard's connections
-//!   alive at its start (the engine's subscribers, weakly: it keeps none alive) and walks them in equal slices, one every
-//!   [`PING_TICK`]. Pinging every session at
-//!   once woke thousands of writers in one burst (~30 ms of a shard's time at 2,500
-//!   connections, every 20 s) and every delivery queued behind it; that burst was the
-//!   light-load tail that grew with uptime (issue 8).
+//!   alive at its start (the engine's subscribers, weakly: it keeps none alive) and walks
+//!   them in equal slices, one every [`PING_TICK`]. Pinging every session at once woke
+//!   thousands of writers in one burst (~30 ms of a shard's time at 2,500 connections, every
+//!   20 s) and every delivery queued behind it; that burst was the light-load tail that grew
+//!   with uptime (issue 8).
 //! * A session that sent something within the ping interval is alive by definition: it gets
 //!   no ping. A session silent for `idle_timeout` is closed (1001 "idle timeout").
 //!

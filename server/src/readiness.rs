@@ -183,11 +183,11 @@ impl Readiness {
             let mut wake = false;
             if events & ((libc::EPOLLIN | libc::EPOLLRDHUP) as u32 | fail) != 0 {
                 s.readable = true;
-                wake |= std::mem::take(&mut s.reader_waits);
+                wake |= s.reader_waits;
             }
             if events & (libc::EPOLLOUT as u32 | fail) != 0 {
                 s.writable = true;
-                wake |= std::mem::take(&mut s.writer_waits);
+                wake |= s.writer_waits;
             }
             // Both flags go with the waker: the task it wakes polls the reader and the
             // writer, and whichever still waits says so again.

@@ -164,11 +164,9 @@ async fn shard_main(
     }
     drop(listener);
     shard.drain().await;
-    let live: Vec<_> = ctx.shard.subscribers().iter().filter_map(std::rc::Weak::upgrade).collect();
-    for sub in &live {
+    for sub in ctx.shard.subscribers().iter().filter_map(std::rc::Weak::upgrade) {
         sub.close(1001, "server shutting down", false);
     }
-    drop(live);
     let closed = or(async { ctx.gate.close().await.is_ok() }, async {
         glommio::timer::sleep(SHUTDOWN_GRACE).await;
         false
