@@ -3,6 +3,4 @@
 # of the serving thread over 4 s, run from /tmp/cs) with uprobe counts of libc's clock_gettime and malloc
 # added. First: perf probe -x /lib/x86_64-linux-gnu/libc.so.6 clock_gettime; the same for malloc.
 here=$(cd "$(dirname "$0")" && pwd)
-sed -e 's/-e context-switches,task-clock,/-e context-switches,task-clock,probe_libc:clock_gettime,probe_libc:malloc,/' \
-    -e "s/grep -E 'syscalls|context|task-clock'/grep -E 'syscalls|context|task-clock|probe'/" \
-    "$here/../2026-11-30-issue8-memory-3/counters.sh" | bash -s -- "$@"
+EXTRA_EVENTS=probe_libc:clock_gettime,probe_libc:malloc exec bash "$here/../2026-11-30-issue8-memory-3/counters.sh" "$@"
